@@ -1,0 +1,61 @@
+"""`main()` plumbing shared by every node: init, spin, clean shutdown on Ctrl-C/SIGTERM,
+and start-up errors (bad parameters, missing checkpoint) turned into one log line and a
+non-zero exit code instead of a traceback."""
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Callable, Optional, Sequence
+
+from autonomy_stack.params import ParameterError
+
+EXIT_STARTUP_ERROR = 2
+
+
+class StartupError(RuntimeError):
+    """A node cannot start (missing file, incompatible checkpoint, ...)."""
+
+
+def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = None,
+             executor_threads: int = 1) -> int:
+    """Create the node with `factory()`, spin it until shutdown, return an exit code."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+    rclpy.init(args=list(args) if args is not None else sys.argv)
+    # SIGTERM (the runner, systemd, launch) shuts down like Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
+    node = None
+    code = 0
+    try:
+        node = factory()
+        if executor_threads > 1:
+            executor = MultiThreadedExecutor(num_threads=executor_threads)
+            executor.add_node(node)
+            executor.spin()
+        else:
+            rclpy.spin(node)
+    except (ParameterError, StartupError) as exc:
+        name = getattr(node, "get_name", lambda: None)() or _node_name_from_args()
+        print(f"[FATAL] [{name}]: start-up failed: {exc}", file=sys.stderr, flush=True)
+        code = EXIT_STARTUP_ERROR
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if callable(close):
+                close()
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return code
+
+
+def _node_name_from_args() -> str:
+    argv = sys.argv
+    for i, a in enumerate(argv):
+        if a.startswith("__node:="):
+            return a.split(":=", 1)[1]
+        if a == "-r" and i + 1 < len(argv) and argv[i + 1].startswith("__node:="):
+            return argv[i + 1].split(":=", 1)[1]
+    return sys.argv[0]

@@ -1,0 +1,79 @@
+"""Typed, range-checked ROS parameters.
+
+A node lists its parameters as `ParamSpec`s; `declare_parameters` declares them with
+descriptors (type, range, description) so that a wrong type or an out-of-range value in a
+`--params-file` fails at start-up with a message that names the parameter.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Optional, Sequence
+
+
+class ParameterError(RuntimeError):
+    """A parameter has a wrong type or an out-of-range value (start-up error)."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    name: str
+    default: Any
+    description: str = ""
+    min: Optional[float] = None
+    max: Optional[float] = None
+    choices: Optional[Sequence[str]] = None
+    read_only: bool = False
+
+    def validate(self, value: Any) -> Any:
+        """Check `value` against the spec; returns it (ints widened to float where the
+        default is a float). Raises ParameterError naming the parameter."""
+        want = type(self.default)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if want in (list, tuple):
+            if not isinstance(value, (list, tuple)):
+                raise ParameterError(f"parameter '{self.name}': expected a list, got {value!r}")
+        elif not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise ParameterError(
+                f"parameter '{self.name}': expected {want.__name__}, got "
+                f"{type(value).__name__} {value!r}")
+        if self.min is not None and value < self.min:
+            raise ParameterError(
+                f"parameter '{self.name}': {value!r} is below the minimum {self.min}")
+        if self.max is not None and value > self.max:
+            raise ParameterError(
+                f"parameter '{self.name}': {value!r} is above the maximum {self.max}")
+        if self.choices is not None and value not in self.choices:
+            raise ParameterError(
+                f"parameter '{self.name}': {value!r} is not one of {list(self.choices)}")
+        return value
+
+
+def declare_parameters(node, specs: Iterable[ParamSpec]) -> dict:
+    """Declare every spec on `node` and return {name: validated value}.
+
+    Raises ParameterError (caught by `node_runtime.run_node`, which logs it and exits 2).
+    """
+    from rcl_interfaces.msg import (FloatingPointRange, IntegerRange,
+                                    ParameterDescriptor)
+    from rclpy.exceptions import (InvalidParameterTypeException,
+                                  InvalidParameterValueException)
+
+    values = {}
+    for spec in specs:
+        desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+        if isinstance(spec.default, float) and (spec.min is not None and spec.max is not None):
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(spec.min), to_value=float(spec.max), step=0.0)]
+        elif (isinstance(spec.default, int) and not isinstance(spec.default, bool)
+              and spec.min is not None and spec.max is not None):
+            desc.integer_range = [IntegerRange(
+                from_value=int(spec.min), to_value=int(spec.max), step=0)]
+        try:
+            param = node.declare_parameter(spec.name, spec.default, desc)
+        except InvalidParameterTypeException as exc:
+            raise ParameterError(f"parameter '{spec.name}': wrong type ({exc})") from None
+        except InvalidParameterValueException as exc:
+            raise ParameterError(f"parameter '{spec.name}': invalid value ({exc})") from None
+        values[spec.name] = spec.validate(param.value)
+    return values
