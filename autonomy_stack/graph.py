@@ -1,0 +1,107 @@
+"""The one description of the node graph (config/graph.yaml), as plain data.
+
+Both `launch/stack.launch.py` (ros2 launch, full ROS 2 install) and the standalone runner
+(`autonomy-stack up`, pip-only path) build their processes from `nodes_for_mode()`, so the
+executables, node names, namespaces, parameter files and remappings cannot drift apart.
+No rclpy import here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import yaml
+
+from autonomy_stack.paths import share_dir
+
+PACKAGE = "autonomy_stack"
+
+
+class GraphError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    key: str
+    executable: str
+    name: str
+    namespace: str = ""
+    parameter_files: List[Path] = field(default_factory=list)
+    remappings: Dict[str, str] = field(default_factory=dict)
+    parameters: Dict[str, object] = field(default_factory=dict)   # inline overrides
+    publishes: List[str] = field(default_factory=list)
+
+    @property
+    def fully_qualified_name(self) -> str:
+        ns = self.namespace.strip("/")
+        return f"/{ns}/{self.name}" if ns else f"/{self.name}"
+
+    def ros_args(self) -> List[str]:
+        """The `--ros-args ...` that `ros2 launch` would pass for this node."""
+        args = ["--ros-args", "-r", f"__node:={self.name}"]
+        if self.namespace:
+            args += ["-r", f"__ns:=/{self.namespace.strip('/')}"]
+        for f in self.parameter_files:
+            args += ["--params-file", str(f)]
+        for k, v in self.parameters.items():
+            args += ["-p", f"{k}:={_param_literal(v)}"]
+        for a, b in self.remappings.items():
+            args += ["-r", f"{a}:={b}"]
+        return args
+
+
+def _param_literal(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def load_graph(path: Optional[Path] = None) -> dict:
+    path = Path(path) if path else share_dir() / "config" / "graph.yaml"
+    with open(path) as f:
+        graph = yaml.safe_load(f)
+    if not isinstance(graph, dict) or "nodes" not in graph or "modes" not in graph:
+        raise GraphError(f"{path}: expected top-level 'nodes' and 'modes'")
+    for mode, m in graph["modes"].items():
+        for key in m.get("nodes", []):
+            if key not in graph["nodes"]:
+                raise GraphError(f"{path}: mode '{mode}' names unknown node '{key}'")
+    return graph
+
+
+def modes(graph: Optional[dict] = None) -> Dict[str, str]:
+    graph = graph or load_graph()
+    return {k: v.get("description", "") for k, v in graph["modes"].items()}
+
+
+def nodes_for_mode(mode: str, graph: Optional[dict] = None,
+                   overrides: Optional[Dict[str, Dict[str, object]]] = None,
+                   config_dir: Optional[Path] = None) -> List[NodeSpec]:
+    """NodeSpecs of `mode`, in start order. `overrides` = {node_key: {param: value}}."""
+    graph = graph or load_graph()
+    if mode not in graph["modes"]:
+        raise GraphError(f"unknown mode '{mode}'; known: {sorted(graph['modes'])}")
+    m = graph["modes"][mode]
+    config_dir = Path(config_dir) if config_dir else share_dir() / "config"
+    specs = []
+    for key in m.get("nodes", []):
+        n = graph["nodes"][key]
+        params: Dict[str, object] = {}
+        if m.get("use_sim_time", False):
+            params["use_sim_time"] = True
+        params.update((m.get("parameters") or {}).get(key, {}) or {})
+        params.update((overrides or {}).get(key, {}))
+        files = []
+        for fname in n.get("parameters", []) or []:
+            p = config_dir / fname
+            if not p.exists():
+                raise GraphError(f"node '{key}': parameter file not found: {p}")
+            files.append(p)
+        specs.append(NodeSpec(
+            key=key, executable=n["executable"], name=n.get("name", key),
+            namespace=n.get("namespace", "") or "", parameter_files=files,
+            remappings=dict(n.get("remappings") or {}), parameters=params,
+            publishes=list(n.get("publishes") or [])))
+    return specs
