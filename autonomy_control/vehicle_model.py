@@ -8,6 +8,7 @@ in the simulator is the plant it predicts with.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, replace
 
 from autonomy_stack.vector_space import EgoState
@@ -27,6 +28,8 @@ class VehicleParams:
     max_decel: float = 8.0           # m/s^2 (positive number)
     max_speed: float = 40.0          # m/s
     max_reverse_speed: float = 5.0   # m/s
+    steer_delay: float = 0.0         # s, pure dead time before the steering actuator
+                                     # (used by `VehiclePlant`; `step` itself is memoryless)
 
     @property
     def center_offset(self) -> float:
@@ -72,3 +75,31 @@ def step(state: EgoState, steer_cmd: float, accel_cmd: float, dt: float,
 
 def wrap_angle(a: float) -> float:
     return (a + math.pi) % (2.0 * math.pi) - math.pi
+
+
+class VehiclePlant:
+    """Stateful wrapper of `step` that adds the steering dead time `params.steer_delay`
+    (a FIFO of steering commands, one entry per step of `dt`). With `steer_delay == 0` it is
+    exactly `step`. Used by the closed-loop tests/benchmarks; the simulator may use it too.
+    """
+
+    def __init__(self, state: EgoState, params: VehicleParams = VehicleParams(),
+                 dt: float = 0.02):
+        self.state = state
+        self.params = params
+        self.dt = float(dt)
+        n = int(round(max(params.steer_delay, 0.0) / self.dt))
+        self._fifo: deque = deque([state.steering_angle] * n, maxlen=n) if n > 0 else deque()
+
+    @property
+    def delay_steps(self) -> int:
+        return self._fifo.maxlen or 0
+
+    def step(self, steer_cmd: float, accel_cmd: float) -> EgoState:
+        if self._fifo.maxlen:
+            applied = self._fifo[0]
+            self._fifo.append(float(steer_cmd))   # maxlen: drops the oldest (applied) one
+        else:
+            applied = float(steer_cmd)
+        self.state = step(self.state, applied, accel_cmd, self.dt, self.params)
+        return self.state

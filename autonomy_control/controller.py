@@ -1,0 +1,271 @@
+"""Trajectory-tracking controller: lateral (MPC / Pure Pursuit / Stanley) + longitudinal
+(feed-forward + PID, gears) + watchdog with a comfortable stop (no rclpy).
+
+Usage (the node does exactly this):
+    ctl = TrackingController(ControllerConfig())
+    ctl.set_trajectory(traj, now)      # on /planning/trajectory
+    ctl.set_odometry(ego, now)         # on /odom
+    cmd, status = ctl.step(now)        # on the control timer
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Optional
+
+from autonomy_control.lateral import (LateralContext, MPCConfig, PurePursuit,
+                                      PurePursuitConfig, StanleyConfig, make_lateral)
+from autonomy_control.longitudinal import (LongitudinalConfig, LongitudinalPID, StopConfig,
+                                           comfortable_stop_accel, no_wrong_way)
+from autonomy_control.reference import Projection, ReferencePath
+from autonomy_control.vehicle_model import VehicleParams, clamp, step as model_step
+from autonomy_control.watchdog import ERROR, OK, WARN, Watchdog, WatchdogConfig, check_trajectory
+from autonomy_stack.vector_space import ControlCommand, EgoState, Trajectory
+
+
+@dataclass
+class ControllerConfig:
+    lateral: str = "mpc"                       # mpc | pure_pursuit | stanley
+    rate_hz: float = 50.0
+    vehicle: VehicleParams = field(default_factory=VehicleParams)
+    mpc: MPCConfig = field(default_factory=MPCConfig)
+    pure_pursuit: PurePursuitConfig = field(default_factory=PurePursuitConfig)
+    stanley: StanleyConfig = field(default_factory=StanleyConfig)
+    longitudinal: LongitudinalConfig = field(default_factory=LongitudinalConfig)
+    stop: StopConfig = field(default_factory=StopConfig)
+    watchdog: WatchdogConfig = field(default_factory=WatchdogConfig)
+    extra_latency: float = 0.0                 # s of command latency to compensate, on top
+                                               # of vehicle.steer_delay
+    steer_observer_gain: float = 0.1           # pull of the steering estimate towards the
+                                               # angle implied by odometry's yaw rate
+    warn_lateral_error: float = 0.5            # m -> diagnostics WARN
+
+
+@dataclass
+class ControlStatus:
+    level: int = ERROR
+    mode: str = "idle"                        # idle | tracking | stopping | stopped
+    message: str = ""
+    faults: List[str] = field(default_factory=list)
+    lateral_error: float = float("nan")
+    heading_error: float = float("nan")
+    speed_error: float = float("nan")
+    reference_speed: float = 0.0
+    speed: float = 0.0
+    steer_estimate: float = 0.0
+    lateral_controller: str = ""
+    lateral_fallbacks: int = 0
+    step_ms: float = 0.0
+    counters: Dict[str, int] = field(default_factory=dict)
+
+
+class TrackingController:
+    def __init__(self, cfg: ControllerConfig = ControllerConfig()):
+        self.cfg = cfg
+        vp = cfg.vehicle
+        self.lateral = make_lateral(cfg.lateral, vp, cfg.mpc, cfg.pure_pursuit, cfg.stanley)
+        self.fallback = PurePursuit(vp, cfg.pure_pursuit)
+        self.longitudinal = LongitudinalPID(cfg.longitudinal)
+        self.watchdog = Watchdog(cfg.watchdog)
+        self.dt_nominal = 1.0 / cfg.rate_hz
+        self.ref: Optional[ReferencePath] = None        # last good trajectory
+        self.traj_fault: Optional[str] = None           # latest trajectory was rejected
+        self.ego: Optional[EgoState] = None             # last good odometry
+        self.odom_fault: Optional[str] = None
+        self.last_now: Optional[float] = None
+        self.steer_cmd = 0.0
+        self.accel_cmd = 0.0
+        self.steer_est = 0.0
+        self.speed_est = 0.0          # dead-reckoned when odometry is missing
+        n = int(round((vp.steer_delay + cfg.extra_latency) / self.dt_nominal))
+        self.history: deque = deque([(0.0, 0.0)] * n, maxlen=n) if n > 0 else None
+        self.mode = "idle"
+        self.counters = {"trajectories": 0, "trajectories_rejected": 0, "odometry": 0,
+                         "odometry_rejected": 0, "mpc_failures": 0, "faults": 0}
+        self.lateral_fallbacks = 0
+
+    # ---------------------------------------------------------------- inputs
+    def set_trajectory(self, traj: Trajectory, now: Optional[float] = None) -> Optional[str]:
+        """Returns None if accepted, else the reason it was rejected (it is counted and
+        reported as a fault until a good trajectory arrives)."""
+        self.counters["trajectories"] += 1
+        reason = check_trajectory(traj, self.cfg.watchdog)
+        if reason is not None:
+            self.counters["trajectories_rejected"] += 1
+            self.traj_fault = reason
+            return reason
+        self.traj_fault = None
+        self.ref = ReferencePath(traj)
+        return None
+
+    def set_odometry(self, ego: EgoState, now: Optional[float] = None) -> Optional[str]:
+        self.counters["odometry"] += 1
+        vals = (ego.x, ego.y, ego.yaw, ego.speed, ego.yaw_rate, ego.stamp)
+        if not all(math.isfinite(v) for v in vals):
+            self.counters["odometry_rejected"] += 1
+            self.odom_fault = "odometry is not finite (NaN/inf)"
+            return self.odom_fault
+        self.odom_fault = None
+        self.ego = ego
+        self.speed_est = ego.speed
+        # steering estimate correction from the yaw rate (only where it is informative)
+        g = self.cfg.steer_observer_gain
+        if g > 0 and abs(ego.speed) > 2.0:
+            implied = math.atan(self.cfg.vehicle.wheelbase * ego.yaw_rate / ego.speed)
+            self.steer_est += g * (clamp(implied, -self.cfg.vehicle.max_steer,
+                                         self.cfg.vehicle.max_steer) - self.steer_est)
+        return None
+
+    # ---------------------------------------------------------------- step
+    def step(self, now: float):
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        dt = self.dt_nominal if self.last_now is None else now - self.last_now
+        if not (0.0 < dt < 0.5):
+            dt = self.dt_nominal
+        self.last_now = now
+        st = ControlStatus(lateral_controller=cfg.lateral)
+
+        geometry_fault = None
+        pr: Optional[Projection] = None
+        ego = self.ego
+        if self.ref is not None and ego is not None:
+            pr = self.ref.project(ego.x, ego.y, ego.yaw)
+            if self.ref.advance_if_reached(pr, ego.speed):
+                pr = self.ref.project(ego.x, ego.y, ego.yaw)
+            geometry_fault = self._geometry_fault(pr)
+        wd = self.watchdog.evaluate(
+            now, self.ref.stamp if self.ref is not None else None, self.traj_fault,
+            ego.stamp if ego is not None else None, self.odom_fault, geometry_fault)
+
+        v_meas = ego.speed if (ego is not None and self.odom_fault is None) else self.speed_est
+        target_speed = 0.0
+        if wd.tracking_allowed:
+            if self.mode != "tracking":
+                self.longitudinal.reset()
+                self.lateral.reset()
+            self.mode = "tracking"
+            steer, accel, target_speed = self._track(ego, pr, dt, st)
+            st.level = WARN if abs(st.lateral_error) > cfg.warn_lateral_error else OK
+            st.message = "tracking" if st.level == OK else \
+                f"lateral error {st.lateral_error:.2f} m"
+            if self.longitudinal.gear != self.ref.segment.direction:
+                st.message += " (changing gear)"
+        else:
+            # comfortable stop; keep steering along the last good path where possible
+            accel = comfortable_stop_accel(v_meas, self.accel_cmd, dt, cfg.stop)
+            accel = no_wrong_way(accel, v_meas, self.longitudinal.gear)
+            steer = self.steer_cmd
+            usable_path = (self.ref is not None and ego is not None and self.odom_fault is None
+                           and geometry_fault is None and pr is not None
+                           and not (now - ego.stamp > cfg.watchdog.max_odom_age))
+            if usable_path and abs(v_meas) > 0.5:
+                try:
+                    steer = self._lateral(ego, pr, dt)
+                except RuntimeError:
+                    steer = self.steer_cmd
+            if wd.faults:
+                if self.mode == "tracking":
+                    self.counters["faults"] += 1
+                self.mode = "stopping" if abs(v_meas) > 1e-3 else "stopped"
+                st.level = ERROR
+                st.message = "stopping: " + "; ".join(wd.faults) if self.mode == "stopping" \
+                    else "stopped: " + "; ".join(wd.faults)
+            else:
+                self.mode = "stopping" if abs(v_meas) > 1e-3 else "stopped"
+                st.level = WARN
+                st.message = "inputs good again, resuming shortly"
+            if pr is not None and ego is not None:
+                st.lateral_error, st.heading_error = pr.lateral, pr.heading
+                st.speed_error = 0.0 - v_meas
+        st.faults = wd.faults
+        st.mode = self.mode
+
+        # bookkeeping: actuator estimate, dead-reckoned speed, latency history
+        rate = (steer - self.steer_cmd) / dt
+        applied = steer
+        if self.history is not None:
+            applied = self.history[0][0]
+            self.history.append((steer, accel))
+        self.steer_est = _actuator(self.steer_est, applied, dt, cfg.vehicle)
+        self.speed_est = _speed_after(self.speed_est, accel, dt)
+        self.steer_cmd, self.accel_cmd = steer, accel
+        st.speed = v_meas
+        st.steer_estimate = self.steer_est
+        st.lateral_fallbacks = self.lateral_fallbacks
+        st.counters = dict(self.counters)
+        st.step_ms = (time.perf_counter() - t0) * 1e3
+        cmd = ControlCommand(stamp=now, steering_angle=steer, steering_rate=rate,
+                             acceleration=accel, target_speed=abs(target_speed),
+                             gear=self.longitudinal.gear,
+                             emergency=bool(wd.faults))
+        return cmd, st
+
+    # ---------------------------------------------------------------- internals
+    def _geometry_fault(self, pr: Projection) -> Optional[str]:
+        c = self.cfg.watchdog
+        if self.ref.is_last_segment and pr.after_end > c.behind_tolerance:
+            return f"trajectory is behind the car ({pr.after_end:.2f} m past its end)"
+        if pr.distance > c.max_deviation:
+            return f"car is {pr.distance:.2f} m from the trajectory (> {c.max_deviation} m)"
+        return None
+
+    def _predicted_state(self, ego: EgoState) -> EgoState:
+        """Ego state after the commands still in the latency pipeline have acted."""
+        state = replace(ego, steering_angle=self.steer_est)
+        if self.history is None:
+            return state
+        # the actuator estimate is the angle now; the queued commands act before this one
+        for steer, accel in self.history:
+            state = model_step(state, steer, accel, self.dt_nominal, self.cfg.vehicle)
+        return state
+
+    def _lateral(self, ego: EgoState, pr: Projection, dt: float) -> float:
+        ps = self._predicted_state(ego)
+        if ps is not ego and self.history is not None:
+            pr = self.ref.segment.project(ps.x, ps.y, ps.yaw, self.ref.hint)
+        ctx = LateralContext(seg=self.ref.segment, proj=pr, x=ps.x, y=ps.y, yaw=ps.yaw,
+                             speed=ps.speed, steer=ps.steering_angle,
+                             steer_cmd_prev=self.steer_cmd, dt=dt)
+        try:
+            u = self.lateral.compute(ctx)
+        except RuntimeError:
+            self.counters["mpc_failures"] += 1
+            self.lateral_fallbacks += 1
+            u = self.fallback.compute(ctx)
+        return clamp(u, -self.cfg.vehicle.max_steer, self.cfg.vehicle.max_steer)
+
+    def _track(self, ego: EgoState, pr: Projection, dt: float, st: ControlStatus):
+        seg = self.ref.segment
+        lc = self.cfg.longitudinal
+        s_look = pr.s + abs(ego.speed) * lc.preview_time
+        v_ref = float(seg.speed_at(s_look))
+        a_ref = float(seg.accel_at(s_look))
+        at_end = self.ref.is_last_segment and pr.s >= seg.length - 1e-6
+        if at_end:
+            v_ref, a_ref = float(seg.speed[-1]), 0.0
+        if not self.ref.is_last_segment and pr.s >= seg.length - 0.3:
+            v_ref, a_ref = 0.0, 0.0       # cusp: stop here before changing gear
+        steer = self._lateral(ego, pr, dt)
+        accel = self.longitudinal.compute(ego.speed, v_ref, a_ref, seg.direction, dt,
+                                          self.accel_cmd)
+        st.lateral_error, st.heading_error = pr.lateral, pr.heading
+        st.speed_error = v_ref - ego.speed
+        st.reference_speed = v_ref
+        return steer, accel, v_ref
+
+
+def _actuator(delta: float, cmd: float, dt: float, vp: VehicleParams) -> float:
+    target = clamp(cmd, -vp.max_steer, vp.max_steer)
+    rate = clamp((target - delta) / max(vp.steer_time_constant, dt), -vp.max_steer_rate,
+                 vp.max_steer_rate)
+    return clamp(delta + rate * dt, -vp.max_steer, vp.max_steer)
+
+
+def _speed_after(v: float, a: float, dt: float) -> float:
+    v1 = v + a * dt
+    if (v > 0 > v1) or (v < 0 < v1):
+        return 0.0
+    return v1
