@@ -104,6 +104,8 @@ cat >"$ENVF.tmp" <<ENVEOF
 source "$VENV/bin/activate"
 export AMENT_PREFIX_PATH="$VENV\${AMENT_PREFIX_PATH:+:\$AMENT_PREFIX_PATH}"
 source "$WS/install/setup.bash"
+# the source tree first: every top-level package (also ones added after the editable install)
+export PYTHONPATH="$ROOT\${PYTHONPATH:+:\$PYTHONPATH}"
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
 export ROS_AUTOMATIC_DISCOVERY_RANGE=\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export FASTDDS_DEFAULT_PROFILES_FILE="$ROOT/config/fastdds_profile.xml"

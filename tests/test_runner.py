@@ -1,0 +1,102 @@
+"""The standalone runner: starts the smoke graph as processes, every node appears in the ROS
+graph, SIGTERM stops all children, a killed node makes the runner exit non-zero."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autonomy_stack.graph import nodes_for_mode
+
+AUTONOMY_STACK = str(Path(sys.executable).parent / "autonomy-stack")
+
+
+def start_runner(*extra):
+    return subprocess.Popen([AUTONOMY_STACK, "up", "--mode", "smoke", *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def read_until(proc, needle: str, timeout: float) -> str:
+    import selectors
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    out = ""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and needle not in out:
+        if sel.select(timeout=0.2):
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out += line
+    return out
+
+
+def child_pids(out: str):
+    return [int(line.rsplit("pid ", 1)[1].rstrip(")")) for line in out.splitlines()
+            if line.startswith("[runner] started")]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # zombies count as dead
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.timeout(60)
+def test_runner_brings_graph_up_and_sigterm_stops_all_children():
+    specs = nodes_for_mode("smoke")
+    assert len(specs) >= 2
+    proc = start_runner()
+    try:
+        out = read_until(proc, "node(s) up", timeout=40)
+        for spec in specs:
+            assert f"[runner] up: {spec.fully_qualified_name}" in out, out
+        pids = child_pids(out)
+        assert len(pids) == len(specs)
+        assert all(alive(p) for p in pids)
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 0, out + rest
+        assert "received SIGTERM" in rest
+        assert not any(alive(p) for p in pids)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(60)
+def test_killed_node_makes_runner_exit_nonzero_and_stop_the_rest():
+    proc = start_runner()
+    try:
+        out = read_until(proc, "node(s) up", timeout=40)
+        pids = child_pids(out)
+        assert len(pids) >= 2
+        os.kill(pids[0], signal.SIGKILL)
+        rest, _ = proc.communicate(timeout=20)
+        assert proc.returncode == 3, out + rest
+        assert "died unexpectedly" in rest
+        assert not any(alive(p) for p in pids[1:])
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_runner_passes_the_same_ros_args_as_launch():
+    from autonomy_stack.runner import Runner
+    r = Runner("smoke")
+    for spec in r.specs:
+        cmd = r.command(spec)
+        assert cmd[1:3] == ["--ros-args", "-r"] and cmd[3] == f"__node:={spec.name}"
+        for f in spec.parameter_files:
+            assert str(f) in cmd and Path(f).exists()
