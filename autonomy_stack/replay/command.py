@@ -175,6 +175,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     runner = None
     codes: List[int] = []
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
     if args.nodes:
         try:
             from autonomy_stack.runner import Runner
@@ -184,9 +186,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "run the replay without --nodes")
             return EXIT_GRAPH
         try:
-            runner = Runner(args.nodes, {"use_sim_time": True})
+            from autonomy_stack.graph import nodes_for_mode
+            overrides = {spec.key: {"use_sim_time": True} for spec in nodes_for_mode(args.nodes)}
+            log_dir = report_dir / "node_logs" if report_dir is not None else None
+            runner = Runner(args.nodes, overrides=overrides, log_dir=log_dir,
+                            out=sys.stderr if args.quiet else sys.stdout)
             runner.start()
+            up = runner.wait_until_up(timeout=args.wait)
+            if len(up) < len(runner.children):
+                raise RuntimeError(f"only {up} came up within {args.wait:.0f} s")
         except Exception as exc:
+            if runner is not None:
+                runner.stop()
             err(f"replay: cannot start the graph of mode '{args.nodes}': {exc}")
             return EXIT_GRAPH
 

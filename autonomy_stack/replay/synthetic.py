@@ -103,7 +103,12 @@ def write_synthetic_bag(path, duration: float = 2.0, odom_hz: float = 50.0,
                    0.0 if k % 2 else math.pi) for k in range(3)]
         n_odom = int(round(duration * odom_hz))
         cam_every = max(1, int(round(odom_hz / camera_hz))) if camera_hz > 0 else 0
-        base = rng.integers(0, 255, size=(h, w, 3), dtype=np.uint8)
+        base = np.empty((h, w, 3), np.uint8)          # BGR: sky over road, with texture
+        base[: h // 2] = (200, 150, 90)
+        base[h // 2:] = (90, 90, 90)
+        base = np.clip(base.astype(int) + rng.integers(-12, 12, size=(h, w, 3)), 0, 255
+                       ).astype(np.uint8)
+        base[:, ::max(1, w // 6)] = (40, 200, 230)  # posts that move with the frame
         for i in range(n_odom):
             t = t0 + int(i * 1e9 / odom_hz)
             ts_s = i / odom_hz
@@ -133,7 +138,7 @@ def write_synthetic_bag(path, duration: float = 2.0, odom_hz: float = 50.0,
                 _set_stamp(img.header, t, f"camera_{cam}")
                 img.height, img.width, img.encoding, img.step = h, w, "bgr8", 3 * w
                 frame = np.roll(base, shift=i + 7 * ci, axis=1).copy()
-                frame[: h // 3, :, ci % 3] = 200
+                frame[: h // 8, :, ci % 3] = 255     # per-camera colour strip
                 img.data = frame.reshape(-1)
                 write(f"/cameras/{cam}/image_raw", "sensor_msgs/msg/Image", t, img)
                 info = default_msg(ts, "sensor_msgs/msg/CameraInfo")
