@@ -1,0 +1,144 @@
+"""Convex corridor around the chosen maneuver.
+
+Lateral bounds per station (the region the ego's *body* may occupy at that station, as
+offsets from the reference path, positive left) and, per time, speed bounds and an upper
+bound on the station of the ego's reference point. Built from the drivable bounds, every
+static obstacle (cut on the side away from the chosen maneuver along its whole extent)
+and every likely agent occupancy (hypotheses with probability >= `min_probability`) at the
+times the chosen maneuver's body overlaps it longitudinally. An agent ahead in the ego's
+path that the maneuver stays behind caps the station bound; a station where the free
+width is narrower than the ego caps the station bound before it.
+
+Because the corridor is a box per station (lateral) and per time (speed / station), the
+trajectory optimiser can use it as linear constraints.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from autonomy_planning.maneuver_search import Occupancy
+from autonomy_planning.scene import RoadFrame
+
+
+@dataclass
+class CorridorConfig:
+    station_step: float = 1.0
+    lat_margin: float = 0.2          # m kept free between the body bounds and an obstacle
+    lon_margin: float = 1.0          # m added to the body's longitudinal extent for cuts
+    follow_gap: float = 2.5          # m kept behind a lead / blocking obstacle
+    min_probability: float = 0.1
+    lat_acc_max: float = 3.0         # for the curvature speed bound
+    overspeed: float = 1.05          # speed bound = limit * overspeed
+
+
+@dataclass
+class Corridor:
+    stations: np.ndarray        # (M,) absolute stations on the reference
+    left: np.ndarray            # (M,) left body bound (d)
+    right: np.ndarray           # (M,) right body bound (d)
+    ref_x: np.ndarray
+    ref_y: np.ndarray
+    ref_heading: np.ndarray
+    times: np.ndarray           # (T,) s from now
+    speed_min: np.ndarray       # (T,)
+    speed_max: np.ndarray       # (T,)
+    station_max: np.ndarray     # (T,) upper bound on the reference point's station
+    blocked_station: float      # first station too narrow for the ego (inf if none)
+    cuts: list                  # [(k, side, s_lo, s_hi, d_edge)] for diagnostics
+
+    def bounds_at(self, s):
+        return (np.interp(s, self.stations, self.right), np.interp(s, self.stations, self.left))
+
+    def time_at_station(self, chosen_s: np.ndarray, chosen_t: np.ndarray) -> np.ndarray:
+        """First time the chosen maneuver reaches each corridor station (inf if never)."""
+        out = np.full(len(self.stations), np.inf)
+        for i, st in enumerate(self.stations):
+            k = np.searchsorted(chosen_s, st)
+            if k < len(chosen_s) and chosen_s[k] >= st:
+                out[i] = chosen_t[k]
+        return out
+
+
+def build_corridor(frame: RoadFrame, t: np.ndarray, D: np.ndarray, S: np.ndarray, V: np.ndarray,
+                   occ: Occupancy, body: tuple, cfg: Optional[CorridorConfig] = None,
+                   speed_limit: float = 13.9) -> Corridor:
+    """D, S, V: the chosen maneuver's lateral offset, absolute station and speed on `t`.
+    body: (front, rear, half_width) about the reference point."""
+    cfg = cfg or CorridorConfig()
+    front, rear, hw = body
+    s_end = max(S[-1] + front + 15.0, frame.ego_s + 25.0)
+    st = np.arange(frame.ego_s - rear - 2.0, s_end + cfg.station_step, cfg.station_step)
+    left = np.interp(st, frame.station_grid, frame.road_left)
+    right = np.interp(st, frame.station_grid, frame.road_right)
+    # lateral offset of the chosen maneuver at each station (as it passes)
+    Sm = np.maximum.accumulate(S)
+    d_at_st = np.interp(st, Sm + 1e-6 * np.arange(len(Sm)), D)
+    s_max = np.full(len(t), np.inf)
+    cuts = []
+    if len(occ):
+        for k in range(len(occ)):
+            if occ.p[k] < cfg.min_probability:
+                continue
+            sk, dk, hs, hd = occ.s[k], occ.d[k], occ.hs[k], occ.hd[k]
+            if occ.static[k]:
+                lo_s, hi_s = sk[0] - hs[0] - cfg.lon_margin, sk[0] + hs[0] + cfg.lon_margin
+                m = (st >= lo_s) & (st <= hi_s)
+                if not np.any(m):
+                    continue
+                # side: the maneuver's offset where it passes (or would pass) the obstacle
+                d_ref = float(np.interp(sk[0], Sm + 1e-6 * np.arange(len(Sm)), D))
+                if dk[0] > d_ref:
+                    edge = dk[0] - hd[0] - cfg.lat_margin
+                    left[m] = np.minimum(left[m], edge)
+                    cuts.append((k, "left", lo_s, hi_s, edge))
+                else:
+                    edge = dk[0] + hd[0] + cfg.lat_margin
+                    right[m] = np.maximum(right[m], edge)
+                    cuts.append((k, "right", lo_s, hi_s, edge))
+                continue
+            # moving agent: cut where the chosen body overlaps it in time
+            b_lo, b_hi = S - rear - cfg.lon_margin, S + front + cfg.lon_margin
+            o_lo, o_hi = sk - hs, sk + hs
+            ov = (o_hi > b_lo) & (o_lo < b_hi)
+            lat_clear = np.abs(D - dk) - (hw + hd)
+            # blocking ahead in our path, same direction: station cap instead of a cut
+            ahead = (o_lo > S + front) & (lat_clear < cfg.lat_margin) & (occ.vs[k] > -0.5)
+            if np.any(ahead):
+                cap = np.where(ahead, o_lo - front - cfg.follow_gap, np.inf)
+                s_max = np.minimum(s_max, cap)
+            for ti in np.where(ov)[0]:
+                lo_s = max(o_lo[ti], b_lo[ti]) - cfg.lon_margin
+                hi_s = min(o_hi[ti], b_hi[ti]) + cfg.lon_margin
+                m = (st >= lo_s) & (st <= hi_s)
+                if not np.any(m):
+                    continue
+                if dk[ti] > D[ti]:
+                    edge = dk[ti] - hd[ti] - cfg.lat_margin
+                    left[m] = np.minimum(left[m], edge)
+                else:
+                    edge = dk[ti] + hd[ti] + cfg.lat_margin
+                    right[m] = np.maximum(right[m], edge)
+            if np.any(ov):
+                cuts.append((k, "dynamic", float(sk[ov].min()), float(sk[ov].max()), 0.0))
+    # too narrow for the body -> the ego must stop before that station
+    narrow = (left - right) < 2.0 * hw + 0.1
+    ahead_st = st > frame.ego_s + front
+    blocked = np.where(narrow & ahead_st)[0]
+    blocked_station = float(st[blocked[0]]) if len(blocked) else np.inf
+    if np.isfinite(blocked_station):
+        s_max = np.minimum(s_max, blocked_station - front - 1.0)
+    # never demand the impossible: the cap cannot be behind where braking hard can stop
+    v0 = max(float(V[0]), 0.0)
+    s_brake = S[0] + np.where(t < v0 / 6.0, v0 * t - 3.0 * t * t, v0 * v0 / 12.0)
+    s_max = np.maximum(s_max, s_brake)
+    kap = np.abs(frame.ref.curvature_at(S))
+    v_curve = np.sqrt(cfg.lat_acc_max / np.maximum(kap, 1e-4))
+    vmax = np.minimum(speed_limit * cfg.overspeed, v_curve)
+    vmax = np.maximum(vmax, 0.5)
+    x, y, h = frame.ref.to_xy(st, np.zeros_like(st))
+    return Corridor(stations=st, left=left, right=right, ref_x=x, ref_y=y, ref_heading=h,
+                    times=t.copy(), speed_min=np.zeros(len(t)), speed_max=vmax,
+                    station_max=s_max, blocked_station=blocked_station, cuts=cuts)

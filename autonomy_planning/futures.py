@@ -1,0 +1,453 @@
+"""Futures of the other agents: the ego's planner, configured cheaply, run for each of
+them, giving several labelled hypotheses per agent, each a timed trajectory with a
+probability.
+
+For each moving agent the predictor finds its lane (or, without one, the path its
+current yaw rate draws), its static obstacles (parked cars, cones ...) and its lane
+neighbours, then runs `maneuver_search.score` with a handful of lateral profiles (keep,
+go around left/right, lane change) and longitudinal profiles (keep speed, yield = stop
+before its obstacle or brake, accelerate, follow its successor branches) and keeps the
+best candidate of every behaviour as a hypothesis.
+
+Weights: every hypothesis carries the kinematics it implies right now (commanded
+acceleration, lateral velocity relative to the lane, yaw rate). Each cycle the observed
+acceleration, lateral velocity and yaw rate of the agent give a Gaussian likelihood per
+hypothesis; the posterior is `prior^(1-g) * previous^g * likelihood` (g = memory), so the
+belief follows the evidence within a few cycles (the narrow-street car that starts to
+brake for us switches from "go_around" to "yield").
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from autonomy_stack.vector_space import (AgentFuture, ObjectClass, ObjectState, PredictedPath,
+                                         Trajectory)
+
+from autonomy_planning.maneuver_search import (Occupancy, SearchConfig, constant_accel_profiles,
+                                               lateral_profiles, score)
+from autonomy_planning.path import ReferencePath, box_frenet_extents, wrap
+from autonomy_planning.scene import (STATIC_CLASSES, Lane, PlanningScene, lane_path,
+                                     locate_lane)
+
+
+@dataclass
+class FuturesConfig:
+    horizon: float = 10.0
+    dt: float = 0.2
+    relevance_radius: float = 120.0
+    max_agents: int = 40
+    static_speed: float = 0.3          # below: parked if flagged static or a static class
+    sigma_accel: float = 0.8           # m/s^2
+    sigma_lat_vel: float = 0.35        # m/s
+    sigma_yaw_rate: float = 0.12       # rad/s
+    memory: float = 0.6                # weight of the previous posterior (log domain)
+    min_probability: float = 0.03
+    yield_decel_min: float = 0.6       # a yield hypothesis brakes at least this hard
+    comfort_decel: float = 3.0
+    go_around_offsets: Sequence[float] = (2.2, 2.8, 3.4)
+    priors: Dict[str, float] = field(default_factory=lambda: {
+        "keep_lane": 0.6, "yield": 0.45, "go_around": 0.45, "decelerate": 0.2,
+        "accelerate": 0.15, "lane_change_left": 0.12, "lane_change_right": 0.12,
+        "stationary": 0.7, "start": 0.3, "walk": 0.7, "stop": 0.3, "static": 1.0})
+
+
+@dataclass
+class _Hyp:
+    label: str
+    s: np.ndarray
+    d: np.ndarray
+    v: np.ndarray
+    a: np.ndarray
+    ref: ReferencePath
+    a_cmd: float
+    lat_vel: float
+    yaw_rate: float
+    lat_obs: float = 0.0       # observed lateral velocity relative to `ref`
+
+
+class FuturePredictor:
+    """Stateful (per-agent weights) multi-hypothesis predictor."""
+
+    def __init__(self, config: Optional[FuturesConfig] = None):
+        self.cfg = config or FuturesConfig()
+        self.t = np.arange(int(round(self.cfg.horizon / self.cfg.dt)) + 1) * self.cfg.dt
+        self.search_cfg = SearchConfig(horizon=self.cfg.horizon, dt=self.cfg.dt,
+                                       w_progress=20.0, w_speed=5.0, w_consistency=0.0,
+                                       w_oncoming=0.0, w_nudge=0.5)
+        self._log_w: Dict[int, Dict[str, float]] = {}
+        self._paths: Dict = {}
+        self._lane_key = None
+        self._neighbours: Dict[int, List[Tuple[int, float]]] = {}
+        self._lane_tree = None
+        self._lane_pts_id = np.zeros(0, int)
+        self._lane_pts_h = np.zeros(0)
+        self._lane_of: Dict[int, Lane] = {}
+        self._rev_lane_of: Dict[int, Lane] = {}
+
+    def reset(self):
+        self._log_w.clear()
+
+    # -------------------------------------------------------------- public
+    def predict(self, scene: PlanningScene) -> List[AgentFuture]:
+        cfg = self.cfg
+        self._update_lane_cache(scene.lanes)
+        ego = scene.ego
+        agents = [a for a in scene.agents
+                  if math.hypot(a.x - ego.x, a.y - ego.y) <= cfg.relevance_radius]
+        agents.sort(key=lambda a: math.hypot(a.x - ego.x, a.y - ego.y))
+        agents = agents[:cfg.max_agents]
+        statics = [a for a in agents if self.is_static(a)]
+        self._assign_lanes([a for a in agents if not self.is_static(a)], scene)
+        out: List[AgentFuture] = []
+        seen = set()
+        for a in agents:
+            seen.add(a.id)
+            if self.is_static(a):
+                out.append(AgentFuture(a.id, a.object_class, [
+                    PredictedPath("static", 1.0, self._static_traj(a, scene.stamp))]))
+                continue
+            hyps = self._hypotheses(a, scene, statics)
+            probs = self._update_weights(a, hyps)
+            paths = [PredictedPath(h.label, float(p), self._to_traj(h, a, scene.stamp))
+                     for h, p in zip(hyps, probs)]
+            out.append(AgentFuture(a.id, a.object_class, paths))
+        for k in list(self._log_w):
+            if k not in seen:
+                del self._log_w[k]
+        return out
+
+    def is_static(self, a: ObjectState) -> bool:
+        if a.object_class in STATIC_CLASSES:
+            return True
+        return bool(a.is_static) and abs(a.speed) < self.cfg.static_speed
+
+    # -------------------------------------------------------------- lanes
+    def _update_lane_cache(self, lanes: Sequence[Lane]):
+        key = tuple((l.id, len(l.centerline), float(l.centerline[0][0]), float(l.centerline[-1][1]))
+                    for l in lanes)
+        if key == self._lane_key:
+            return
+        self._lane_key = key
+        self._paths = {}
+        self._neighbours = {}
+        pts, ids, hs = [], [], []
+        for ln in lanes:
+            p = lane_path(ln, self._paths)
+            m = (p.s >= 0) & (p.s <= p.original_length)
+            pts.append(p.xy[m]); ids.append(np.full(int(m.sum()), ln.id)); hs.append(p.heading[m])
+        self._lane_tree = cKDTree(np.vstack(pts)) if pts else None
+        self._lane_pts_id = np.concatenate(ids) if ids else np.zeros(0, int)
+        self._lane_pts_h = np.concatenate(hs) if hs else np.zeros(0)
+        for ln in lanes:
+            p = lane_path(ln, self._paths)
+            mid = p.original_length / 2.0
+            x, y, h = p.to_xy(mid, 0.0)
+            nb = []
+            for other in lanes:
+                if other.id == ln.id:
+                    continue
+                q = lane_path(other, self._paths)
+                s, d = q.project([[float(x), float(y)]])
+                if 0 <= s[0] <= q.original_length and 2.0 < abs(d[0]) < 5.5 and \
+                        math.cos(float(wrap(q.heading_at(s[0]) - h))) > 0.9:
+                    nb.append((other.id, -float(d[0])))
+            self._neighbours[ln.id] = nb
+
+    def _agent_refs(self, a: ObjectState, scene: PlanningScene):
+        """[(suffix, ReferencePath)] for the agent: its lane (chained along successors,
+        one path per branch within reach), reversed if it drives against the lane, else
+        the arc of its current yaw rate."""
+        lane = self._lane_of.get(a.id)
+        reach = max(abs(a.speed), 3.0) * self.cfg.horizon + 20.0
+        if lane is not None:
+            branches = [[lane]]
+            out = []
+            total = {lane.id: lane_path(lane, self._paths).original_length}
+            for _ in range(4):
+                nxt = []
+                for br in branches:
+                    L = sum(lane_path(l, self._paths).original_length for l in br)
+                    succ = [scene.lane(i) for i in br[-1].successors if scene.lane(i) is not None]
+                    if L > reach or not succ:
+                        nxt.append(br)
+                    else:
+                        nxt += [br + [s] for s in succ[:3]]
+                branches = nxt
+            for br in branches[:3]:
+                key = ("agent",) + tuple(l.id for l in br)
+                if key not in self._paths:
+                    pts = [br[0].centerline] + [l.centerline[1:] for l in br[1:]]
+                    self._paths[key] = ReferencePath(np.vstack(pts), ds=1.0, extend_before=20,
+                                                     extend_after=200)
+                ref = self._paths[key]
+                turn = float(wrap(ref.heading_at(ref.original_length) - ref.heading_at(0.0)))
+                name = "" if len(branches) == 1 else (
+                    "turn_left" if turn > 0.5 else "turn_right" if turn < -0.5 else "straight")
+                out.append((name, ref, lane.id))
+            return out
+        # against the lane direction (oncoming on our side), or no lane: own heading
+        lane = self._rev_lane_of.get(a.id)
+        if lane is not None:
+            key = ("agent_rev", lane.id)
+            if key not in self._paths:
+                self._paths[key] = ReferencePath(lane.centerline[::-1], ds=1.0,
+                                                 extend_before=20, extend_after=200)
+            return [("", self._paths[key], None)]
+        L = reach
+        if abs(a.yaw_rate) > 0.02 and abs(a.speed) > 0.5:
+            r = a.speed / a.yaw_rate
+            ang = np.linspace(0.0, min(L / abs(r), math.pi / 2), 40) * np.sign(r)
+            px = a.x + r * (np.sin(a.yaw + ang) - math.sin(a.yaw))
+            py = a.y - r * (np.cos(a.yaw + ang) - math.cos(a.yaw))
+            pts = np.column_stack([px, py])
+        else:
+            pts = np.array([[a.x, a.y], [a.x + L * math.cos(a.yaw), a.y + L * math.sin(a.yaw)]])
+        return [("", ReferencePath(pts, ds=1.0, extend_before=10, extend_after=100), None)]
+
+    def _assign_lanes(self, agents, scene):
+        """Lane (driving along it) and reverse lane (driving against it) of every agent,
+        from one k-d tree query over all lane samples."""
+        self._lane_of, self._rev_lane_of = {}, {}
+        if self._lane_tree is None or not agents:
+            return
+        xy = np.array([[a.x, a.y] for a in agents])
+        dist, idx = self._lane_tree.query(xy, k=12, distance_upper_bound=3.0)
+        by_id = {l.id: l for l in scene.lanes}
+        for n, a in enumerate(agents):
+            best = best_r = None
+            for dd, ii in zip(dist[n], idx[n]):
+                if not np.isfinite(dd):
+                    break
+                lid, h = self._lane_pts_id[ii], self._lane_pts_h[ii]
+                c = math.cos(a.yaw - h)
+                if c > 0.7 and best is None:
+                    best = lid
+                elif c < -0.8 and best_r is None and dd < 2.5:
+                    best_r = lid
+            if best is not None:
+                self._lane_of[a.id] = by_id[best]
+            elif best_r is not None:
+                self._rev_lane_of[a.id] = by_id[best_r]
+
+    # -------------------------------------------------------------- hypotheses
+    def _hypotheses(self, a: ObjectState, scene: PlanningScene, statics) -> List[_Hyp]:
+        cfg = self.cfg
+        t = self.t
+        v0 = max(float(a.speed), 0.0)
+        if a.object_class == ObjectClass.PEDESTRIAN:
+            return self._pedestrian(a, v0)
+        refs = self._agent_refs(a, scene)
+        hyps: List[_Hyp] = []
+        for name, ref, lane_id in refs:
+            s0, d0 = (float(x[0]) for x in ref.project([[a.x, a.y]]))
+            rel = float(ref.frenet_heading(s0, a.yaw))
+            dd0 = v0 * math.sin(rel)
+            v_lim = max(v0, scene.speed_limit if lane_id is None else
+                        (scene.lane(lane_id).speed_limit if scene.lane(lane_id) else scene.speed_limit))
+            # static obstacles of this agent in its frame
+            occ, stops = self._static_occupancy(ref, statics, s0, a)
+            hl = (0.5 * a.length, 0.5 * a.length, 0.5 * a.width)
+            # lateral: keep + go around (left and right) + lane changes
+            H = cfg.horizon + 10.0
+            specs = [("keep", 0.0, 0.0, 3.0, H, 0.0)]
+            blocked = len(stops) > 0
+            if blocked and not name:
+                for off in cfg.go_around_offsets:
+                    for sg in (1.0, -1.0):
+                        for ret in (4.0, 6.0):
+                            specs.append(("go_around", sg * off, 0.0, 2.5, ret, 0.0))
+            if lane_id is not None and not name and v0 > 2.0:
+                for nb_id, off in self._neighbours.get(lane_id, []):
+                    specs.append(("lane_change_left" if off > 0 else "lane_change_right",
+                                  off, 0.0, 4.0, H, off))
+            lat = lateral_profiles(t, d0, dd0, specs)
+            # longitudinal: keep speed, accelerate, yield/brake, stop before obstacle
+            yield_d = [st for st in stops if st > 0.5]
+            brake_d = max(v0 * v0 / (2.0 * 2.0), 0.5)
+            lon_specs = [("cruise", v0, 1.0), ("cruise", min(v_lim, v0 + 3.0), 1.0)]
+            lon_specs += [("stop", yield_d[0])] if yield_d else []
+            lon_specs += [("stop", brake_d)]
+            lon = constant_accel_profiles(t, v0, lon_specs)
+            if blocked:
+                C = score(lat, lon, occ, self.search_cfg, s0=s0, v_des=max(v0, 1.0),
+                          station_grid=np.array([s0 - 50.0, s0 + 500.0]),
+                          road_left=np.array([50.0, 50.0]), road_right=np.array([-50.0, -50.0]),
+                          lane_offsets=np.array([0.0]), body=hl).cost
+            else:
+                C = np.zeros((len(lat), len(lon)))
+            j_keep, j_acc = 0, 1
+            j_yield = 2 if yield_d else None
+            j_brake = len(lon_specs) - 1
+            kinds = np.array(lat.kind)
+
+            def add(label, i, j):
+                la = label if not name else (name if label == "keep_lane" else f"{name}_{label}")
+                hyps.append(self._mk(la, ref, s0, lat, lon, i, j, v0, dd0))
+
+            i_keep = 0
+            if blocked and not name:
+                add("yield", i_keep, j_yield if j_yield is not None else j_brake)
+                ga = np.where(kinds == "go_around")[0]
+                if len(ga):
+                    sub = C[ga][:, [j_keep, j_acc]]
+                    ii, jj = np.unravel_index(int(np.argmin(sub)), sub.shape)
+                    add("go_around", int(ga[ii]), [j_keep, j_acc][jj])
+            elif v0 < 0.5:
+                add("stationary" if not name else "keep_lane", i_keep, j_keep)
+                add("start", i_keep, j_acc)
+            else:
+                jb = j_keep if C[i_keep, j_keep] <= C[i_keep, j_acc] + 5.0 else j_acc
+                add("keep_lane", i_keep, jb)
+                if not name:
+                    add("decelerate", i_keep, j_brake)
+            for lk in ("lane_change_left", "lane_change_right"):
+                idx = np.where(kinds == lk)[0]
+                if len(idx):
+                    add(lk, int(idx[0]), j_keep)
+        return hyps
+
+    def _pedestrian(self, a, v0) -> List[_Hyp]:
+        t = self.t
+        L = max(v0, 1.4) * self.cfg.horizon + 10.0
+        pts = np.array([[a.x, a.y], [a.x + L * math.cos(a.yaw), a.y + L * math.sin(a.yaw)]])
+        ref = ReferencePath(pts, ds=1.0, extend_before=5, extend_after=20)
+        if v0 > 0.3:
+            lon = constant_accel_profiles(t, v0, [("cruise", v0, 1.0), ("stop", max(v0 * v0 / 3.0, 0.3))])
+            names = ("walk", "stop")
+        else:
+            lon = constant_accel_profiles(t, v0, [("cruise", 1.4, 1.0), ("cruise", 0.0, 1.0)])
+            names = ("start", "stationary")
+        lat = lateral_profiles(t, 0.0, 0.0, [("keep", 0.0, 0.0, 1.0, 99.0, 0.0)])
+        return [self._mk(names[0], ref, 0.0, lat, lon, 0, 0, v0, 0.0),
+                self._mk(names[1], ref, 0.0, lat, lon, 0, 1, v0, 0.0)]
+
+    def _mk(self, label, ref, s0, lat, lon, i, j, v0, lat_obs) -> _Hyp:
+        t = self.t
+        d = lat.d[i]
+        s = s0 + lon.s[j]
+        k1 = int(round(1.0 / self.cfg.dt))
+        lat_vel = 0.0
+        if "go_around" in label or "lane_change" in label:
+            # intended lateral speed: the mean over the manoeuvre's first 2 s
+            k2 = int(round(2.0 / self.cfg.dt))
+            lat_vel = float(np.mean(np.gradient(lat.d[i] - (lat.d[i, 0]), self.cfg.dt)[1:k2]))
+        s1 = s[min(k1, len(s) - 1)]
+        yr = float(max(v0, 0.5) * ref.curvature_at(0.5 * (s[0] + s1)))
+        return _Hyp(label, s, d, lon.v[j], lon.a[j], ref, float(lon.a_cmd0[j]), lat_vel, yr,
+                    float(lat_obs))
+
+    def _static_occupancy(self, ref: ReferencePath, statics, s0, a):
+        T = len(self.t)
+        if not statics:
+            return Occupancy.empty(T), []
+        xy = np.array([[o.x, o.y] for o in statics])
+        s, d = ref.project(xy)
+        rel = ref.frenet_heading(s, np.array([o.yaw for o in statics]))
+        hs, hd = box_frenet_extents(np.array([o.length for o in statics]),
+                                    np.array([o.width for o in statics]), rel)
+        m = (s > s0) & (s < s0 + max(a.speed, 3.0) * self.cfg.horizon + 30.0) & (np.abs(d) < 6.0)
+        if not np.any(m):
+            return Occupancy.empty(T), []
+        K = int(m.sum())
+        occ = Occupancy(s=np.repeat(s[m][:, None], T, 1), d=np.repeat(d[m][:, None], T, 1),
+                        hs=np.repeat(hs[m][:, None], T, 1), hd=np.repeat(hd[m][:, None], T, 1),
+                        p=np.ones(K), agent=np.arange(K), static=np.ones(K, bool),
+                        vs=np.zeros((K, T)))
+        # stop stations: behind the first obstacle that blocks the lane
+        blocking = (np.abs(d[m]) - hd[m]) < 0.5 * a.width + 0.6
+        stops = sorted(float(ss - h - 0.5 * a.length - 2.0 - s0)
+                       for ss, h, b in zip(s[m], hs[m], blocking) if b)
+        return occ, stops
+
+    # -------------------------------------------------------------- weights
+    def _update_weights(self, a: ObjectState, hyps: List[_Hyp]) -> np.ndarray:
+        cfg = self.cfg
+        prev = self._log_w.get(a.id, {})
+        v0 = max(float(a.speed), 0.0)
+        # observed lateral velocity relative to each hypothesis' reference
+        logp = np.zeros(len(hyps))
+        for k, h in enumerate(hyps):
+            lat_obs = h.lat_obs
+            acc_obs = float(a.accel)
+            ll = -0.5 * ((acc_obs - h.a_cmd) / cfg.sigma_accel) ** 2
+            ll += -0.5 * ((lat_obs - h.lat_vel) / cfg.sigma_lat_vel) ** 2
+            ll += -0.5 * ((float(a.yaw_rate) - h.yaw_rate) / cfg.sigma_yaw_rate) ** 2
+            prior = cfg.priors.get(h.label.split("_")[0] if h.label.startswith("turn") else h.label,
+                                   cfg.priors.get(h.label, 0.3))
+            lp = math.log(max(prior, 1e-3))
+            if h.label in prev:
+                lp = cfg.memory * prev[h.label] + (1.0 - cfg.memory) * lp
+            logp[k] = lp + ll
+        logp -= logp.max()
+        p = np.exp(logp)
+        p /= p.sum()
+        p = np.maximum(p, cfg.min_probability)
+        p /= p.sum()
+        self._log_w[a.id] = {h.label: float(math.log(pk)) for h, pk in zip(hyps, p)}
+        return p
+
+    # -------------------------------------------------------------- output
+    def _to_traj(self, h: _Hyp, a: ObjectState, stamp: float) -> Trajectory:
+        x, y, hd = h.ref.to_xy(h.s, h.d)
+        dd = np.gradient(h.d, self.cfg.dt)
+        yaw = hd + np.arctan2(dd, np.maximum(h.v, 0.3))
+        yaw[0] = a.yaw
+        # keep the last heading while stopped
+        moving = h.v > 0.3
+        moving[0] = True
+        idx = np.maximum.accumulate(np.where(moving, np.arange(len(yaw)), 0))
+        yaw = np.unwrap(yaw[idx])
+        curv = np.gradient(yaw, self.cfg.dt) / np.maximum(h.v, 0.5)
+        return Trajectory(t=self.t.copy(), x=x, y=y, yaw=wrap(yaw), speed=h.v.copy(),
+                          accel=h.a.copy(), curvature=curv, stamp=stamp, maneuver=h.label)
+
+    def _static_traj(self, a: ObjectState, stamp: float) -> Trajectory:
+        n = len(self.t)
+        z = np.zeros(n)
+        return Trajectory(t=self.t.copy(), x=np.full(n, a.x), y=np.full(n, a.y),
+                          yaw=np.full(n, a.yaw), speed=z, accel=z.copy(), curvature=z.copy(),
+                          stamp=stamp, maneuver="static")
+
+
+def futures_to_occupancy(futures: List[AgentFuture], agents: Dict[int, ObjectState],
+                         ref: ReferencePath, t: np.ndarray, min_probability: float = 0.02,
+                         inflate_per_s: float = 0.05) -> Occupancy:
+    """Project every hypothesis onto the ego reference path on the time grid `t` (the
+    futures are sampled on the same grid). Uncertainty grows with time by inflating the
+    extents by `inflate_per_s` metres per second."""
+    T = len(t)
+    rows = []
+    for k, f in enumerate(futures):
+        a = agents.get(f.agent_id)
+        if a is None:
+            continue
+        for h in f.hypotheses:
+            if h.probability < min_probability:
+                continue
+            tr = h.trajectory
+            rows.append((k, f, h, a, tr))
+    if not rows:
+        return Occupancy.empty(T)
+    xs = np.stack([np.interp(t, r[4].t, r[4].x) for r in rows])
+    ys = np.stack([np.interp(t, r[4].t, r[4].y) for r in rows])
+    yaws = np.stack([np.interp(t, r[4].t, np.unwrap(r[4].yaw)) for r in rows])
+    vs = np.stack([np.interp(t, r[4].t, r[4].speed) for r in rows])
+    s, d = ref.project(np.column_stack([xs.ravel(), ys.ravel()]))
+    s = s.reshape(xs.shape)
+    d = d.reshape(xs.shape)
+    rel = ref.frenet_heading(s, yaws)
+    L = np.array([r[3].length for r in rows])[:, None]
+    W = np.array([r[3].width for r in rows])[:, None]
+    hs, hd = box_frenet_extents(L, W, rel)
+    grow = inflate_per_s * t[None, :]
+    static = np.array([r[2].label == "static" for r in rows])
+    hs = hs + np.where(static[:, None], 0.0, grow)
+    hd = hd + np.where(static[:, None], 0.0, grow)
+    return Occupancy(s=s, d=d, hs=hs, hd=hd, p=np.array([r[2].probability for r in rows]),
+                     agent=np.array([r[3].id for r in rows]), static=static,
+                     vs=vs * np.cos(rel))

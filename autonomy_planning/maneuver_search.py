@@ -1,0 +1,481 @@
+"""Coarse maneuver search: thousands of physics-based candidate rollouts per cycle,
+vectorised in numpy, scored against the other agents' futures.
+
+A candidate is a pair (lateral profile i, longitudinal profile j) in the Frenet frame of
+the reference path: d_i(t) (lane keep, lane change left/right with start time and
+duration, nudge out-and-back, pull over) and s_j(t), v_j(t), a_j(t) (jerk-limited speed
+profiles: cruise at several target speeds, stop at several stations / before obstacles /
+at the goal, follow a lead vehicle). Because the Frenet occupancy test separates into a
+lateral and a longitudinal factor, the collision and clearance terms of all I x J
+candidates against K predicted occupancies are batched matrix products
+(K, I, T) @ (K, T, J) instead of an I*J*K*T loop.
+
+The same search, configured with a few profiles, is what `futures.py` runs for every
+other agent ("run the planner for the others").
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence
+
+import numpy as np
+
+
+# ---------------------------------------------------------------- configuration
+@dataclass
+class SearchConfig:
+    horizon: float = 10.0
+    dt: float = 0.2
+    # ego body about its reference point (rear axle): forward / backward extent, half width
+    front: float = 3.8
+    rear: float = 0.9
+    half_width: float = 0.95
+    # profile sets
+    lc_start_times: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.5)
+    lc_durations: Sequence[float] = (3.0, 4.5, 6.0)
+    nudge_offsets: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
+    nudge_starts: Sequence[float] = (0.0, 1.0, 2.5)
+    nudge_returns: Sequence[float] = (3.0, 5.0, 7.0, 99.0)   # 99 = stay out
+    nudge_duration: float = 2.5
+    pull_over_starts: Sequence[float] = (0.0, 1.0)
+    pull_over_durations: Sequence[float] = (2.5, 4.0)
+    cruise_fractions: Sequence[float] = (1.0, 0.8, 0.6, 0.4, 0.2)
+    cruise_accels: Sequence[float] = (1.0, 1.8)
+    stop_distances: Sequence[float] = (0.5, 2.0, 4.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
+    comfort_accel: float = 2.0
+    comfort_decel: float = 3.0
+    emergency_decel: float = 7.0
+    max_jerk: float = 4.0
+    lat_acc_comfort: float = 2.0
+    lat_acc_limit: float = 4.0
+    max_curvature: float = 0.18
+    # clearance
+    lat_margin_hard: float = 0.25
+    lon_margin_hard: float = 0.5
+    lat_soft: float = 1.2
+    lon_soft: float = 3.0
+    headway: float = 1.2
+    # weights
+    w_collision: float = 5000.0
+    w_risk: float = 30.0
+    w_offroad: float = 3000.0
+    w_oncoming: float = 3.0
+    w_lat_acc: float = 4.0
+    w_lat_jerk: float = 0.5
+    w_lon_acc: float = 1.0
+    w_lon_jerk: float = 0.2
+    w_hard_brake: float = 60.0
+    w_progress: float = 30.0
+    w_speed: float = 10.0
+    w_route: float = 400.0
+    w_lane: float = 2.0
+    w_nudge: float = 1.5
+    w_goal: float = 4.0
+    w_consistency: float = 3.0
+    ttc_tau: float = 3.0
+    min_probability: float = 0.02
+
+    @property
+    def t(self) -> np.ndarray:
+        return np.arange(int(round(self.horizon / self.dt)) + 1) * self.dt
+
+
+def smoothstep(u):
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * u * (10.0 + u * (-15.0 + 6.0 * u))
+
+
+# ---------------------------------------------------------------- profiles
+@dataclass
+class LateralSet:
+    d: np.ndarray          # (I, T) lateral offset of the reference point
+    dd: np.ndarray         # (I, T) lateral velocity
+    ddd: np.ndarray        # (I, T) lateral acceleration
+    kind: List[str]        # keep / lane_change_left / lane_change_right / nudge_left / ...
+    target: np.ndarray     # (I,) final offset
+    peak_jerk: np.ndarray  # (I,)
+
+    def __len__(self):
+        return self.d.shape[0]
+
+
+@dataclass
+class LongitudinalSet:
+    s: np.ndarray          # (J, T) station travelled from now (m)
+    v: np.ndarray          # (J, T)
+    a: np.ndarray          # (J, T)
+    kind: List[str]        # cruise / stop / follow
+    a_cmd0: np.ndarray     # (J,) intended (commanded) acceleration at t = 0
+    emergency: np.ndarray  # (J,) bool: needs braking harder than comfortable
+    stop_d: np.ndarray = None  # (J,) stop distance (inf for non-stop profiles)
+
+    def __len__(self):
+        return self.s.shape[0]
+
+
+def lateral_profiles(t: np.ndarray, d0: float, dd0: float, specs: Sequence[tuple]) -> LateralSet:
+    """specs: (kind, d_target, t_start, duration, t_return, d_return) tuples. The profile
+    blends from d0 to d_target with a quintic smoothstep over [t_start, t_start+duration]
+    and, if t_return < horizon, back to d_return; the initial lateral velocity dd0 is
+    carried by a term that decays to zero within 2 s."""
+    n = len(specs)
+    kind = [sp[0] for sp in specs]
+    tgt = np.array([sp[1] for sp in specs], dtype=float)[:, None]
+    ts = np.array([sp[2] for sp in specs], dtype=float)[:, None]
+    du = np.array([sp[3] for sp in specs], dtype=float)[:, None]
+    tr = np.array([sp[4] for sp in specs], dtype=float)[:, None]
+    dr = np.array([sp[5] for sp in specs], dtype=float)[:, None]
+    T = t[None, :]
+    d = d0 + (tgt - d0) * smoothstep((T - ts) / du) + (dr - tgt) * smoothstep((T - tr) / du)
+    tc = 2.0
+    carry = dd0 * T * np.clip(1.0 - T / tc, 0.0, None) ** 2
+    d = d + carry
+    dt = t[1] - t[0]
+    dd = np.gradient(d, dt, axis=1)
+    ddd = np.gradient(dd, dt, axis=1)
+    # quintic smoothstep peak jerk = 60 * delta / duration^3
+    pj = 60.0 * np.maximum(np.abs(tgt - d0), np.abs(dr - tgt)) / du ** 3
+    return LateralSet(d, dd, ddd, kind, (tgt[:, 0] if n else np.zeros(0)), pj[:, 0] if n else np.zeros(0))
+
+
+def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[tuple],
+                          stops: Sequence[float], leads: Sequence[np.ndarray] = (),
+                          v_max: float = 30.0, max_jerk: float = 4.0,
+                          comfort_decel: float = 3.0, emergency_decel: float = 7.0,
+                          follow_gap: float = 3.0, headway: float = 1.2,
+                          stop_speed: Optional[float] = None) -> LongitudinalSet:
+    """Jerk-limited rollouts of simple speed controllers, all profiles at once.
+
+    cruise: (target_speed, accel_magnitude) pairs; stops: distances (m) to stop at;
+    leads: (T,) station trajectories (relative to now, at the rear of the lead) to follow
+    with an IDM-like law. stop_speed: speed held by the stop profiles until they have to
+    brake (default: the current speed)."""
+    dt = t[1] - t[0]
+    T = len(t)
+    nc, ns, nl = len(cruise), len(stops), len(leads)
+    J = nc + ns + nl
+    kind = ["cruise"] * nc + ["stop"] * ns + ["follow"] * nl
+    vs_ = max(v0, 0.0) if stop_speed is None else stop_speed
+    v_t = np.array([c[0] for c in cruise] + [vs_] * ns + [v_max] * nl, dtype=float)
+    a_mag = np.array([c[1] for c in cruise] + [1.5] * ns + [1.5] * nl, dtype=float)
+    stop_d = np.array([np.inf] * nc + list(stops) + [np.inf] * nl, dtype=float)
+    lead = np.full((J, T), np.inf)
+    for k, L in enumerate(leads):
+        lead[nc + ns + k] = L
+    s = np.zeros((J, T))
+    v = np.zeros((J, T))
+    a = np.zeros((J, T))
+    v[:, 0] = max(v0, 0.0)
+    a[:, 0] = a0
+    a_cmd0 = np.zeros(J)
+    st, ld = slice(nc, nc + ns), slice(nc + ns, J)
+    sd = stop_d[st]
+    lead_v = np.zeros((nl, T))
+    if nl:
+        lead_v[:, :-1] = np.diff(lead[ld], axis=1) / dt
+        lead_v[:, -1] = lead_v[:, -2]
+    kd = 1.0 / (2.0 * np.sqrt(2.0 * comfort_decel))
+    jd = max_jerk * dt
+    up_a, lo_a = a_mag, -1.5 * a_mag
+    for k in range(T - 1):
+        vk, sk, ak = v[:, k], s[:, k], a[:, k]
+        # speed tracking (P law, bounded by the profile's accel magnitude)
+        a_c = np.minimum(np.maximum(1.2 * (v_t - vk), lo_a), up_a)
+        if ns:
+            vs, ss = vk[st], sk[st]
+            rem = sd - ss
+            far = rem > 0.05
+            need = np.where(far, vs * vs / (2.0 * np.maximum(rem, 0.05)),
+                            emergency_decel * (vs > 0.05))
+            ac = a_c[st]
+            ac = np.where(need > 0.6 * comfort_decel,
+                          np.minimum(ac, -np.minimum(need * 1.1, emergency_decel)), ac)
+            # creep towards a far stop point when (almost) stopped
+            creep = (rem > 1.0) & (vs < 2.0) & (need < 0.5 * comfort_decel)
+            ac = np.where(creep, np.clip(ac, 0.8, 1.0), ac)
+            ac = np.where(~far & (vs < 0.3), -3.0, ac)
+            a_c[st] = ac
+        if nl:
+            vl = vk[ld]
+            gap = lead[ld, k] - sk[ld]
+            s_star = follow_gap + vl * headway + vl * np.maximum(vl - lead_v[:, k], 0.0) * kd
+            a_idm = 1.5 * (1.0 - (vl / max(v_max, 0.1)) ** 4 - (s_star / np.maximum(gap, 0.1)) ** 2)
+            a_c[ld] = np.maximum(np.minimum(a_c[ld], a_idm), -emergency_decel)
+        if k == 0:
+            a_cmd0 = a_c.copy()
+        da = a_c - ak
+        an = ak + np.minimum(np.maximum(da, np.where(a_c < -comfort_decel, -3.0 * jd, -jd)), jd)
+        vn = vk + 0.5 * (ak + an) * dt
+        neg = vn < 0.0
+        if neg.any():
+            vn[neg] = 0.0
+            an[neg] = 0.0
+        a[:, k + 1] = an
+        v[:, k + 1] = vn
+        s[:, k + 1] = sk + 0.5 * (vk + vn) * dt
+    emergency = np.min(a, axis=1) < -comfort_decel - 0.05
+    # the intent of a stop profile is the constant deceleration that ends at its point
+    with np.errstate(divide="ignore"):
+        intent = -max(v0, 0.0) ** 2 / (2.0 * np.maximum(stop_d, 0.05))
+    a_cmd0 = np.where(np.isfinite(stop_d), intent, a_cmd0)
+    return LongitudinalSet(s, v, a, kind, a_cmd0, emergency, stop_d)
+
+
+def constant_accel_profiles(t: np.ndarray, v0: float, specs: Sequence[tuple]) -> LongitudinalSet:
+    """Closed-form profiles (no rollout loop) for the cheap configuration used for other
+    agents: ("cruise", v_target, accel) accelerates/brakes at `accel` to `v_target` and
+    holds; ("stop", distance) brakes at the constant deceleration that ends there."""
+    v0 = max(float(v0), 0.0)
+    J = len(specs)
+    acc = np.zeros(J)
+    vt = np.zeros(J)
+    stop_d = np.full(J, np.inf)
+    kind = []
+    for k, sp in enumerate(specs):
+        if sp[0] == "stop":
+            d = max(float(sp[1]), 0.1)
+            acc[k] = -v0 * v0 / (2.0 * d)
+            vt[k] = 0.0
+            stop_d[k] = d
+            kind.append("stop")
+        else:
+            vt[k] = max(float(sp[1]), 0.0)
+            acc[k] = np.sign(vt[k] - v0) * abs(float(sp[2]))
+            kind.append("cruise")
+    T = t[None, :]
+    dv = vt - v0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t_end = np.where(np.abs(acc) > 1e-6, dv / acc, 0.0)[:, None]
+    t_end = np.maximum(t_end, 0.0)
+    v = np.where(T < t_end, v0 + acc[:, None] * T, vt[:, None])
+    a = np.where(T < t_end, acc[:, None], 0.0) * np.ones_like(v)
+    dt = t[1] - t[0]
+    s = np.concatenate([np.zeros((J, 1)), np.cumsum(0.5 * (v[:, 1:] + v[:, :-1]) * dt, axis=1)], axis=1)
+    return LongitudinalSet(s, v, a, kind, acc.copy(), acc < -3.0, stop_d)
+
+
+# ---------------------------------------------------------------- occupancy
+@dataclass
+class Occupancy:
+    """K predicted occupancies in the ego's Frenet frame (static obstacles and every
+    hypothesis of every agent), each over the search time grid."""
+    s: np.ndarray          # (K, T) centre station
+    d: np.ndarray          # (K, T) centre lateral offset
+    hs: np.ndarray         # (K, T) half extent along s
+    hd: np.ndarray         # (K, T) half extent along d
+    p: np.ndarray          # (K,) probability of the hypothesis
+    agent: np.ndarray      # (K,) index of the agent
+    static: np.ndarray     # (K,) bool
+    vs: np.ndarray = None  # (K, T) speed along s (for leads)
+
+    @staticmethod
+    def empty(T: int) -> "Occupancy":
+        z = np.zeros((0, T))
+        return Occupancy(z, z, z, z, np.zeros(0), np.zeros(0, int), np.zeros(0, bool), z)
+
+    def __len__(self):
+        return self.s.shape[0]
+
+
+# ---------------------------------------------------------------- scoring
+@dataclass
+class SearchResult:
+    cost: np.ndarray                  # (I, J)
+    best: tuple                       # (i, j)
+    lateral: LateralSet
+    longitudinal: LongitudinalSet
+    collision_prob: np.ndarray        # (I, J)
+    label: str
+    n_candidates: int
+    components: dict = field(default_factory=dict)
+
+    def profile(self, i=None, j=None):
+        i = self.best[0] if i is None else i
+        j = self.best[1] if j is None else j
+        L, G = self.lateral, self.longitudinal
+        return L.d[i], G.s[j], G.v[j], G.a[j]
+
+
+def maneuver_label(lat_kind: str, lon_kind: str, lon: LongitudinalSet, j: int) -> str:
+    stopped = lon.v[j, -1] < 0.3
+    lonl = "stop" if (lon_kind == "stop" or stopped) else ("follow" if lon_kind == "follow" else "proceed")
+    return f"{lat_kind}/{lonl}"
+
+
+def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConfig, *,
+          s0: float, v_des: float, station_grid: np.ndarray, road_left: np.ndarray,
+          road_right: np.ndarray, curvature_fn=None, lane_offsets=np.zeros(1),
+          oncoming_boundary: Optional[float] = None, route_deadline: float = np.inf,
+          goal_station: float = np.inf, prev: Optional[tuple] = None,
+          body=None) -> SearchResult:
+    """Cost of every (lateral, longitudinal) pair; returns the best one.
+
+    s0: station of the reference point now; the lateral profiles are absolute offsets.
+    prev: (d_prev(t), v_prev(t)) of the previous choice on this grid, for consistency.
+    body: (front, rear, half_width) of the planned vehicle (default: the ego's)."""
+    front, rear, hw = body if body is not None else (cfg.front, cfg.rear, cfg.half_width)
+    t = cfg.t
+    T = len(t)
+    dt = cfg.dt
+    I, J = len(lat), len(lon)
+    f32 = np.float32
+    D = lat.d.astype(f32)                         # (I, T)
+    S = lon.s + s0                                # (J, T) absolute stations (float64)
+    V = lon.v.astype(f32)
+    Sr = lon.s.astype(f32)                        # (J, T) relative stations
+    wt = np.exp(-t / cfg.ttc_tau)                 # early conflicts weigh more
+    cost = np.zeros((I, J))
+    comp = {}
+
+    # ---- collision / clearance vs occupancies (batched matmul over K)
+    coll = np.zeros((I, J))
+    risk = np.zeros((I, J))
+    if len(occ):
+        keep = occ.p >= cfg.min_probability
+        # prune occupancies that never come laterally / longitudinally near any candidate
+        dmin, dmax = D.min() - hw - cfg.lat_soft, D.max() + hw + cfg.lat_soft
+        smin, smax = S.min() - rear - cfg.lon_soft, S.max() + front + cfg.lon_soft + cfg.headway * V.max()
+        near_d = ((occ.d + occ.hd) > dmin) & ((occ.d - occ.hd) < dmax)
+        near_s = ((occ.s + occ.hs) > smin) & ((occ.s - occ.hs) < smax)
+        keep &= np.any(near_d & near_s, axis=1)
+        if np.any(keep):
+            os_ = (occ.s[keep] - s0).astype(f32)          # relative stations
+            od, ohs, ohd = occ.d[keep].astype(f32), occ.hs[keep].astype(f32), occ.hd[keep].astype(f32)
+            op = occ.p[keep]
+            # lateral gap (K, I, T)
+            glat = np.abs(D[None] - od[:, None]) - (hw + ohd[:, None])
+            # longitudinal gap (K, J, T): ego body [S-rear, S+front] vs [os-hs, os+hs]
+            glon = np.maximum((os_ - ohs)[:, None] - (Sr[None] + front), (Sr[None] - rear) - (os_ + ohs)[:, None])
+            hl = (glat < cfg.lat_margin_hard).astype(f32)
+            hn = (glon < cfg.lon_margin_hard).astype(f32) * wt[None, None].astype(f32)
+            hit = np.matmul(hl, np.swapaxes(hn, 1, 2))          # (K, I, J)
+            coll = np.minimum(1.0, np.tensordot(op.astype(np.float32), (hit > 0).astype(np.float32), axes=1))
+            ttc = np.tensordot(op.astype(np.float32), hit, axes=1) * dt
+            # soft clearance; longitudinal soft distance grows with the ego speed when
+            # the other is ahead (headway)
+            pl = np.clip(1.0 - glat / cfg.lat_soft, 0.0, 1.0).astype(np.float32)
+            ahead = (os_[:, None] > Sr[None])
+            lsoft = cfg.lon_soft + np.where(ahead, cfg.headway * V[None], 0.0)
+            pn = (np.clip(1.0 - glon / lsoft, 0.0, 1.0) * wt[None, None]).astype(np.float32)
+            risk = np.tensordot(op.astype(np.float32), np.matmul(pl, np.swapaxes(pn, 1, 2)), axes=1) * dt
+            cost += cfg.w_collision * coll + cfg.w_collision * 0.2 * ttc + cfg.w_risk * risk
+    comp["collision"] = coll
+
+    # ---- drivable area (I, J, T); (I, T) only where the bounds do not vary with station
+    left = np.interp(S, station_grid, road_left).astype(f32)   # (J, T)
+    right = np.interp(S, station_grid, road_right).astype(f32)
+    if np.ptp(left) < 0.05 and np.ptp(right) < 0.05:
+        over = np.maximum(D + hw - left.min(), right.max() - (D - hw)).max(axis=1)
+        off = np.repeat(np.clip(over, 0.0, None)[:, None], J, axis=1)
+    else:
+        over = np.maximum(D[:, None] + hw - left[None], right[None] - (D[:, None] - hw))
+        off = np.clip(over.max(axis=2), 0.0, None)
+    cost += cfg.w_offroad * np.minimum(off, 1.0) + cfg.w_offroad * (off > 0.05)
+    comp["offroad"] = off
+
+    # ---- comfort: lateral accel incl. path curvature at speed (I, J, T)
+    kap = (curvature_fn(S) if curvature_fn is not None else np.zeros_like(S)).astype(f32)
+    ay = V * V * kap                                             # (J, T)
+    ax = lat.ddd.astype(f32)                                     # (I, T)
+    if np.abs(ay).max() < 0.2:
+        amax = np.abs(ax).max(axis=1)[:, None] + np.abs(ay).max(axis=1)[None, :]
+    else:
+        amax = np.abs(ax[:, None] + ay[None]).max(axis=2)
+    cost += cfg.w_lat_acc * np.maximum(amax - cfg.lat_acc_comfort, 0.0) ** 2
+    cost += 1000.0 * (amax > cfg.lat_acc_limit)
+    cost += cfg.w_lat_jerk * lat.peak_jerk[:, None] ** 2
+    # ---- longitudinal comfort (J,)
+    jerk = np.abs(np.diff(lon.a, axis=1)) / dt
+    lon_c = (cfg.w_lon_acc * np.mean(lon.a ** 2, axis=1) + cfg.w_lon_jerk * np.mean(jerk ** 2, axis=1)
+             + cfg.w_hard_brake * np.maximum(-lon.a.min(axis=1) - cfg.comfort_decel, 0.0) ** 2
+             + 200.0 * lon.emergency)
+    cost += lon_c[None, :]
+    # ---- progress and speed (J,)
+    vd = max(v_des, 0.5)
+    reach = S[:, -1]
+    goal_rel = goal_station - s0
+    if np.isfinite(goal_station) and goal_rel < vd * cfg.horizon + 20.0:
+        prog = -cfg.w_goal * np.abs(reach - goal_station) / max(goal_rel, 5.0) * 10.0
+        spd = 0.0
+    else:
+        prog = cfg.w_progress * (S[:, -1] - s0) / (vd * cfg.horizon)
+        spd = cfg.w_speed * np.mean(((V - vd) / vd) ** 2, axis=1)
+    cost += (-prog + spd)[None, :] if np.ndim(prog) else (spd - prog)
+    # ---- lanes: stay near a lane centre, avoid the oncoming lane (I,)
+    lo = np.asarray(lane_offsets, dtype=float)
+    dist_lane = np.min(np.abs(D[:, :, None] - lo[None, None, :]), axis=2)    # (I, T)
+    cost += (cfg.w_lane * dist_lane[:, -1] + cfg.w_nudge * np.mean(dist_lane, axis=1))[:, None]
+    if oncoming_boundary is not None:
+        inside = np.clip((D + hw - oncoming_boundary) / (2.0 * hw), 0.0, 1.0)  # (I, T)
+        # time spent in the oncoming lane, counted while moving
+        moving = (V > 0.5).astype(float)
+        cost += cfg.w_oncoming * (inside @ moving.T) * dt
+    # ---- route: in the route lane (d ~ 0) by the deadline
+    if np.isfinite(route_deadline):
+        passed = S >= route_deadline                        # (J, T)
+        D = lat.d
+        k_dead = np.where(passed.any(axis=1), passed.argmax(axis=1), T - 1)
+        d_at = D[:, k_dead]                                 # (I, J)
+        miss = np.maximum(np.abs(d_at) - 0.6, 0.0)
+        rem = route_deadline - S[:, -1]
+        # not reaching the deadline within the horizon is fine if still far from it
+        reached = passed.any(axis=1)
+        cost += cfg.w_route * np.where(reached[None, :], miss, 0.1 * miss * (rem < 40.0)[None, :])
+        cost += cfg.w_lane * 2.0 * np.abs(D[:, -1])[:, None]
+    # ---- consistency with the previous choice
+    if prev is not None:
+        dprev, vprev = prev
+        n = int(3.0 / dt)
+        cost += cfg.w_consistency * np.mean(np.abs(D[:, :n] - dprev[None, :n]), axis=1)[:, None]
+        m = int(2.0 / dt)
+        cost += cfg.w_consistency * np.mean(np.abs(V[:, :m] - vprev[None, :m]), axis=1)[None, :]
+    i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    label = maneuver_label(lat.kind[i], lon.kind[j], lon, j)
+    return SearchResult(cost=cost, best=(int(i), int(j)), lateral=lat, longitudinal=lon,
+                        collision_prob=coll, label=label, n_candidates=I * J, components=comp)
+
+
+# ---------------------------------------------------------------- ego candidate sets
+def ego_lateral_specs(cfg: SearchConfig, d0: float, lane_offsets: np.ndarray, lane_width: float,
+                      road_right_now: float, road_left_now: float) -> List[tuple]:
+    H = cfg.horizon + 10.0
+    lanes = np.asarray(lane_offsets, dtype=float)
+    cur = float(lanes[np.argmin(np.abs(lanes - d0))])
+    specs = [("keep", cur, 0.0, 2.5 if abs(cur - d0) < 0.8 else 4.0, H, cur)]
+    for tgt in lanes:
+        if abs(tgt - cur) < 0.5:
+            continue
+        kind = "lane_change_left" if tgt > cur else "lane_change_right"
+        n_lanes = max(1, int(round(abs(tgt - cur) / max(lane_width, 2.5))))
+        for ts in cfg.lc_start_times:
+            for du in cfg.lc_durations:
+                specs.append((kind, float(tgt), ts, du * (1.0 + 0.35 * (n_lanes - 1)), H, float(tgt)))
+    for off in cfg.nudge_offsets:
+        for sgn, name in ((1.0, "nudge_left"), (-1.0, "nudge_right")):
+            tgt = cur + sgn * off
+            if tgt + cfg.half_width > road_left_now + 4.0 or tgt - cfg.half_width < road_right_now - 4.0:
+                continue
+            for ts in cfg.nudge_starts:
+                for tr in cfg.nudge_returns:
+                    if tr < 90 and tr <= ts + cfg.nudge_duration:
+                        continue
+                    specs.append((name, tgt, ts, cfg.nudge_duration, ts + tr if tr < 90 else H, cur))
+    po = road_right_now + cfg.half_width + 0.35
+    if po < cur - 0.3:
+        for ts in cfg.pull_over_starts:
+            for du in cfg.pull_over_durations:
+                specs.append(("pull_over", po, ts, du, H, po))
+    return specs
+
+
+def ego_longitudinal_sets(cfg: SearchConfig, v0: float, v_des: float, obstacle_stops: Sequence[float],
+                          goal_stop: Optional[float], leads: Sequence[np.ndarray]):
+    cruise = []
+    for f in cfg.cruise_fractions:
+        for a in cfg.cruise_accels:
+            cruise.append((f * v_des, a))
+    cruise += [(v0, 1.0), (v0 + 2.0, 1.0), (max(v0 - 2.0, 0.0), 1.5), (max(v0 - 5.0, 0.0), 2.5)]
+    stops = list(cfg.stop_distances) + [d for d in obstacle_stops if d > 0.3]
+    if goal_stop is not None and goal_stop > 0.3:
+        stops += [goal_stop, goal_stop - 1.0]
+    return cruise, stops, list(leads)

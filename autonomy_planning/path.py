@@ -1,0 +1,138 @@
+"""Reference paths and the Frenet frame (station s along the path, lateral offset d,
+positive left). Pure numpy/scipy; shared by futures, search, corridor and optimiser.
+
+A `ReferencePath` is a polyline resampled at a fixed spacing and extended by straight
+segments before its start and after its end, so that rollouts that run past the drawn
+lane still have a frame. Projection is vectorised (k-d tree on the samples, then an exact
+projection onto the adjacent segment).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+
+def wrap(a):
+    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+def polyline_length(points: np.ndarray) -> float:
+    p = np.asarray(points, dtype=float)[:, :2]
+    if len(p) < 2:
+        return 0.0
+    return float(np.sum(np.hypot(*np.diff(p, axis=0).T)))
+
+
+def resample_polyline(points: np.ndarray, ds: float) -> np.ndarray:
+    """Resample an Nx2 polyline at spacing `ds` (first and last points kept)."""
+    p = np.asarray(points, dtype=float)[:, :2]
+    seg = np.hypot(*np.diff(p, axis=0).T)
+    keep = np.concatenate([[True], seg > 1e-6])
+    p = p[keep]
+    if len(p) < 2:
+        return p
+    s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(p, axis=0).T))])
+    n = max(2, int(np.ceil(s[-1] / ds)) + 1)
+    si = np.linspace(0.0, s[-1], n)
+    return np.column_stack([np.interp(si, s, p[:, 0]), np.interp(si, s, p[:, 1])])
+
+
+class ReferencePath:
+    """Arc-length parameterised polyline with heading and curvature.
+
+    `s = 0` is the first vertex of the given polyline; the path is extended by
+    `extend_before` metres before it and `extend_after` metres after it.
+    """
+
+    def __init__(self, points: np.ndarray, ds: float = 0.5, extend_before: float = 30.0,
+                 extend_after: float = 250.0, smooth_curvature: int = 5):
+        p = resample_polyline(points, ds)
+        if len(p) < 2:
+            raise ValueError("reference path needs at least two distinct points")
+        self.ds = float(ds)
+        h0 = np.arctan2(*(p[1] - p[0])[::-1])
+        h1 = np.arctan2(*(p[-1] - p[-2])[::-1])
+        nb = int(np.ceil(extend_before / ds))
+        na = int(np.ceil(extend_after / ds))
+        before = p[0] - np.outer(np.arange(nb, 0, -1) * ds, [np.cos(h0), np.sin(h0)])
+        after = p[-1] + np.outer(np.arange(1, na + 1) * ds, [np.cos(h1), np.sin(h1)])
+        pts = np.vstack([before, p, after]) if nb else np.vstack([p, after])
+        d = np.hypot(*np.diff(pts, axis=0).T)
+        s = np.concatenate([[0.0], np.cumsum(d)])
+        s0 = s[nb] if nb else 0.0
+        self.s = s - s0
+        self.xy = pts
+        self.original_length = float(self.s[nb + len(p) - 1])
+        g = np.gradient(pts, self.s, axis=0)
+        self.heading = np.unwrap(np.arctan2(g[:, 1], g[:, 0]))
+        k = np.gradient(self.heading, self.s)
+        if smooth_curvature > 1:
+            ker = np.ones(smooth_curvature) / smooth_curvature
+            k = np.convolve(np.pad(k, smooth_curvature // 2, mode="edge"), ker, mode="valid")
+        self.curvature = k
+        self._tree = cKDTree(pts)
+        self.s_min = float(self.s[0])
+        self.s_max = float(self.s[-1])
+
+    # -------------------------------------------------------------- queries
+    def project(self, xy: np.ndarray):
+        """Nx2 points -> (s, d) arrays (d positive left of the path)."""
+        q = np.atleast_2d(np.asarray(xy, dtype=float))[:, :2]
+        _, i = self._tree.query(q)
+        i = np.clip(i, 0, len(self.s) - 2)
+        # choose the segment (i-1,i) or (i,i+1) whose projection parameter is valid
+        out_s = np.empty(len(q))
+        out_d = np.empty(len(q))
+        best = np.full(len(q), np.inf)
+        for off in (0, -1):
+            j = np.clip(i + off, 0, len(self.s) - 2)
+            a = self.xy[j]
+            b = self.xy[j + 1]
+            ab = b - a
+            L = np.hypot(ab[:, 0], ab[:, 1])
+            t = np.einsum("ij,ij->i", q - a, ab) / np.maximum(L, 1e-9)
+            tc = np.clip(t, 0.0, L)
+            # allow extrapolation at the two ends
+            tc = np.where((j == 0) & (t < 0), t, tc)
+            tc = np.where((j == len(self.s) - 2) & (t > L), t, tc)
+            u = ab / np.maximum(L, 1e-9)[:, None]
+            foot = a + u * tc[:, None]
+            r = q - foot
+            dist = np.hypot(r[:, 0], r[:, 1])
+            dd = u[:, 0] * r[:, 1] - u[:, 1] * r[:, 0]
+            better = dist < best
+            best = np.where(better, dist, best)
+            out_s = np.where(better, self.s[j] + tc, out_s)
+            out_d = np.where(better, dd, out_d)
+        return out_s, out_d
+
+    def heading_at(self, s):
+        return np.interp(s, self.s, self.heading)
+
+    def curvature_at(self, s):
+        return np.interp(s, self.s, self.curvature)
+
+    def point_at(self, s):
+        s = np.asarray(s, dtype=float)
+        return np.interp(s, self.s, self.xy[:, 0]), np.interp(s, self.s, self.xy[:, 1])
+
+    def to_xy(self, s, d):
+        """Frenet (s, d) -> (x, y, path heading at s). Works on any broadcastable shape."""
+        s = np.asarray(s, dtype=float)
+        d = np.asarray(d, dtype=float)
+        x, y = self.point_at(s)
+        h = self.heading_at(s)
+        return x - d * np.sin(h), y + d * np.cos(h), h
+
+    def frenet_heading(self, s, yaw):
+        """Heading of a direction `yaw` relative to the path at s (wrapped)."""
+        return wrap(np.asarray(yaw) - self.heading_at(s))
+
+
+def box_frenet_extents(length, width, rel_yaw):
+    """Half extents along s and d of a box of (length, width) rotated by `rel_yaw`."""
+    c = np.abs(np.cos(rel_yaw))
+    sn = np.abs(np.sin(rel_yaw))
+    hl = 0.5 * np.asarray(length)
+    hw = 0.5 * np.asarray(width)
+    return hl * c + hw * sn, hl * sn + hw * c

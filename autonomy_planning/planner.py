@@ -1,0 +1,245 @@
+"""Joint multi-agent planner: the public Python API of the planning core (no ROS).
+
+    from autonomy_planning.planner import Planner, PlannerConfig
+    from autonomy_planning.scene import PlanningScene, Lane, Goal
+
+    planner = Planner(PlannerConfig())
+    result = planner.plan(scene)          # call at 10 Hz with a fresh scene
+    result.trajectory                     # vector_space.Trajectory, 0.1 s samples, 10 s
+    result.futures                        # [vector_space.AgentFuture] with probabilities
+    result.corridor                       # corridor.Corridor (lateral/speed/station bounds)
+    result.maneuver                       # e.g. "nudge_left/proceed", "pull_over/stop"
+
+One cycle:
+1. `scene.build_road_frame`: reference path along the route, neighbouring lanes,
+   drivable bounds, route deadline, goal station.
+2. `futures.FuturePredictor.predict`: the same planner, cheaply configured, run for every
+   agent -> labelled hypotheses with probabilities updated from the observed kinematics.
+3. `maneuver_search.score`: thousands of (lateral x longitudinal) rollouts scored against
+   every hypothesis (collision probability, time to collision, clearance), comfort,
+   progress, route; the best one is the chosen maneuver.
+4. `corridor.build_corridor`: convex bounds around the chosen maneuver.
+5. `trajectory_optimizer.TrajectoryOptimizer.optimize`: OSQP path/speed QPs inside the
+   corridor with the vehicle limits, output at 0.1 s.
+
+Replanning is warm-started: the initial speed and acceleration come from the previous
+plan at the elapsed time when the ego tracked it (so the executed speed matches the
+plan), the previous maneuver biases the search (hysteresis), and OSQP starts from the
+previous solution.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from autonomy_stack.vector_space import AgentFuture, EgoState, Trajectory
+
+from autonomy_planning.corridor import Corridor, CorridorConfig, build_corridor
+from autonomy_planning.futures import FuturePredictor, FuturesConfig, futures_to_occupancy
+from autonomy_planning.maneuver_search import (SearchConfig, SearchResult, ego_lateral_specs,
+                                               ego_longitudinal_sets, lateral_profiles,
+                                               longitudinal_profiles, score)
+from autonomy_planning.scene import PlanningScene, RoadFrame, build_road_frame
+from autonomy_planning.trajectory_optimizer import OptimizerConfig, TrajectoryOptimizer
+
+
+@dataclass
+class PlannerConfig:
+    search: SearchConfig = field(default_factory=SearchConfig)
+    futures: FuturesConfig = field(default_factory=FuturesConfig)
+    corridor: CorridorConfig = field(default_factory=CorridorConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    desired_speed: Optional[float] = None      # default: the lane's speed limit
+    wheelbase: float = 2.9
+    # warm start: reuse the previous plan's speed/accel if the ego is this close to it
+    consistency_position: float = 1.5
+    consistency_speed: float = 1.0
+
+
+@dataclass
+class PlanResult:
+    trajectory: Trajectory
+    futures: List[AgentFuture]
+    corridor: Optional[Corridor]
+    maneuver: str
+    candidates_per_cycle: int
+    collision_probability: float
+    emergency: bool
+    status: str
+    timings_ms: Dict[str, float]
+    frame: Optional[RoadFrame] = None
+    search: Optional[SearchResult] = None
+    chosen: Optional[dict] = None          # chosen maneuver rollout: t, s, d, v, x, y
+
+
+def safe_stop_trajectory(ego: EgoState, decel: float = 3.0, dt: float = 0.1,
+                         horizon: float = 10.0, stamp: Optional[float] = None,
+                         frame_id: str = "odom", maneuver: str = "safe_stop",
+                         jerk: float = 4.0) -> Trajectory:
+    """Straight-ahead stop with a jerk-limited ramp to `decel` (the fallback for stale
+    or missing inputs and solver failures)."""
+    t = np.arange(int(round(horizon / dt)) + 1) * dt
+    v = np.zeros_like(t)
+    a = np.zeros_like(t)
+    v[0] = max(ego.speed, 0.0)
+    a[0] = min(ego.accel, 0.0) if v[0] > 0 else 0.0
+    for k in range(len(t) - 1):
+        if v[k] <= 1e-6:
+            a[k + 1] = 0.0
+            v[k + 1] = 0.0
+            continue
+        an = max(a[k] - jerk * dt, -decel)
+        vn = v[k] + 0.5 * (a[k] + an) * dt
+        if vn <= 0:
+            vn, an = 0.0, 0.0
+        v[k + 1], a[k + 1] = vn, an
+    s = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) * dt)])
+    x = ego.x + s * math.cos(ego.yaw)
+    y = ego.y + s * math.sin(ego.yaw)
+    return Trajectory(t=t, x=x, y=y, yaw=np.full_like(t, ego.yaw), speed=v, accel=a,
+                      curvature=np.zeros_like(t), stamp=ego.stamp if stamp is None else stamp,
+                      frame_id=frame_id, maneuver=maneuver)
+
+
+class Planner:
+    """Stateful planner (keeps the previous cycle for warm starts)."""
+
+    def __init__(self, config: Optional[PlannerConfig] = None):
+        self.cfg = config or PlannerConfig()
+        self.predictor = FuturePredictor(self.cfg.futures)
+        self.optimizer = TrajectoryOptimizer(self.cfg.optimizer)
+        self._paths: Dict = {}
+        self._prev: Optional[dict] = None
+
+    def reset(self):
+        self.predictor.reset()
+        self.optimizer.reset()
+        self._prev = None
+
+    @property
+    def body(self):
+        c = self.cfg.search
+        return (c.front, c.rear, c.half_width)
+
+    # -------------------------------------------------------------- main API
+    def plan(self, scene: PlanningScene) -> PlanResult:
+        """Plan one cycle for `scene` (see the module docstring)."""
+        cfg = self.cfg
+        sc = cfg.search
+        tm = {}
+        t0 = time.perf_counter()
+        ego = scene.ego
+        frame = build_road_frame(scene, self._paths)
+        tm["frame"] = (time.perf_counter() - t0) * 1e3
+
+        t1 = time.perf_counter()
+        futures = self.predictor.predict(scene)
+        tg = sc.t
+        agents = {a.id: a for a in scene.agents}
+        occ = futures_to_occupancy(futures, agents, frame.ref, tg)
+        tm["futures"] = (time.perf_counter() - t1) * 1e3
+
+        # ---- initial state (consistent with the previous plan when tracked)
+        t2 = time.perf_counter()
+        v0, a0 = max(ego.speed, 0.0), float(np.clip(ego.accel, -8.0, 3.0))
+        prev = self._prev
+        elapsed = None
+        if prev is not None:
+            elapsed = scene.stamp - prev["stamp"]
+            tr = prev["trajectory"]
+            if 0.0 <= elapsed <= 0.5:
+                px = np.interp(elapsed, tr.t, tr.x)
+                py = np.interp(elapsed, tr.t, tr.y)
+                pv = float(np.interp(elapsed, tr.t, tr.speed))
+                pa = float(np.interp(elapsed, tr.t, tr.accel))
+                if math.hypot(px - ego.x, py - ego.y) < cfg.consistency_position and \
+                        abs(pv - ego.speed) < cfg.consistency_speed:
+                    v0, a0 = pv, pa
+            else:
+                elapsed = None
+        v_des = cfg.desired_speed if cfg.desired_speed is not None else frame.speed_limit
+        v_des = min(v_des, frame.speed_limit)
+
+        # ---- candidates
+        s_e, d_e = frame.ego_s, frame.ego_d
+        rl = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_left))
+        rr = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_right))
+        lat_specs = ego_lateral_specs(sc, d_e, frame.lane_offsets, frame.lane_width, rr, rl)
+        dd0 = v0 * math.sin(frame.ego_rel_yaw)
+        lat = lateral_profiles(tg, d_e, dd0, lat_specs)
+        stops, leads = self._stops_and_leads(occ, frame, sc)
+        goal_stop = None
+        if np.isfinite(frame.goal_station):
+            goal_stop = frame.goal_station - s_e
+        cruise, stop_list, lead_list = ego_longitudinal_sets(sc, v0, v_des, stops, goal_stop, leads)
+        lon = longitudinal_profiles(tg, v0, a0, cruise, stop_list, lead_list, v_max=v_des,
+                                    max_jerk=sc.max_jerk, comfort_decel=sc.comfort_decel,
+                                    emergency_decel=sc.emergency_decel,
+                                    stop_speed=max(v0, min(v_des, 6.0)))
+        onc = None
+        if len(frame.oncoming_offsets):
+            left_onc = frame.oncoming_offsets[frame.oncoming_offsets > 0]
+            if len(left_onc):
+                onc = float(left_onc.min() - frame.lane_width / 2.0)
+        prev_prof = None
+        if prev is not None and elapsed is not None and prev["ref_key"] == frame.ref_key:
+            pt = prev["chosen"]
+            prev_prof = (np.interp(tg + elapsed, pt["t"], pt["d"]),
+                         np.interp(tg + elapsed, pt["t"], pt["v"]))
+        res = score(lat, lon, occ, sc, s0=s_e, v_des=v_des, station_grid=frame.station_grid,
+                    road_left=frame.road_left, road_right=frame.road_right,
+                    curvature_fn=frame.ref.curvature_at, lane_offsets=frame.lane_offsets,
+                    oncoming_boundary=onc, route_deadline=frame.route_deadline,
+                    goal_station=frame.goal_station, prev=prev_prof)
+        i, j = res.best
+        D, S, V = lat.d[i], s_e + lon.s[j], lon.v[j]
+        tm["search"] = (time.perf_counter() - t2) * 1e3
+
+        # ---- corridor + optimisation
+        t3 = time.perf_counter()
+        corr = build_corridor(frame, tg, D, S, V, occ, self.body, cfg.corridor,
+                              speed_limit=v_des)
+        tm["corridor"] = (time.perf_counter() - t3) * 1e3
+        t4 = time.perf_counter()
+        kappa_e = math.tan(ego.steering_angle) / cfg.wheelbase if abs(ego.steering_angle) > 0 \
+            else (ego.yaw_rate / ego.speed if ego.speed > 1.0 else 0.0)
+        opt = self.optimizer.optimize(frame.ref, corr, s_e, d_e, frame.ego_rel_yaw, kappa_e,
+                                      v0, a0, tg, S, D, V, self.body, stamp=scene.stamp,
+                                      frame_id=scene.frame_id, maneuver=res.label,
+                                      force_emergency=bool(lon.emergency[j]))
+        tm["optimize"] = (time.perf_counter() - t4) * 1e3
+        tm["total"] = (time.perf_counter() - t0) * 1e3
+        xs, ys, _ = frame.ref.to_xy(S, D)
+        chosen = {"t": tg.copy(), "s": S, "d": D, "v": V, "x": xs, "y": ys}
+        self._prev = {"stamp": scene.stamp, "trajectory": opt.trajectory, "ref_key": frame.ref_key,
+                      "chosen": chosen}
+        return PlanResult(trajectory=opt.trajectory, futures=futures, corridor=corr,
+                          maneuver=res.label, candidates_per_cycle=res.n_candidates,
+                          collision_probability=float(res.collision_prob[i, j]),
+                          emergency=bool(opt.emergency), status=opt.status, timings_ms=tm,
+                          frame=frame, search=res, chosen=chosen)
+
+    # -------------------------------------------------------------- helpers
+    def _stops_and_leads(self, occ, frame: RoadFrame, sc: SearchConfig):
+        """Stop points behind obstacles in the ego lane and lead vehicles to follow."""
+        stops, leads = [], []
+        if not len(occ):
+            return stops, leads
+        s_e = frame.ego_s
+        lane = float(frame.lane_offsets[np.argmin(np.abs(frame.lane_offsets - frame.ego_d))])
+        in_lane = (np.abs(occ.d[:, 0] - lane) - occ.hd[:, 0]) < sc.half_width + 0.4
+        ahead = occ.s[:, 0] - occ.hs[:, 0] > s_e + sc.front
+        for k in np.where(in_lane & ahead)[0]:
+            gap = occ.s[k, 0] - occ.hs[k, 0] - s_e - sc.front - 2.5
+            if occ.static[k] or occ.vs[k, 0] < 0.5:
+                if gap > 0.3:
+                    stops.append(float(gap))
+            elif occ.p[k] >= 0.2 and occ.vs[k, 0] > 0.5:
+                leads.append((occ.p[k], occ.s[k] - occ.hs[k] - s_e - sc.front))
+        leads.sort(key=lambda x: -x[0])
+        stops = sorted(stops)[:3]
+        return stops, [l[1] for l in leads[:3]]

@@ -1,0 +1,378 @@
+"""The plain planning scene (no ROS): ego state, other agents, lanes / road structure and
+a goal or route. The planner takes one of these per cycle, so it can be fed from the
+simulator, from a bag (via `scene_from_vector_space`) or from any other simulator.
+
+Also here: `build_road_frame`, which turns a scene into the ego's Frenet frame (reference
+path along the route, lateral offsets of the neighbouring lanes, drivable bounds per
+station, the station by which the ego must be in the route lane, the goal station).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
+                                         RoadLine, VectorSpace)
+
+from autonomy_planning.path import ReferencePath, polyline_length, resample_polyline, wrap
+
+STATIC_CLASSES = (ObjectClass.CONE, ObjectClass.POLE, ObjectClass.BARRIER)
+VEHICLE_CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK, ObjectClass.CYCLIST,
+                   ObjectClass.UNKNOWN)
+
+
+@dataclass
+class Lane:
+    """One lane: centreline in the driving direction (Nx2, odom frame)."""
+    id: int
+    centerline: np.ndarray
+    width: float = 3.5
+    speed_limit: float = 13.9
+    successors: List[int] = field(default_factory=list)
+    # lanes driven in the opposite direction of a two-way road may be entered to go
+    # around an obstacle, never changed into as a lane
+    oncoming: bool = False
+
+
+@dataclass
+class Goal:
+    x: float
+    y: float
+    yaw: float = 0.0
+    tolerance: float = 2.5     # m: "reached" within this distance
+    lane_id: Optional[int] = None
+
+
+@dataclass
+class PlanningScene:
+    stamp: float
+    ego: EgoState
+    agents: List[ObjectState] = field(default_factory=list)
+    lanes: List[Lane] = field(default_factory=list)
+    boundaries: List[np.ndarray] = field(default_factory=list)  # curbs / road edges (Nx2)
+    goal: Optional[Goal] = None
+    route_lane_ids: List[int] = field(default_factory=list)     # optional explicit route
+    speed_limit: float = 13.9
+    frame_id: str = "odom"
+
+    def lane(self, lane_id: int) -> Optional[Lane]:
+        for ln in self.lanes:
+            if ln.id == lane_id:
+                return ln
+        return None
+
+
+# ---------------------------------------------------------------- vector space -> scene
+def lanes_from_road_lines(lines: Sequence[RoadLine], ego: Optional[EgoState] = None,
+                          min_width: float = 2.4, max_width: float = 5.0) -> List[Lane]:
+    """Derive lanes from painted lane lines and road edges/curbs (perception output has no
+    lane objects): every pair of roughly parallel neighbouring boundary lines 2.4-5 m
+    apart bounds one lane whose centreline is their midline. Lanes beyond a yellow line
+    (seen from the ego) are oncoming; the direction of each lane follows the ego heading
+    (reversed for oncoming lanes). Works for roads that are locally parallel (streets,
+    highways); intersections need lanes from a map or the simulator."""
+    bounds = [l for l in lines if l.line_type in (
+        LineType.LANE_DASHED_WHITE, LineType.LANE_SOLID_WHITE, LineType.LANE_DASHED_YELLOW,
+        LineType.LANE_SOLID_YELLOW, LineType.ROAD_EDGE, LineType.CURB)
+        and len(l.points) >= 2 and polyline_length(l.points) > 4.0]
+    if not bounds:
+        return []
+    ego_xy = np.array([ego.x, ego.y]) if ego is not None else None
+    # reference: the boundary closest to the ego (or the longest)
+    if ego_xy is not None:
+        ref_line = min(bounds, key=lambda l: np.min(np.hypot(*(l.points[:, :2] - ego_xy).T)))
+    else:
+        ref_line = max(bounds, key=lambda l: polyline_length(l.points))
+    ref = ReferencePath(ref_line.points[:, :2], ds=1.0, extend_before=200, extend_after=200)
+    if ego is not None and np.cos(wrap(ego.yaw - ref.heading_at(ref.project([ego_xy])[0][0]))) < 0:
+        ref = ReferencePath(ref_line.points[::-1, :2], ds=1.0, extend_before=200,
+                            extend_after=200)
+    entries = []
+    for l in bounds:
+        pts = resample_polyline(l.points[:, :2], 1.0)
+        s, d = ref.project(pts)
+        order = np.argsort(s)
+        entries.append((float(np.median(d)), l, s[order], d[order], pts[order]))
+    entries.sort(key=lambda e: e[0])
+    lanes: List[Lane] = []
+    ego_d = float(ref.project([ego_xy])[1][0]) if ego_xy is not None else 0.0
+    for (d0, l0, s0, dd0, p0), (d1, l1, s1, dd1, p1) in zip(entries[:-1], entries[1:]):
+        lo, hi = max(s0[0], s1[0]), min(s0[-1], s1[-1])
+        if hi - lo < 4.0:
+            continue
+        grid = np.arange(lo, hi, 1.0)
+        da = np.interp(grid, s0, dd0)
+        db = np.interp(grid, s1, dd1)
+        w = float(np.median(db - da))
+        if not (min_width <= w <= max_width):
+            continue
+        mid_d = 0.5 * (da + db)
+        x, y, _ = ref.to_xy(grid, mid_d)
+        centre = np.column_stack([x, y])
+        # oncoming: separated from the ego by a yellow line
+        lane_mid = float(np.median(mid_d))
+        yellow = [e[0] for e in entries if e[1].line_type in (
+            LineType.LANE_DASHED_YELLOW, LineType.LANE_SOLID_YELLOW)]
+        oncoming = any(min(lane_mid, ego_d) < yd < max(lane_mid, ego_d) for yd in yellow)
+        if oncoming:
+            centre = centre[::-1]
+        lanes.append(Lane(id=len(lanes) + 1, centerline=centre, width=w, oncoming=oncoming))
+    return lanes
+
+
+def scene_from_vector_space(v: VectorSpace, ego: EgoState, goal: Optional[Goal] = None,
+                            lanes: Optional[List[Lane]] = None,
+                            speed_limit: float = 13.9) -> PlanningScene:
+    """Planning scene from perception output (objects + road lines) and odometry."""
+    if lanes is None:
+        lanes = lanes_from_road_lines(v.lines, ego)
+    boundaries = [np.asarray(l.points, dtype=float)[:, :2] for l in v.lines
+                  if l.line_type in (LineType.ROAD_EDGE, LineType.CURB) and len(l.points) >= 2]
+    return PlanningScene(stamp=v.stamp, ego=ego, agents=list(v.objects), lanes=lanes,
+                         boundaries=boundaries, goal=goal, speed_limit=speed_limit,
+                         frame_id=v.frame_id)
+
+
+# ---------------------------------------------------------------- lanes, routes
+def locate_lane(lanes: Sequence[Lane], x: float, y: float, yaw: float,
+                max_dist: float = 4.0, paths: Optional[Dict[int, ReferencePath]] = None,
+                heading_tol: float = 1.2):
+    """Lane containing (x, y) driven in direction yaw -> (lane, s, d) or (None, 0, 0)."""
+    best = (None, 0.0, 0.0)
+    best_cost = np.inf
+    for ln in lanes:
+        p = lane_path(ln, paths)
+        s, d = p.project([[x, y]])
+        s, d = float(s[0]), float(d[0])
+        if s < -2.0 or s > p.original_length + 2.0 or abs(d) > max_dist:
+            continue
+        dh = abs(float(wrap(yaw - p.heading_at(s))))
+        if dh > heading_tol:
+            continue
+        cost = abs(d) + 2.0 * dh
+        if cost < best_cost:
+            best_cost, best = cost, (ln, s, d)
+    return best
+
+
+def lane_path(lane: Lane, cache: Optional[Dict[int, ReferencePath]] = None) -> ReferencePath:
+    if cache is not None and lane.id in cache:
+        return cache[lane.id]
+    p = ReferencePath(lane.centerline, ds=0.5, extend_before=20.0, extend_after=20.0)
+    if cache is not None:
+        cache[lane.id] = p
+    return p
+
+
+def route_to_goal(scene: PlanningScene, start: Lane, goal_lane: Optional[Lane],
+                  parallel: Sequence[int]) -> List[int]:
+    """Breadth-first search over successor links from any lane in `parallel` (the ego's
+    lane and its same-direction neighbours) to the goal lane. Returns the lane ids of the
+    route (first element is one of `parallel`), or [] if none."""
+    if goal_lane is None:
+        return []
+    by_id = {l.id: l for l in scene.lanes}
+    prev: Dict[int, Optional[int]] = {}
+    q = deque()
+    # prefer starting from the ego lane
+    for pid in [start.id] + [p for p in parallel if p != start.id]:
+        prev[pid] = None
+        q.append(pid)
+    while q:
+        cur = q.popleft()
+        if cur == goal_lane.id:
+            out = [cur]
+            while prev[out[-1]] is not None:
+                out.append(prev[out[-1]])
+            return out[::-1]
+        for nxt in by_id[cur].successors if cur in by_id else []:
+            if nxt not in prev and nxt in by_id:
+                prev[nxt] = cur
+                q.append(nxt)
+    return []
+
+
+def _fingerprint(arrays) -> tuple:
+    out = []
+    for a in arrays:
+        a = np.asarray(a, dtype=float)
+        out.append((len(a), round(float(a[0, 0]), 2), round(float(a[0, 1]), 2),
+                    round(float(a[-1, 0]), 2), round(float(a[-1, 1]), 2)))
+    return tuple(out)
+
+
+@dataclass
+class RoadFrame:
+    """The ego's Frenet frame for one cycle."""
+    ref: ReferencePath
+    ref_key: tuple                      # identifies the reference (lane ids) for warm start
+    lane_offsets: np.ndarray            # lateral offsets of same-direction lane centres
+    lane_width: float
+    oncoming_offsets: np.ndarray        # lateral offsets of oncoming lane centres
+    station_grid: np.ndarray            # stations of the road bounds
+    road_left: np.ndarray               # left drivable bound (d) per station
+    road_right: np.ndarray              # right drivable bound (d) per station
+    route_deadline: float               # station by which d must be ~0 (route lane); inf if none
+    goal_station: float                 # station of the goal along ref; inf if none
+    ego_s: float
+    ego_d: float
+    ego_rel_yaw: float
+    speed_limit: float
+
+
+def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePath]] = None,
+                     lookahead: float = 220.0) -> RoadFrame:
+    ego = scene.ego
+    lanes = [l for l in scene.lanes if len(l.centerline) >= 2]
+    ego_lane, _, _ = locate_lane(lanes, ego.x, ego.y, ego.yaw, max_dist=4.0, paths=paths)
+    goal_lane = None
+    if scene.goal is not None:
+        if scene.goal.lane_id is not None:
+            goal_lane = scene.lane(scene.goal.lane_id)
+        else:
+            goal_lane, _, _ = locate_lane(lanes, scene.goal.x, scene.goal.y, scene.goal.yaw,
+                                          max_dist=4.0, paths=paths, heading_tol=1.6)
+    route: List[int] = list(scene.route_lane_ids)
+    if ego_lane is not None and not route:
+        ego_path = lane_path(ego_lane, paths)
+        # same-direction lanes next to the ego lane (parallel at the ego)
+        s_e = float(ego_path.project([[ego.x, ego.y]])[0][0])
+        parallel = []
+        for ln in lanes:
+            if ln.oncoming or ln.id == ego_lane.id:
+                continue
+            p = lane_path(ln, paths)
+            s, d = p.project([[ego.x, ego.y]])
+            if -2.0 <= s[0] <= p.original_length + 2.0 and abs(d[0]) < 12.0 and \
+                    np.cos(wrap(p.heading_at(s[0]) - ego_path.heading_at(s_e))) > 0.9:
+                parallel.append(ln.id)
+        route = route_to_goal(scene, ego_lane, goal_lane, parallel)
+        if not route:
+            # follow successors (straightest) from the ego lane
+            route = [ego_lane.id]
+            cur = ego_lane
+            total = polyline_length(cur.centerline)
+            while cur.successors and total < lookahead and len(route) < 20:
+                cands = [scene.lane(i) for i in cur.successors if scene.lane(i) is not None]
+                if not cands:
+                    break
+                h_end = lane_path(cur, paths).heading_at(lane_path(cur, paths).original_length)
+                cur = min(cands, key=lambda c: abs(float(wrap(
+                    lane_path(c, paths).heading_at(0.0) - h_end))))
+                if cur.id in route:
+                    break
+                route.append(cur.id)
+                total += polyline_length(cur.centerline)
+    by_id = {l.id: l for l in lanes}
+    route = [r for r in route if r in by_id]
+    if route:
+        pts = [by_id[route[0]].centerline]
+        for rid in route[1:]:
+            c = by_id[rid].centerline
+            if np.hypot(*(c[0] - pts[-1][-1])) < 1e-3:
+                c = c[1:]
+            pts.append(c)
+        ref_pts = np.vstack(pts)
+        key = tuple(route)
+        lane_width = float(by_id[route[0]].width)
+        speed_limit = min(scene.speed_limit, by_id[route[0]].speed_limit)
+    else:
+        # no lane: a straight reference along the ego heading
+        L = 200.0
+        ref_pts = np.array([[ego.x, ego.y],
+                            [ego.x + L * np.cos(ego.yaw), ego.y + L * np.sin(ego.yaw)]])
+        key = ("heading", round(ego.x, -1), round(ego.y, -1))
+        lane_width = 3.5
+        speed_limit = scene.speed_limit
+    ref = (paths.get(("route",) + key) if paths is not None else None)
+    if ref is None:
+        ref = ReferencePath(ref_pts, ds=0.5, extend_before=30.0, extend_after=250.0)
+        if paths is not None:
+            paths[("route",) + key] = ref
+    s_e, d_e = ref.project([[ego.x, ego.y]])
+    s_e, d_e = float(s_e[0]), float(d_e[0])
+    rel_yaw = float(wrap(ego.yaw - ref.heading_at(s_e)))
+
+    # neighbouring lane centres (parallel over the next 80 m); the projections of every
+    # lane and boundary onto the reference are cached per (reference, road) pair
+    cache = paths if paths is not None else {}
+    lkey = ("lanes_on",) + key + (_fingerprint([l.centerline for l in lanes]),)
+    if lkey not in cache:
+        proj = []
+        for ln in lanes:
+            if route and ln.id in route:
+                continue
+            p = lane_path(ln, paths)
+            pts = p.xy[(p.s >= 0) & (p.s <= p.original_length)]
+            s, d = ref.project(pts)
+            hd = np.cos(wrap(p.heading[(p.s >= 0) & (p.s <= p.original_length)] - ref.heading_at(s)))
+            proj.append((ln, s, d, hd))
+        cache[lkey] = proj
+    same, onc = [0.0], []
+    for ln, s, d, hd in cache[lkey]:
+        m = (s > s_e - 10.0) & (s < s_e + 80.0)
+        if m.sum() < 5:
+            continue
+        dm = d[m]
+        if np.std(dm) > 0.6 or abs(np.median(dm)) > 12.0 or abs(np.median(dm)) < 1.5:
+            continue
+        (same if (np.median(hd[m]) > 0 and not ln.oncoming) else onc).append(float(np.median(dm)))
+    same = np.array(sorted(set(np.round(same, 2))))
+    onc = np.array(sorted(set(np.round(onc, 2))))
+
+    # drivable bounds per station: boundaries, else the outermost lanes
+    grid = np.arange(s_e - 10.0, s_e + lookahead, 1.0)
+    all_centres = np.concatenate([same, onc]) if len(onc) else same
+    default_left = float(np.max(all_centres) + lane_width / 2.0 + 0.3)
+    default_right = float(np.min(all_centres) - lane_width / 2.0 - 0.3)
+    left = np.full(len(grid), default_left)
+    right = np.full(len(grid), default_right)
+    if scene.boundaries:
+        bkey = ("bounds_on",) + key + (_fingerprint(scene.boundaries),)
+        if bkey not in cache:
+            g0 = np.arange(ref.s_min, ref.s_max, 1.0)
+            bl = np.full(len(g0), np.inf)
+            br = np.full(len(g0), -np.inf)
+            for b in scene.boundaries:
+                pts = resample_polyline(np.asarray(b)[:, :2], 0.5)
+                if len(pts) < 2:
+                    continue
+                s, d = ref.project(pts)
+                seg_h = np.arctan2(*np.gradient(pts, axis=0).T[::-1])
+                par = np.abs(np.cos(wrap(seg_h - ref.heading_at(s)))) > 0.8
+                m = par & (np.abs(d) < 15.0) & (s >= g0[0]) & (s <= g0[-1])
+                if not np.any(m):
+                    continue
+                idx = np.clip(np.round(s[m] - g0[0]).astype(int), 0, len(g0) - 1)
+                dm = d[m]
+                lm = dm > 0
+                np.minimum.at(bl, idx[lm], dm[lm])
+                np.maximum.at(br, idx[~lm], dm[~lm])
+            cache[bkey] = (g0, bl, br)
+        g0, bl0, br0 = cache[bkey]
+        idx = np.clip(np.round(grid - g0[0]).astype(int), 0, len(g0) - 1)
+        bl, br = bl0[idx], br0[idx]
+        left = np.where(np.isfinite(bl), np.minimum(bl, default_left + 3.0), left)
+        right = np.where(np.isfinite(br), np.maximum(br, default_right - 3.0), right)
+        # bounds must contain the ego; a sample that does not is noise
+        left = np.maximum(left, min(d_e + 1.2, default_left))
+        right = np.minimum(right, max(d_e - 1.2, default_right))
+
+    # route deadline: end of the first route lane that has to be reached laterally (the
+    # reference starts with the route lane; if the ego is not in it, it must get there
+    # before the route lane's end)
+    deadline = np.inf
+    if route and abs(d_e) > lane_width / 2.0:
+        deadline = float(ref.project([by_id[route[0]].centerline[-1]])[0][0])
+    goal_station = np.inf
+    if scene.goal is not None:
+        gs, gd = ref.project([[scene.goal.x, scene.goal.y]])
+        if abs(gd[0]) < 8.0 and gs[0] > s_e - 5.0:
+            goal_station = float(gs[0])
+    return RoadFrame(ref=ref, ref_key=key, lane_offsets=same, lane_width=lane_width,
+                     oncoming_offsets=onc, station_grid=grid, road_left=left, road_right=right,
+                     route_deadline=deadline, goal_station=goal_station, ego_s=s_e, ego_d=d_e,
+                     ego_rel_yaw=rel_yaw, speed_limit=speed_limit)

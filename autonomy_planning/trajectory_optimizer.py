@@ -1,0 +1,443 @@
+"""Continuous trajectory optimisation inside the convex corridor.
+
+Formulation (the well-posed QP equivalent of "spline in heading and acceleration over
+arc length"): the problem is split into two convex QPs that are solved alternately
+(a sequential-QP on the path/speed coupling through v^2 * kappa):
+
+* Path QP over arc length (piecewise-jerk spline d(sigma) of the lateral offset, states
+  d, d', d'' per knot; d'' ~ curvature minus the reference's, d''' ~ curvature rate):
+  cost = tracking the chosen maneuver + staying centred in the corridor (distance to
+  obstacles) + d'^2 (heading) + v^2 d''^2 (lateral acceleration) + d'''^2 (lateral jerk);
+  constraints = body inside the corridor's lateral bounds over its whole length,
+  |curvature| <= min(steering limit, a_lat_max / v^2), |d'''| bounded, initial state.
+* Speed QP over time (piecewise-jerk s(t), states s, v, a at 0.1 s): cost = tracking the
+  chosen speed profile (traversal time / progress) + a^2 + jerk^2 + slack on the station
+  cap; constraints = speed bounds per time (corridor + curvature of the optimised path),
+  acceleration and jerk limits (the vehicle's, tightened to nuPlan comfort), station cap
+  (agents ahead / narrow passages), initial state.
+
+Solver: OSQP. Both QPs are sparse and banded (a few hundred variables), OSQP's ADMM
+caches the factorisation (the speed QP's matrices never change: only bounds and the
+linear cost are updated each cycle), warm-starts from the previous cycle's solution, and
+returns certificates of infeasibility, which trigger the emergency-braking fallback.
+SciPy's SLSQP is dense and an order of magnitude slower at this size; CasADi/IPOPT would
+be a heavier dependency for a problem that is convex once decoupled.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+import osqp
+import scipy.sparse as sp
+
+from autonomy_stack.vector_space import Trajectory
+
+from autonomy_planning.corridor import Corridor
+from autonomy_planning.path import ReferencePath
+
+
+@dataclass
+class OptimizerConfig:
+    dt: float = 0.1
+    horizon: float = 10.0
+    path_knots: int = 60
+    # limits (vehicle limits tightened to comfort; emergency fallback uses the vehicle's)
+    max_accel: float = 2.0
+    max_decel: float = 3.5
+    emergency_decel: float = 7.5
+    max_jerk: float = 4.0
+    emergency_jerk: float = 15.0
+    lat_acc_max: float = 3.0
+    max_curvature: float = 0.18          # tan(max_steer) / wheelbase with margin
+    max_dkappa: float = 0.05             # 1/m^2: curvature change per metre
+    body_margin: float = 0.05
+    # weights
+    w_s: float = 0.5
+    w_v: float = 2.0
+    w_a: float = 1.0
+    w_j: float = 3.0
+    w_slack: float = 2000.0
+    w_ref: float = 1.0
+    w_center: float = 0.15
+    w_d1: float = 5.0
+    w_d2: float = 50.0
+    w_d3: float = 2000.0
+    sqp_iterations: int = 2
+    wheelbase: float = 2.9
+
+
+@dataclass
+class OptResult:
+    trajectory: Trajectory
+    s: np.ndarray             # absolute stations at the output times
+    d: np.ndarray             # lateral offsets at the output times
+    path_sigma: np.ndarray    # path knots (relative stations)
+    path_state: np.ndarray    # (K, 3) d, d', d''
+    speed_state: np.ndarray   # (N+1, 3) s (relative), v, a
+    emergency: bool
+    status: str
+    iterations: dict = field(default_factory=dict)
+
+
+def _pj_dynamics(n: int, h: float, offset: int = 0):
+    """Rows of piecewise-jerk equality constraints for states (x, x', x'') stacked as
+    [x_0..x_n | x'_0..x'_n | x''_0..x''_n] (n+1 knots, step h):
+    x_{k+1} = x_k + x'_k h + x''_k h^2/3 + x''_{k+1} h^2/6,
+    x'_{k+1} = x'_k + (x''_k + x''_{k+1}) h/2."""
+    K = n + 1
+    k = np.arange(n)
+    r1 = 2 * k
+    r2 = 2 * k + 1
+    rows = np.concatenate([np.repeat(r1, 5), np.repeat(r2, 4)])
+    cols = np.concatenate([np.column_stack([k + 1, k, K + k, 2 * K + k, 2 * K + k + 1]).ravel(),
+                           np.column_stack([K + k + 1, K + k, 2 * K + k, 2 * K + k + 1]).ravel()])
+    v1 = np.tile([1.0, -1.0, -h, -h * h / 3.0, -h * h / 6.0], n)
+    v2 = np.tile([1.0, -1.0, -h / 2.0, -h / 2.0], n)
+    return rows, cols + offset, np.concatenate([v1, v2]), 2 * n
+
+
+def _jerk_rows(n: int, r0: int, offset: int = 0):
+    K = n + 1
+    k = np.arange(n)
+    rows = np.repeat(r0 + k, 2)
+    cols = np.column_stack([offset + 2 * K + k + 1, offset + 2 * K + k]).ravel()
+    vals = np.tile([1.0, -1.0], n)
+    return rows, cols, vals, r0 + n
+
+
+def _path_matrices(K: int, h: float):
+    """Constraint matrix of the path QP (fixed sparsity for a given K; values depend on h)."""
+    n = K - 1
+    r, c, v, nr = _pj_dynamics(n, h)
+    jr, jc, jv, nr2 = _jerk_rows(n, nr)
+    ir = nr2 + np.arange(3 * K)
+    rows = np.concatenate([r, jr, ir])
+    cols = np.concatenate([c, jc, np.arange(3 * K)])
+    vals = np.concatenate([v, jv, np.ones(3 * K)])
+    A = sp.csc_matrix((vals, (rows, cols)), shape=(nr2 + 3 * K, 3 * K))
+    A.sort_indices()
+    return A, nr, nr2
+
+
+def _solved(res) -> bool:
+    """OSQP reports 'solved' or 'solved inaccurate' (accepted: within the tolerances we
+    check afterwards); anything else (infeasible, max iterations) is a failure."""
+    st = str(res.info.status).lower()
+    return st.startswith("solved") and res.x is not None and np.all(np.isfinite(res.x))
+
+
+class SpeedQP:
+    """Piecewise-jerk speed QP with fixed structure (set up once, updated per cycle)."""
+
+    def __init__(self, cfg: OptimizerConfig):
+        self.cfg = cfg
+        self.n = int(round(cfg.horizon / cfg.dt))
+        n, K, dt = self.n, self.n + 1, cfg.dt
+        self.K = K
+        nv = 4 * K           # s, v, a, slack
+        rows, cols, vals, r = _pj_dynamics(n, dt)
+        rows, cols, vals = list(rows), list(cols), list(vals)
+        self.n_eq = r
+        jr, jc, jv, r = _jerk_rows(n, r)
+        rows += list(jr); cols += list(jc); vals += list(jv)
+        self.r_jerk = (self.n_eq, r)
+        # s_k - slack_k <= s_max_k
+        self.r_cap = r
+        for k in range(K):
+            rows += [r + k, r + k]; cols += [k, 3 * K + k]; vals += [1.0, -1.0]
+        r += K
+        # identity on s (initial), v, a, slack
+        self.r_id = r
+        for k in range(4 * K):
+            rows.append(r + k); cols.append(k); vals.append(1.0)
+        r += 4 * K
+        self.m = r
+        self.A = sp.csc_matrix((vals, (rows, cols)), shape=(r, nv))
+        # cost
+        P = sp.lil_matrix((nv, nv))
+        for k in range(K):
+            P[k, k] += cfg.w_s
+            P[K + k, K + k] += cfg.w_v
+            P[2 * K + k, 2 * K + k] += cfg.w_a
+            P[3 * K + k, 3 * K + k] += 1.0
+        wj = cfg.w_j / (dt * dt)
+        for k in range(n):
+            i, j = 2 * K + k, 2 * K + k + 1
+            P[i, i] += wj; P[j, j] += wj; P[i, j] -= wj; P[j, i] -= wj
+        self.P = sp.triu(P.tocsc(), format="csc")
+        self.nv = nv
+        self.solver = None
+
+    def solve(self, v0, a0, v_ref, s_ref, v_min, v_max, s_max, emergency=False, warm=None):
+        cfg = self.cfg
+        K, dt = self.K, cfg.dt
+        a_min = -(cfg.emergency_decel if emergency else cfg.max_decel)
+        jmax = cfg.emergency_jerk if emergency else cfg.max_jerk
+        q = np.zeros(self.nv)
+        q[:K] = -cfg.w_s * s_ref
+        q[K:2 * K] = -cfg.w_v * v_ref
+        q[3 * K:] = cfg.w_slack
+        l = np.zeros(self.m)
+        u = np.zeros(self.m)
+        r0, r1 = self.r_jerk
+        l[r0:r1] = -jmax * dt * (3.0 if emergency else 1.0)
+        u[r0:r1] = jmax * dt * (3.0 if emergency else 1.0)
+        l[self.r_cap:self.r_cap + K] = -np.inf
+        u[self.r_cap:self.r_cap + K] = np.where(np.isfinite(s_max), s_max, 1e6)
+        rid = self.r_id
+        # s
+        l[rid:rid + K] = -1e6; u[rid:rid + K] = 1e6
+        l[rid] = u[rid] = 0.0
+        # v
+        vmin = np.minimum(v_min, v_max)
+        l[rid + K:rid + 2 * K] = np.maximum(vmin, 0.0)
+        u[rid + K:rid + 2 * K] = np.maximum(v_max, 0.0)
+        l[rid + K] = u[rid + K] = max(v0, 0.0)
+        # a
+        a0c = float(np.clip(a0, a_min, cfg.max_accel))
+        l[rid + 2 * K:rid + 3 * K] = a_min
+        u[rid + 2 * K:rid + 3 * K] = cfg.max_accel
+        l[rid + 2 * K] = u[rid + 2 * K] = a0c
+        # slack >= 0
+        l[rid + 3 * K:rid + 4 * K] = 0.0
+        u[rid + 3 * K:rid + 4 * K] = 1e6
+        if self.solver is None:
+            self.solver = osqp.OSQP()
+            self.solver.setup(self.P, q, self.A, l, u, verbose=False, eps_abs=1e-4,
+                              eps_rel=1e-4, max_iter=4000, polish=True, warm_starting=True)
+        else:
+            self.solver.update(q=q, l=l, u=u)
+        if warm is not None:
+            self.solver.warm_start(x=warm)
+        res = self.solver.solve()
+        return res
+
+
+class TrajectoryOptimizer:
+    def __init__(self, config: Optional[OptimizerConfig] = None):
+        self.cfg = config or OptimizerConfig()
+        self.speed_qp = SpeedQP(self.cfg)
+        self._prev = None
+        self._path_solver = None
+        self._path_K = None      # (abs stations of speed solution, times, x) for warm start
+
+    def reset(self):
+        self._prev = None
+
+    # -------------------------------------------------------------- path QP
+    def _path_qp(self, sig, lo, hi, d_ref, mid, v_at, kref, d0, d1_0, d2_0, fix_d2, warm=None):
+        """Piecewise-jerk path QP; the OSQP workspace is kept (same sparsity every cycle)
+        and only matrix values, bounds and the linear cost are updated."""
+        cfg = self.cfg
+        K = len(sig)
+        n = K - 1
+        h = float(sig[1] - sig[0])
+        A, n_eq, r_id = _path_matrices(K, h)
+        m = A.shape[0]
+        l = np.zeros(m)
+        u = np.zeros(m)
+        dk = cfg.max_dkappa * h
+        l[n_eq:r_id] = -dk
+        u[n_eq:r_id] = dk
+        l[r_id:r_id + K] = lo
+        u[r_id:r_id + K] = hi
+        l[r_id + K:r_id + 2 * K] = -2.0
+        u[r_id + K:r_id + 2 * K] = 2.0
+        kmax = np.minimum(cfg.max_curvature, cfg.lat_acc_max / np.maximum(v_at, 0.1) ** 2)
+        l[r_id + 2 * K:] = -kmax - kref
+        u[r_id + 2 * K:] = kmax - kref
+        # initial state
+        l[r_id] = u[r_id] = d0
+        l[r_id + K] = u[r_id + K] = d1_0
+        if fix_d2:
+            d2c = float(np.clip(d2_0, l[r_id + 2 * K], u[r_id + 2 * K]))
+            l[r_id + 2 * K] = u[r_id + 2 * K] = d2c
+        wv = 1.0 + v_at ** 2
+        w3 = cfg.w_d3 / (h * h)
+        diag = np.concatenate([np.full(K, cfg.w_ref + cfg.w_center), np.full(K, cfg.w_d1),
+                               cfg.w_d2 * wv])
+        diag[2 * K:] += w3 * np.r_[1.0, np.full(K - 2, 2.0), 1.0]
+        off = np.zeros(3 * K - 1)
+        off[2 * K:] = -w3
+        P = sp.diags([diag, off], [0, 1], format="csc")
+        P.sort_indices()
+        q = np.zeros(3 * K)
+        q[:K] = -(cfg.w_ref * d_ref + cfg.w_center * mid)
+        if self._path_solver is None or self._path_K != K:
+            solver = osqp.OSQP()
+            solver.setup(P, q, A, l, u, verbose=False, eps_abs=1e-5, eps_rel=1e-5,
+                         max_iter=4000, polish=True, warm_starting=True)
+            self._path_solver, self._path_K = solver, K
+        else:
+            solver = self._path_solver
+            solver.update(q=q, l=l, u=u, Px=P.data, Ax=A.data)
+        if warm is not None:
+            solver.warm_start(x=warm)
+        res = solver.solve()
+        if not _solved(res):
+            return None
+        x = res.x
+        return np.column_stack([x[:K], x[K:2 * K], x[2 * K:]])
+
+    # -------------------------------------------------------------- main
+    def optimize(self, ref: ReferencePath, corridor: Corridor, s_e: float, d_e: float,
+                 rel_yaw: float, kappa_e: float, v0: float, a0: float, t_ref: np.ndarray,
+                 S_ref: np.ndarray, D_ref: np.ndarray, V_ref: np.ndarray, body: tuple,
+                 stamp: float = 0.0, frame_id: str = "odom", maneuver: str = "",
+                 force_emergency: bool = False) -> OptResult:
+        cfg = self.cfg
+        front, rear, hw = body
+        N = self.speed_qp.n
+        t = np.arange(N + 1) * cfg.dt
+        s_ref_rel = np.interp(t, t_ref, S_ref) - s_e
+        v_ref = np.interp(t, t_ref, V_ref)
+        v_min = np.interp(t, corridor.times, corridor.speed_min)
+        v_max_c = np.interp(t, corridor.times, corridor.speed_max)
+        s_cap = np.interp(t, corridor.times, np.where(np.isfinite(corridor.station_max),
+                                                      corridor.station_max, 1e6)) - s_e
+        Sm = np.maximum.accumulate(S_ref) + 1e-6 * np.arange(len(S_ref))
+
+        # body bounds -> bounds on the reference point's lateral offset: at knot sigma the
+        # body spans stations [sigma - rear, sigma + front]
+        from scipy.ndimage import maximum_filter1d, minimum_filter1d
+        st = corridor.stations
+        step = float(st[1] - st[0]) if len(st) > 1 else 1.0
+        # window [sigma - rear, sigma + front] on the uniform station grid
+        wb = int(np.ceil((rear + 0.5) / step))
+        wf = int(np.ceil((front + 0.5) / step))
+        size = wb + wf + 1
+        origin = (wb - wf) // 2 if size % 2 else (wb - wf) // 2
+        right_w = maximum_filter1d(corridor.right, size=size, mode="nearest", origin=-((wf - wb) // 2))
+        left_w = minimum_filter1d(corridor.left, size=size, mode="nearest", origin=-((wf - wb) // 2))
+
+        def lat_bounds(sig_abs):
+            lo = np.interp(sig_abs, st, right_w)
+            hi = np.interp(sig_abs, st, left_w)
+            return lo + hw + cfg.body_margin, hi - hw - cfg.body_margin
+
+        v_path = np.maximum(V_ref, 0.0)
+        length = max(S_ref[-1] - s_e + 10.0, 20.0)
+        path = None
+        sig = None
+        speed_x = None
+        emergency = force_emergency
+        status = "ok"
+        for it in range(cfg.sqp_iterations):
+            K = cfg.path_knots + 1
+            sig = np.linspace(0.0, length, K)
+            sig_abs = s_e + sig
+            lo, hi = lat_bounds(sig_abs)
+            # the current position is always admissible
+            bad = lo > hi
+            if np.any(bad):
+                c = 0.5 * (lo + hi)
+                lo = np.where(bad, c - 0.01, lo)
+                hi = np.where(bad, c + 0.01, hi)
+            near = sig < 3.0
+            lo = np.where(near, np.minimum(lo, d_e - 0.05), lo)
+            hi = np.where(near, np.maximum(hi, d_e + 0.05), hi)
+            d_ref = np.interp(sig_abs, Sm, D_ref)
+            mid = 0.5 * (lo + hi)
+            v_at = np.interp(sig_abs, S_ref if it == 0 else s_e + speed_x[:, 0],
+                             v_path if it == 0 else speed_x[:, 1])
+            kref = ref.curvature_at(sig_abs)
+            d1_0 = float(np.tan(np.clip(rel_yaw, -1.2, 1.2)))
+            path = self._path_qp(sig, lo, hi, d_ref, mid, v_at, kref, d_e, d1_0,
+                                 kappa_e - float(kref[0]), fix_d2=v0 > 1.0)
+            if path is None:
+                path = self._path_qp(sig, lo - 0.5, hi + 0.5, d_ref, mid, v_at, kref, d_e, d1_0,
+                                     0.0, fix_d2=False)
+                status = "path_relaxed"
+            if path is None:
+                d_fb = np.interp(sig_abs, Sm, D_ref)
+                path = np.column_stack([d_fb, np.gradient(d_fb, sig), np.zeros(K)])
+                status = "path_fallback"
+            # speed bounds from the optimised path's curvature
+            kap = np.abs(kref + path[:, 2])
+            v_curve = np.sqrt(cfg.lat_acc_max / np.maximum(kap, 1e-4))
+            s_pos = np.maximum(s_ref_rel, 0.0)
+            vmax = np.minimum(v_max_c, np.interp(s_pos, sig, v_curve))
+            if it > 0 and speed_x is not None:
+                vmax = np.minimum(v_max_c, np.interp(speed_x[:, 0], sig, v_curve))
+            vmax = np.maximum(vmax, 0.3)
+            warm = None
+            if self._prev is not None:
+                warm = self._warm(t, s_e, stamp)
+            res = self.speed_qp.solve(v0, a0, v_ref, s_ref_rel, v_min, vmax, s_cap,
+                                      emergency=emergency, warm=warm)
+            x = res.x if _solved(res) else None
+            slack_bad = x is not None and np.max(x[3 * (N + 1):]) > 0.3
+            if (x is None or slack_bad) and not emergency:
+                emergency = True
+                res = self.speed_qp.solve(v0, a0, v_ref, s_ref_rel, v_min, vmax, s_cap,
+                                          emergency=True)
+                x = res.x if _solved(res) else None
+            if x is None:
+                status = "speed_fallback"
+                speed_x = self._brake_profile(v0, a0, t)
+            else:
+                K1 = N + 1
+                speed_x = np.column_stack([x[:K1], np.maximum(x[K1:2 * K1], 0.0), x[2 * K1:3 * K1]])
+            new_len = max(speed_x[-1, 0] + 10.0, 20.0)
+            if it + 1 < cfg.sqp_iterations:
+                length = new_len
+        self._prev = (s_e + speed_x[:, 0], t.copy(), speed_x.copy(), stamp)
+        traj, s_abs, d_out = self._assemble(ref, s_e, sig, path, speed_x, t, stamp, frame_id,
+                                            maneuver)
+        return OptResult(traj, s_abs, d_out, sig, path, speed_x, emergency, status)
+
+    def _warm(self, t, s_e, stamp):
+        """Previous speed solution shifted by the elapsed time (OSQP warm start)."""
+        s_abs, t_prev, x_prev, stamp_prev = self._prev
+        el = stamp - stamp_prev
+        if not (0.0 <= el <= 1.0):
+            return None
+        tt = t + el
+        s = np.interp(tt, t_prev, s_abs) - s_e
+        v = np.interp(tt, t_prev, x_prev[:, 1])
+        a = np.interp(tt, t_prev, x_prev[:, 2])
+        return np.concatenate([s, v, a, np.zeros(len(t))])
+
+    @staticmethod
+    def _brake_profile(v0, a0, t, decel=6.0):
+        v = np.maximum(v0 - decel * t, 0.0)
+        a = np.where(v > 0, -decel, 0.0)
+        s = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) * np.diff(t))])
+        return np.column_stack([s, v, a])
+
+    @staticmethod
+    def _eval_path(sig, path, x):
+        """Evaluate the piecewise-jerk path at relative stations x (constant beyond)."""
+        h = sig[1] - sig[0]
+        xc = np.clip(x, sig[0], sig[-1])
+        k = np.clip(((xc - sig[0]) / h).astype(int), 0, len(sig) - 2)
+        u = xc - sig[k]
+        d, d1, d2 = path[k, 0], path[k, 1], path[k, 2]
+        j = (path[k + 1, 2] - d2) / h
+        dv = d + d1 * u + d2 * u * u / 2.0 + j * u ** 3 / 6.0
+        d1v = d1 + d2 * u + j * u * u / 2.0
+        d2v = d2 + j * u
+        beyond = x > sig[-1]
+        dv = np.where(beyond, path[-1, 0] + path[-1, 1] * (x - sig[-1]), dv)
+        d1v = np.where(beyond, path[-1, 1], d1v)
+        d2v = np.where(beyond, 0.0, d2v)
+        return dv, d1v, d2v
+
+    def _assemble(self, ref, s_e, sig, path, speed_x, t, stamp, frame_id, maneuver):
+        sr = speed_x[:, 0]
+        sr = np.maximum.accumulate(np.maximum(sr, 0.0))
+        d, d1, d2 = self._eval_path(sig, path, sr)
+        s_abs = s_e + sr
+        x, y, h = ref.to_xy(s_abs, d)
+        kr = ref.curvature_at(s_abs)
+        one = 1.0 - kr * d
+        dth = np.arctan2(d1, one)
+        yaw = h + dth
+        c = np.cos(dth)
+        kappa = ((d2 + kr * d1 * np.tan(dth)) * c * c / one + kr) * c / one
+        traj = Trajectory(t=t.copy(), x=x, y=y, yaw=(yaw + np.pi) % (2 * np.pi) - np.pi,
+                          speed=speed_x[:, 1].copy(), accel=speed_x[:, 2].copy(),
+                          curvature=kappa, stamp=stamp, frame_id=frame_id, maneuver=maneuver)
+        return traj, s_abs, d
