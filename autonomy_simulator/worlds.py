@@ -438,33 +438,35 @@ def intersection(seed: int = 0, lanes: int = 2, lane_width: float = 3.5, arm_len
     return wld
 
 
-def narrow_street(seed: int = 0, length: float = 140.0, width: float = 6.4,
-                  parked_per_side: int = 3, cones: int = 3, speed_limit: float = 8.3) -> World:
+def narrow_street(seed: int = 0, length: float = 170.0, width: float = 7.0,
+                  parked_per_side: int = 3, cones: int = 3, speed_limit: float = 8.3,
+                  ego_side_start: float = 22.0, oncoming_side_start: float = 75.0) -> World:
     """Two-way street along +x (ego lane y < 0, oncoming lane y > 0) without a centre line.
-    Parked cars stand against the curbs in alternating clusters: next to a cluster only one
-    vehicle fits, so oncoming traffic must yield or go around."""
+    Parked cars stand against the curbs in clusters (ego side first, then the oncoming
+    side): next to a cluster only one vehicle fits, so oncoming traffic must yield or go
+    around."""
     b = _Builder("narrow_street", seed)
     rng = b.rng
     half = width / 2.0
     lw = width / 2.0
-    ego_lane = b.lane(np.array([[0.0, -half / 2], [length, -half / 2]]), lw, speed_limit=speed_limit)
-    onc_lane = b.lane(np.array([[length, half / 2], [0.0, half / 2]]), lw, speed_limit=speed_limit)
+    yl = half / 2.0
+    ego_lane = b.lane(np.array([[0.0, -yl], [length, -yl]]), lw, speed_limit=speed_limit)
+    onc_lane = b.lane(np.array([[length, yl], [0.0, yl]]), lw, speed_limit=speed_limit)
     b.curb(np.array([[0.0, -half], [length, -half]]))
     b.curb(np.array([[length, half], [0.0, half]]))
-    # parked clusters: ego side first (around 45-60 m), oncoming side further (70-95 m)
     clusters = {"ego_side": [], "oncoming_side": []}
-    x = float(rng.uniform(40, 48))
+    x = ego_side_start + float(rng.uniform(0, 3))
     for _ in range(parked_per_side):
         o = b.parked_car(x, -half + 0.15 + 0.95, 0.0)
         clusters["ego_side"].append(o.id)
         x += o.length + float(rng.uniform(0.8, 2.0))
-    x = float(rng.uniform(75, 82))
+    x = oncoming_side_start + float(rng.uniform(0, 3))
     for _ in range(parked_per_side):
         o = b.parked_car(x, half - 0.15 - 0.95, math.pi)
         clusters["oncoming_side"].append(o.id)
         x += o.length + float(rng.uniform(0.8, 2.0))
     for k in range(cones):
-        b.cone(float(rng.uniform(20, 35)) + 5 * k, -half + 0.4)
+        b.cone(float(rng.uniform(8, 14)) + 4 * k, -half + 0.4)
     for k in range(10):
         side = 1 if k % 2 else -1
         b.pole(10 + k * (length - 20) / 10 + float(rng.uniform(-2, 2)), side * (half + 1.2))
