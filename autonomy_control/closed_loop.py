@@ -69,7 +69,7 @@ def route_from_curvature(s: np.ndarray, curvature: np.ndarray, speed: np.ndarray
     vabs = np.abs(speed)
     vm = np.maximum(0.5 * (vabs[1:] + vabs[:-1]), 1e-3)
     t = np.concatenate(([0.0], np.cumsum(ds / vm)))
-    dv = np.gradient(vabs, s) * vabs                      # d|v|/dt = |v| d|v|/ds
+    dv = np.gradient(vabs, t) if len(t) > 1 else np.zeros_like(vabs)   # d|v|/dt
     sp = direction * vabs
     return Route(s, x, y, yaw, curvature, sp, direction * dv, t)
 
@@ -211,3 +211,26 @@ def run_closed_loop(route: Route, cfg: ControllerConfig, duration: float,
     o = {k: v[:n] for k, v in out.items()}
     return ClosedLoopResult(o["t"], o["lat"], o["hd"], o["ve"], o["v"], o["a"], o["d"],
                             o["ay"], o["ms"], modes[:n], o["lvl"], o["em"].astype(bool), states)
+
+
+def parking_trajectory(stamp: float = 0.0, forward: float = 8.0, radius: float = 6.0,
+                       straight_in: float = 3.0, v_fwd: float = 2.0, v_rev: float = 1.5,
+                       ds: float = 0.1, frame_id: str = "odom") -> Trajectory:
+    """Forward pull-up, stop (cusp), then reverse through a 90-degree right-hand arc into a
+    bay: a parking trajectory with a gear change and signed (negative) speeds."""
+    s1 = np.arange(0.0, forward + 1e-9, ds)
+    k1 = np.zeros_like(s1)
+    f = route_from_curvature(s1, k1, speed_profile(s1, k1, v_fwd, 100.0, 0.8, 0.8, 0.0, 0.0))
+    arc = 0.5 * math.pi * radius
+    s2 = np.arange(0.0, arc + straight_in + 1e-9, ds)
+    # reversing while turning the heading counter-clockwise: the car backs into a bay on
+    # its right; curvature = dyaw/d(signed s) = -(dyaw/d travelled s)
+    k2 = np.where(s2 <= arc, -1.0 / radius, 0.0)
+    v2 = speed_profile(s2, k2, v_rev, 100.0, 0.6, 0.6, 0.0, 0.0)
+    r = route_from_curvature(s2, k2, v2, x0=float(f.x[-1]), y0=float(f.y[-1]),
+                             yaw0=float(f.yaw[-1]), direction=-1)
+    t = np.concatenate((f.t, f.t[-1] + 0.5 + r.t))
+    cat = lambda a, b: np.concatenate((a, b))
+    return Trajectory(t=t, x=cat(f.x, r.x), y=cat(f.y, r.y), yaw=cat(f.yaw, r.yaw),
+                      speed=cat(f.speed, r.speed), accel=cat(f.accel, r.accel),
+                      curvature=cat(f.curvature, r.curvature), stamp=stamp, frame_id=frame_id)

@@ -70,7 +70,8 @@ class TrackingController:
         self.longitudinal = LongitudinalPID(cfg.longitudinal)
         self.watchdog = Watchdog(cfg.watchdog)
         self.dt_nominal = 1.0 / cfg.rate_hz
-        self.ref: Optional[ReferencePath] = None        # last good trajectory
+        self.ref: Optional[ReferencePath] = None        # last accepted trajectory
+        self.good_ref: Optional[ReferencePath] = None   # last trajectory actually tracked
         self.traj_fault: Optional[str] = None           # latest trajectory was rejected
         self.ego: Optional[EgoState] = None             # last good odometry
         self.odom_fault: Optional[str] = None
@@ -97,7 +98,10 @@ class TrackingController:
             self.traj_fault = reason
             return reason
         self.traj_fault = None
-        self.ref = ReferencePath(traj)
+        ref = ReferencePath(traj)
+        if self.ref is not None and self.ref.active > 0:
+            ref.carry_progress(self.ref)
+        self.ref = ref
         return None
 
     def set_odometry(self, ego: EgoState, now: Optional[float] = None) -> Optional[str]:
@@ -140,13 +144,17 @@ class TrackingController:
             now, self.ref.stamp if self.ref is not None else None, self.traj_fault,
             ego.stamp if ego is not None else None, self.odom_fault, geometry_fault)
 
-        v_meas = ego.speed if (ego is not None and self.odom_fault is None) else self.speed_est
+        odom_fresh = (ego is not None and self.odom_fault is None
+                      and now - ego.stamp <= cfg.watchdog.max_odom_age)
+        # without fresh odometry: the speed dead-reckoned from our own commands
+        v_meas = ego.speed if odom_fresh else self.speed_est
         target_speed = 0.0
         if wd.tracking_allowed:
             if self.mode != "tracking":
                 self.longitudinal.reset()
                 self.lateral.reset()
             self.mode = "tracking"
+            self.good_ref = self.ref
             steer, accel, target_speed = self._track(ego, pr, dt, st)
             st.level = WARN if abs(st.lateral_error) > cfg.warn_lateral_error else OK
             st.message = "tracking" if st.level == OK else \
@@ -158,14 +166,14 @@ class TrackingController:
             accel = comfortable_stop_accel(v_meas, self.accel_cmd, dt, cfg.stop)
             accel = no_wrong_way(accel, v_meas, self.longitudinal.gear)
             steer = self.steer_cmd
-            usable_path = (self.ref is not None and ego is not None and self.odom_fault is None
-                           and geometry_fault is None and pr is not None
-                           and not (now - ego.stamp > cfg.watchdog.max_odom_age))
-            if usable_path and abs(v_meas) > 0.5:
-                try:
-                    steer = self._lateral(ego, pr, dt)
-                except RuntimeError:
-                    steer = self.steer_cmd
+            if odom_fresh and abs(v_meas) > 0.5:
+                path = self._stop_path(ego, geometry_fault)
+                if path is not None:
+                    ref, ppr = path
+                    try:
+                        steer = self._lateral(ego, ppr, dt, ref)
+                    except RuntimeError:
+                        steer = self.steer_cmd
             if wd.faults:
                 if self.mode == "tracking":
                     self.counters["faults"] += 1
@@ -204,12 +212,26 @@ class TrackingController:
         return cmd, st
 
     # ---------------------------------------------------------------- internals
-    def _geometry_fault(self, pr: Projection) -> Optional[str]:
+    def _geometry_fault(self, pr: Projection, ref: Optional[ReferencePath] = None
+                        ) -> Optional[str]:
         c = self.cfg.watchdog
-        if self.ref.is_last_segment and pr.after_end > c.behind_tolerance:
+        ref = ref or self.ref
+        if ref.is_last_segment and pr.after_end > c.behind_tolerance:
             return f"trajectory is behind the car ({pr.after_end:.2f} m past its end)"
         if pr.distance > c.max_deviation:
             return f"car is {pr.distance:.2f} m from the trajectory (> {c.max_deviation} m)"
+        return None
+
+    def _stop_path(self, ego: EgoState, geometry_fault: Optional[str]):
+        """The path to steer along while stopping: the current trajectory if its geometry is
+        fine, else the last one that was tracked (if the car is still on it)."""
+        if self.ref is not None and geometry_fault is None:
+            return self.ref, self.ref.project(ego.x, ego.y, ego.yaw)
+        g = self.good_ref
+        if g is not None and g is not self.ref:
+            pr = g.project(ego.x, ego.y, ego.yaw)
+            if self._geometry_fault(pr, g) is None:
+                return g, pr
         return None
 
     def _predicted_state(self, ego: EgoState) -> EgoState:
@@ -222,11 +244,13 @@ class TrackingController:
             state = model_step(state, steer, accel, self.dt_nominal, self.cfg.vehicle)
         return state
 
-    def _lateral(self, ego: EgoState, pr: Projection, dt: float) -> float:
+    def _lateral(self, ego: EgoState, pr: Projection, dt: float,
+                 ref: Optional[ReferencePath] = None) -> float:
+        ref = ref or self.ref
         ps = self._predicted_state(ego)
-        if ps is not ego and self.history is not None:
-            pr = self.ref.segment.project(ps.x, ps.y, ps.yaw, self.ref.hint)
-        ctx = LateralContext(seg=self.ref.segment, proj=pr, x=ps.x, y=ps.y, yaw=ps.yaw,
+        if self.history is not None:
+            pr = ref.segment.project(ps.x, ps.y, ps.yaw, ref.hint)
+        ctx = LateralContext(seg=ref.segment, proj=pr, x=ps.x, y=ps.y, yaw=ps.yaw,
                              speed=ps.speed, steer=ps.steering_angle,
                              steer_cmd_prev=self.steer_cmd, dt=dt)
         try:
@@ -240,9 +264,12 @@ class TrackingController:
     def _track(self, ego: EgoState, pr: Projection, dt: float, st: ControlStatus):
         seg = self.ref.segment
         lc = self.cfg.longitudinal
-        s_look = pr.s + abs(ego.speed) * lc.preview_time
-        v_ref = float(seg.speed_at(s_look))
-        a_ref = float(seg.accel_at(s_look))
+        s_look = pr.s + max(abs(ego.speed) * lc.preview_time, lc.preview_distance)
+        # the larger of the speed here and just ahead: moves off from a standstill sample,
+        # yet creeps all the way to a stop point instead of stopping `preview` short of it
+        v_here, v_look = float(seg.speed_at(pr.s)), float(seg.speed_at(s_look))
+        v_ref = v_look if abs(v_look) > abs(v_here) else v_here
+        a_ref = float(seg.accel_at(s_look if abs(v_look) > abs(v_here) else pr.s))
         at_end = self.ref.is_last_segment and pr.s >= seg.length - 1e-6
         if at_end:
             v_ref, a_ref = float(seg.speed[-1]), 0.0

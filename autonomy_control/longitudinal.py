@@ -22,7 +22,8 @@ class LongitudinalConfig:
     max_decel: float = 6.0      # positive
     max_jerk: float = 10.0      # m/s^3, rate limit of the normal command
     standstill_speed: float = 0.05  # m/s
-    preview_time: float = 0.0   # s: speed reference looked up this far ahead
+    preview_time: float = 0.0   # s: speed reference looked up this far ahead ...
+    preview_distance: float = 0.3  # m ... but at least this far (moves off from standstill)
 
 
 class LongitudinalPID:
@@ -88,14 +89,16 @@ class StopConfig:
 
 def comfortable_stop_accel(v: float, a_prev: float, dt: float, cfg: StopConfig) -> float:
     """One step of a stop profile with |a| <= decel and |da/dt| <= jerk that ends at zero
-    speed with zero acceleration: the target deceleration is min(decel, sqrt(2 jerk |v|)),
-    which is exactly the jerk-limited approach to standstill."""
+    speed with (almost) zero acceleration: the target deceleration is
+    min(decel, sqrt(jerk |v|)), a jerk-limited approach to standstill."""
     if abs(v) < 1e-3:
         target = 0.0
     else:
-        mag = min(cfg.decel, math.sqrt(2.0 * cfg.jerk * abs(v)))
+        # sqrt(2 (jerk/2) |v|): the target fades at half the jerk bound, so the rate-limited
+        # command can follow it exactly and reaches ~0 when the car comes to rest
+        mag = min(cfg.decel, math.sqrt(cfg.jerk * abs(v)))
         target = -math.copysign(mag, v)
     a = rate_limit(target, a_prev, cfg.jerk * dt)
     if abs(v) < 1e-3:
-        a = 0.0                      # standing: hold (the brake keeps it there)
+        a = -v / dt if dt > 0 else 0.0   # at rest: take out the last mm/s, then hold
     return a

@@ -161,6 +161,18 @@ class ReferencePath:
         self.hint = pr.index
         return pr
 
+    def carry_progress(self, old: "ReferencePath", tol: float = 0.3) -> None:
+        """A re-published trajectory with the same cusps as `old`: keep the segments that
+        were already driven as done (otherwise the car would head back to the first cusp)."""
+        k = 0
+        for i in range(min(old.active, len(self.segments) - 1)):
+            a, b = old.segments[i], self.segments[i]
+            if a.direction != b.direction or math.hypot(a.x[-1] - b.x[-1],
+                                                         a.y[-1] - b.y[-1]) > tol:
+                break
+            k = i + 1
+        self.active = k
+
     def advance_if_reached(self, pr: Projection, speed: float, tol: float = 0.3) -> bool:
         """At a cusp: switch to the next segment once the car stands at this one's end."""
         if self.is_last_segment:
