@@ -248,12 +248,35 @@ class BagReader:
             conns = [c for c in self._reader.connections if want is None or c.topic in want]
             if not conns:
                 return
+            last_t, seen_at_last = None, 0
             try:
                 for conn, t, data in self._reader.messages(conns, start=start_ns, stop=stop_ns):
+                    if t == last_t:
+                        seen_at_last += 1
+                    else:
+                        last_t, seen_at_last = t, 1
                     yield conn.topic, t, data
+                return
             except Exception as exc:
-                self.problems.append(BagProblem(
-                    "corrupt", f"reading stopped: {type(exc).__name__}: {exc}"))
+                reason = f"{type(exc).__name__}: {exc}"
+            # damaged in the middle: continue with the sequential reader after the last
+            # message delivered, up to the damage
+            scan = _McapScan(self._files[0]) if self.storage == "mcap" else _SqliteScan(self._files[0])
+            scan.scan_meta()
+            n_resumed, skip_same = 0, seen_at_last
+            for topic, t, data in scan.messages():
+                if (want is not None and topic not in want) or (start_ns is not None and t < start_ns) \
+                        or (stop_ns is not None and t >= stop_ns) or (last_t is not None and t < last_t):
+                    continue
+                if last_t is not None and t == last_t and skip_same > 0:
+                    skip_same -= 1
+                    continue
+                n_resumed += 1
+                yield topic, t, data
+            self.problems.append(BagProblem(
+                "corrupt", f"the indexed reader failed ({reason}); the sequential reader "
+                f"recovered {n_resumed} more message(s)" +
+                (f" and stopped: {scan.error}" if scan.error else "")))
             return
         for topic, t, data in self._scan.messages():
             if want is not None and topic not in want:
@@ -422,38 +445,60 @@ def _mcap_string(bio) -> str:
 
 
 class _SqliteScan:
-    """Row-block reader for a damaged .db3: reads what SQLite can still return."""
+    """Row-block reader for a damaged .db3: reads what SQLite can still return. A truncated
+    file is read through a temporary copy whose header page count is set to the pages that
+    are really there (otherwise SQLite refuses the whole file)."""
 
     BLOCK = 256
 
     def __init__(self, path: Path):
         self.path = path
+        self._db = path
         self.topics: Dict[int, BagTopic] = {}
         self.count = 0
         self.start_ns: Optional[int] = None
         self.end_ns: Optional[int] = None
         self.error: Optional[str] = None
         self.truncated = False
+        self._tmp = None
 
     def _connect(self):
-        return sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        return sqlite3.connect(f"file:{self._db}?mode=ro", uri=True)
+
+    def _repaired_copy(self) -> Optional[Path]:
+        import tempfile
+        raw = bytearray(self.path.read_bytes())
+        if len(raw) < 100 or not raw.startswith(b"SQLite format 3\x00"):
+            return None
+        (ps,) = struct.unpack_from(">H", raw, 16)
+        ps = 65536 if ps == 1 else ps
+        pages = len(raw) // ps
+        (hdr_pages,) = struct.unpack_from(">I", raw, 28)
+        if pages < hdr_pages:
+            self.truncated = True
+        struct.pack_into(">I", raw, 28, pages)
+        self._tmp = tempfile.TemporaryDirectory(prefix="bag_repair_")
+        out = Path(self._tmp.name) / self.path.name
+        out.write_bytes(bytes(raw[: pages * ps]))
+        return out
 
     def scan_meta(self) -> None:
-        try:
-            con = self._connect()
-            rows = con.execute("SELECT id, name, type, serialization_format FROM topics").fetchall()
-        except sqlite3.DatabaseError as exc:
-            self.error = f"SQLite: {exc}"
-            self.truncated = "malformed" in str(exc) or "not a database" in str(exc)
-            return
+        rows = None
+        for attempt in range(2):
+            try:
+                con = self._connect()
+                rows = con.execute(
+                    "SELECT id, name, type, serialization_format FROM topics").fetchall()
+                break
+            except sqlite3.DatabaseError as exc:
+                self.error = f"SQLite: {exc}"
+                fixed = self._repaired_copy() if attempt == 0 else None
+                if fixed is None:
+                    return
+                self._db = fixed
+        self.error = None
         for tid, name, typ, fmt in rows:
             self.topics[tid] = BagTopic(name, typ, "", "ros2msg", 0, [], fmt or "cdr")
-        try:
-            (max_id,) = con.execute("SELECT max(id) FROM messages").fetchone()
-        except sqlite3.DatabaseError as exc:
-            self.error = f"SQLite: {exc}"
-            return
-        self._max_id = max_id or 0
         for tid, t, _data in self._rows(con, with_data=False):
             tp = self.topics.get(tid)
             if tp is None:
@@ -463,22 +508,40 @@ class _SqliteScan:
             self.start_ns = t if self.start_ns is None else min(self.start_ns, t)
             self.end_ns = t if self.end_ns is None else max(self.end_ns, t)
         con.close()
+        if self.truncated and not self.error:
+            self.error = "SQLite file is shorter than its header says (truncated)"
 
     def _rows(self, con, with_data: bool):
         cols = "topic_id, timestamp, data" if with_data else "topic_id, timestamp, NULL"
-        lo = 0
-        bad_blocks = 0
-        while lo <= getattr(self, "_max_id", 0):
+        lo, empty_run, bad_run, lost, max_good, last_exc = 0, 0, 0, [], 0, None
+        while empty_run < 4 and bad_run < 64:
             try:
                 rows = con.execute(f"SELECT {cols} FROM messages WHERE id >= ? AND id < ? "
                                    "ORDER BY id", (lo, lo + self.BLOCK)).fetchall()
+                bad_run = 0
+                empty_run = 0 if rows else empty_run + 1
             except sqlite3.DatabaseError as exc:
-                bad_blocks += 1
-                self.error = f"SQLite: {exc} (message ids {lo}..{lo + self.BLOCK - 1} lost)"
+                # row by row: keep every row whose pages are still there
+                rows, n_bad = [], 0
+                for i in range(lo, lo + self.BLOCK):
+                    try:
+                        rows += con.execute(f"SELECT {cols} FROM messages WHERE id = ?",
+                                            (i,)).fetchall()
+                    except sqlite3.DatabaseError:
+                        n_bad += 1
+                        lost.append(i)
+                bad_run = bad_run + 1 if not rows else 0
+                empty_run = 0
                 self.truncated = True
-                rows = []
+                last_exc = exc
+            if rows:
+                max_good = lo + self.BLOCK
             yield from rows
             lo += self.BLOCK
+        if lost:
+            n_inside = sum(1 for i in lost if i < max_good)
+            self.error = (f"SQLite: {last_exc}; {n_inside} row(s) unreadable among the first "
+                          f"{max_good} ids, nothing readable after")
 
     def messages(self):
         try:

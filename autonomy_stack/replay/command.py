@@ -145,6 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     for p in bag.problems:
         err(f"replay: bag problem: {p}")
+    n_open_problems = len(bag.problems)
     if bag.start_ns is None:
         err(f"replay: {args.bag}: the bag holds no readable message")
         return EXIT_USAGE
@@ -234,6 +235,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if undelivered_consumed or stats.publish_errors or stats.not_ready:
         codes.append(EXIT_UNDELIVERED)
 
+    for p in bag.problems[n_open_problems:]:
+        err(f"replay: bag problem: {p}")
     for p in stats.problems:
         err(f"replay: {'warning' if p.kind == 'out_of_order' else 'problem'}: {p}")
     log(f"replay: played {stats.messages} messages ({stats.played_bytes / 1e6:.1f} MB) in "
