@@ -1,0 +1,247 @@
+"""Replay report, metrics, regression and rendering (pure parts, no graph)."""
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from autonomy_stack.replay import metrics as M
+
+PURE = ["autonomy_stack.replay.bag", "autonomy_stack.replay.recorder",
+        "autonomy_stack.replay.metrics", "autonomy_stack.replay.report",
+        "autonomy_stack.replay.regression", "autonomy_stack.replay.render",
+        "autonomy_stack.replay.synthetic", "autonomy_stack.replay"]
+
+
+def test_pure_modules_do_not_import_rclpy():
+    code = ("import sys, importlib\n"
+            f"for m in {PURE!r}: importlib.import_module(m)\n"
+            "print('RCLPY' if 'rclpy' in sys.modules else 'CLEAN')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.strip() == "CLEAN"
+
+
+# ---------------------------------------------------------------- metrics
+def test_grid_iou_resamples_prediction_onto_ground_truth():
+    gt = np.zeros((10, 10), np.int8)
+    gt[:, :4] = 100                                     # x in [0, 2) m occupied
+    g = M.Grid(gt, 0.5)
+    pred = np.zeros((20, 20), np.int8)                  # finer grid, shifted by 1 m in x
+    pred[:, 4:12] = 100                                 # x in [1, 3) m occupied
+    p = M.Grid(pred, 0.25)
+    assert M.grid_iou(p, g) == pytest.approx(1 / 3)     # overlap 1 m of a 3 m union
+    assert M.grid_iou(g, g) == 1.0
+    assert M.grid_iou(M.Grid(np.zeros((4, 4), np.int8), 1.0), M.Grid(np.zeros((4, 4), np.int8), 1.0)) is None
+    unknown = gt.copy()
+    unknown[:, 2:4] = -1                                # unknown cells are not evaluated
+    assert M.grid_iou(M.Grid(gt, 0.5), M.Grid(unknown, 0.5)) == 1.0
+
+
+def _boxes(xy, cls=None, score=None, vel=None, occl=None):
+    xy = np.asarray(xy, float).reshape(-1, 2)
+    n = len(xy)
+    return M.Boxes(xy, np.asarray(cls if cls is not None else [1] * n), np.asarray(
+        score if score is not None else [1.0] * n, float), np.asarray(
+        vel if vel is not None else [[0, 0]] * n, float).reshape(-1, 2), np.arange(n),
+        np.asarray(occl if occl is not None else [False] * n), np.zeros(n),
+        np.tile([4.5, 1.9], (n, 1)))
+
+
+def test_detection_ap_velocity_and_persistence():
+    gt = _boxes([[0, 0], [10, 0], [20, 0]], vel=[[1, 0], [0, 0], [2, 0]], occl=[False, False, True])
+    perfect = detection = M.detection_metrics([(gt, gt)])
+    assert detection["map"] == 1.0 and detection["velocity_error_mps"]["mean"] == 0.0
+    # 0.7 m off: a hit at 1/2/4 m, a miss at 0.5 m; a false positive with a low score;
+    # the occluded object is lost
+    pred = _boxes([[0.7, 0], [10, 0], [50, 0]], score=[0.9, 0.8, 0.1], vel=[[1, 0], [0, 1], [0, 0]])
+    d = M.detection_metrics([(pred, gt)])
+    ap = d["ap"]["1"]
+    # 0.5 m: one TP (10,0) of 3 GT ranked second -> precision 1/2 at recall 1/3
+    assert ap["0.5"] == pytest.approx(1 / 6)
+    assert ap["2"] == pytest.approx(2 / 3)              # two TPs ranked first, recall 2/3
+    assert d["velocity_error_mps"]["mean"] == pytest.approx(0.5)
+    assert d["persistence_occluded"] == {"occluded_gt": 1, "tracked": 0, "ratio": 0.0}
+    assert perfect["persistence_occluded"]["ratio"] == 1.0
+    # the wrong class never matches
+    wrong = _boxes([[0, 0]], cls=[3])
+    assert M.detection_metrics([(wrong, _boxes([[0, 0]]))])["map"] == 0.0
+
+
+def test_collisions_and_comfort():
+    agents = M.AgentTracks([(0.0, _boxes([[10, 0]])), (1.0, _boxes([[10, 0]]))])
+    ego = M.EgoShape(4.7, 1.9, 0.9)
+    # ego rear axle at x=5: its box spans x in [4.1, 8.8] -> no contact with [7.75, 12.25]? yes
+    assert M.collisions([(0.0, 5.0, 0.0, 0.0)], agents, ego)
+    assert not M.collisions([(0.0, 0.0, 0.0, 0.0)], agents, ego)
+    assert not M.collisions([(0.0, 5.0, 3.0, 0.0)], agents, ego)     # next lane
+    assert not M.collisions([(5.0, 5.0, 0.0, 0.0)], agents, ego)     # no GT at that time
+    t = np.linspace(0, 5, 51)
+    smooth = M.comfort(t, 5 + 0.5 * t, np.zeros_like(t))
+    assert smooth["comfortable"] and smooth["lon_accel_max"] == pytest.approx(0.5)
+    harsh = M.comfort(t, np.where(t < 2.5, 10.0, 0.0), np.zeros_like(t))
+    assert harsh["comfortable"] is False and harsh["lon_accel_min"] < -4.05
+
+
+# ---------------------------------------------------------------- report (end to end)
+def _write_outputs(path, in_bag, occluded_kept=False, shift_m=1.0, plan_into_agent=True):
+    """An 'output bag' as a perfect-ish stack would record: predictions derived from the
+    ground truth (objects shifted 0.3 m, BEV shifted by shift_m), a plan, latency reports."""
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from autonomy_stack.replay.bag import BagReader, decode_topic, make_typestore
+    from autonomy_stack.replay.synthetic import default_msg
+    ts = make_typestore()
+    r = BagReader(in_bag)
+    gts = decode_topic(r, "/ground_truth/objects", ts)
+    bevs = decode_topic(r, "/ground_truth/bev/drivable", ts)
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+        c_obj = w.add_connection("/perception/objects", "autonomy_interfaces/msg/ObjectArray", typestore=ts)
+        c_bev = w.add_connection("/perception/bev/drivable", "nav_msgs/msg/OccupancyGrid", typestore=ts)
+        c_tr = w.add_connection("/planning/trajectory", "autonomy_interfaces/msg/Trajectory", typestore=ts)
+        c_lat = w.add_connection("/perception/latency", "autonomy_interfaces/msg/LatencyReport", typestore=ts)
+        for (t, g), (_, b) in zip(gts, bevs):
+            g.objects = [o for o in g.objects if occluded_kept or not o.occluded]
+            for o in g.objects:
+                o.pose.position.x += 0.3
+                o.score = 0.9
+            w.write(c_obj, t + 30_000_000, ts.serialize_cdr(g, "autonomy_interfaces/msg/ObjectArray"))
+            b.info.origin.position.x += shift_m
+            w.write(c_bev, t + 30_000_000, ts.serialize_cdr(b, "nav_msgs/msg/OccupancyGrid"))
+            tr = default_msg(ts, "autonomy_interfaces/msg/Trajectory")
+            tr.header = g.header
+            tr.maneuver = "keep_lane"
+            x0 = 5.0 * ((t - r.start_ns) * 1e-9)
+            for k in range(30):
+                p = default_msg(ts, "autonomy_interfaces/msg/TrajectoryPoint")
+                p.time_from_start.sec, p.time_from_start.nanosec = divmod(k * 100_000_000, 10**9)
+                p.pose.position.x = x0 + 5.0 * 0.1 * k
+                p.pose.position.y = 3.5 if plan_into_agent else 0.0    # agent 1 drives at y=3.5
+                p.pose.orientation.w = 1.0
+                p.speed = 5.0
+                tr.points.append(p)
+            w.write(c_tr, t + 40_000_000, ts.serialize_cdr(tr, "autonomy_interfaces/msg/Trajectory"))
+            lat = default_msg(ts, "autonomy_interfaces/msg/LatencyReport")
+            lat.header = g.header
+            lat.node = "perception"
+            for stage, ms in (("network", 20.0), ("postprocess", 3.0)):
+                st = default_msg(ts, "autonomy_interfaces/msg/StageLatency")
+                st.stage, st.duration_ms = stage, ms
+                lat.stages.append(st)
+            lat.total_ms = 30.0
+            w.write(c_lat, t + 30_000_000, ts.serialize_cdr(lat, "autonomy_interfaces/msg/LatencyReport"))
+    r.close()
+    return path
+
+
+@pytest.fixture(scope="module")
+def bags(tmp_path_factory):
+    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    d = tmp_path_factory.mktemp("report")
+    inp = write_synthetic_bag(d / "in", duration=2.0, odom_hz=20, camera_hz=5,
+                              cameras=("main", "rear"), image_size=(96, 64))
+    out = _write_outputs(d / "out", inp)
+    return d, inp, out
+
+
+def test_report_metrics_from_ground_truth(bags):
+    from autonomy_stack.replay.report import build_report, markdown
+    d, inp, out = bags
+    rep = build_report(inp, out, exit_code=0)
+    per = rep["perception"]
+    assert per["available"]
+    # the predicted road band is shifted 1 m (2 of 80 columns) along the road
+    assert per["bev_iou"]["drivable"]["mean"] == pytest.approx(78 / 80)
+    assert per["bev_iou"]["drivable"]["count"] == 10
+    det = per["detection"]
+    occl = det["persistence_occluded"]
+    assert occl["occluded_gt"] > 0 and occl["ratio"] == 0.0
+    # 0.3 m off, every visible object found with full precision: AP = recall = visible share
+    n_gt = 3 * det["frames"]
+    assert det["map"] == pytest.approx((n_gt - occl["occluded_gt"]) / n_gt)
+    assert det["recall_visible"] == 1.0
+    assert det["velocity_error_mps"]["mean"] == pytest.approx(0.0)
+    pl = rep["planning"]
+    assert pl["planned"]["trajectories"] == 10 and pl["planned"]["plans_in_collision"] > 0
+    assert pl["driven"]["collisions"] == 0 and pl["driven"]["comfort"]["comfortable"]
+    assert pl["driven"]["progress_ratio_vs_ground_truth"] == pytest.approx(1.0, abs=0.02)
+    lat = rep["latency"]["perception"]
+    assert lat["stages"]["network"]["mean"] == 20.0 and lat["total_ms"]["p95"] == 30.0
+    assert rep["rates"]["input"]["/odom"]["hz"] == pytest.approx(20.0)
+    assert rep["rates"]["output"]["/perception/objects"]["count"] == 10
+    md = markdown(rep)
+    assert "BEV IoU `drivable`" in md and "| perception | network |" in md
+
+
+def test_report_without_ground_truth_says_why(tmp_path):
+    from autonomy_stack.replay.report import build_report
+    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    inp = write_synthetic_bag(tmp_path / "in", duration=0.5, cameras=(), ground_truth=False)
+    rep = build_report(inp, None)
+    assert rep["perception"] == {"available": False,
+                                 "reason": "the bag has no /ground_truth/... topics"}
+    assert rep["planning"]["available"] and "planned" not in rep["planning"]
+
+
+def test_render_writes_png_frames_and_video(bags, tmp_path):
+    import imageio.v2 as imageio
+    from autonomy_stack.replay.render import render_replay
+    d, inp, out = bags
+    res = render_replay(inp, out, tmp_path, max_frames=3)
+    assert res["frames"] == 3 and res["cameras"] == ["main", "rear"]
+    td = imageio.imread(tmp_path / "frames" / "topdown_0001.png")
+    mo = imageio.imread(tmp_path / "frames" / "mosaic_0001.png")
+    assert td.shape[2] >= 3 and td.shape[0] > 300 and mo.shape[:2] == (300, 800)
+    # GT drawn in green, predictions in red, the plan in blue: all present
+    rgb = td[..., :3].reshape(-1, 3).astype(int)
+    assert np.any((rgb[:, 1] > 100) & (rgb[:, 0] < 60) & (rgb[:, 2] < 60))
+    assert np.any((rgb[:, 0] > 200) & (rgb[:, 1] < 60) & (rgb[:, 2] < 60))
+    assert np.any((rgb[:, 2] > 200) & (rgb[:, 0] < 60) & (rgb[:, 1] < 60))
+    gif = imageio.mimread(tmp_path / "replay.gif")
+    assert len(gif) == 3
+    assert (tmp_path / "replay.mp4").stat().st_size > 1000
+
+
+# ---------------------------------------------------------------- regression
+def test_regression_passes_on_identical_and_fails_with_readable_diff(bags, tmp_path):
+    from autonomy_stack.replay import regression as R
+    d, inp, out = bags
+    same = R.compare_bags(out, out)
+    assert same.passed and "REGRESSION PASSED" in same.text()
+    other = _write_outputs(tmp_path / "other", inp, occluded_kept=True, shift_m=1.2)
+    res = R.compare_bags(other, out)
+    assert not res.passed
+    text = res.text()
+    assert "REGRESSION FAILED" in text
+    assert "/perception/bev/drivable @ stamp 100.000000 s: info.origin.position.x = " in text
+    assert "vs reference" in text and "(|diff| 0.2 > 1e-06)" in text
+    assert "/perception/objects @ stamp" in text and "objects.__len__ = 3 vs reference 2" in text
+    # within tolerances: the origin differs by 0.2 m, the object lists by one occluded object
+    tol = R.load_tolerances({"topics": {
+        "/perception/bev/drivable": {"fields": {"info.origin.*": {"abs": 0.25}}},
+        "/perception/objects": {"ignore_fields": ["objects*"]}}})
+    assert R.compare_bags(other, out, tol).passed
+    # message counts
+    tol_cnt = R.load_tolerances({"ignore_topics": ["/perception/*", "/planning/*"]})
+    assert R.compare_bags(other, out, tol_cnt).passed
+    assert R.main([str(other), str(out)]) == 1 and R.main([str(out), str(out)]) == 0
+
+
+def test_regression_counts_and_missing_topics(bags, tmp_path):
+    from autonomy_stack.replay import regression as R
+    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    a = write_synthetic_bag(tmp_path / "a", duration=1.0, odom_hz=20, cameras=(), ground_truth=False)
+    b = write_synthetic_bag(tmp_path / "b", duration=1.2, odom_hz=20, cameras=(), ground_truth=False)
+    res = R.compare_bags(a, b)
+    assert "/odom: 20 messages vs reference 24 (tolerance ±0)" in res.text()
+    assert "/odom @ stamp 101.000000 s: only in the reference" in res.text()
+    loose = R.load_tolerances({"count": {"abs": 4}})
+    assert "/odom: 20 messages" not in R.compare_bags(a, b, loose).text()
+    d, _inp, out = bags
+    res = R.compare_bags(a, out)
+    assert "/perception/objects: missing in the output (reference has 10 messages)" in res.text()
+    with pytest.raises(R.ToleranceError):
+        R.load_tolerances({"default": {"abs": "x"}})
+    with pytest.raises(R.ToleranceError):
+        R.load_tolerances({"bogus": 1})
