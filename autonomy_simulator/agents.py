@@ -241,7 +241,9 @@ class VehicleAgent(Agent):
         if not actors:
             return []
         q = np.array([[a.x, a.y] for a in actors])
-        near = np.hypot(q[:, 0] - self.x, q[:, 1] - self.y) < horizon + 10
+        dx, dy = q[:, 0] - self.x, q[:, 1] - self.y
+        ahead = dx * math.cos(self.yaw) + dy * math.sin(self.yaw) > -3.0
+        near = ahead & (dx * dx + dy * dy < (horizon + 10) ** 2)
         if not near.any():
             return []
         idx = np.nonzero(near)[0]
