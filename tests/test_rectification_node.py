@@ -252,3 +252,39 @@ def test_bad_parameters_exit_2(params, word):
         out = stop(proc)
     assert proc.returncode == 2, out
     assert f"'{word}'" in out, out
+
+
+def test_cuda_device_parameter_falls_back_or_agrees():
+    """device:=cuda uses the GPU when there is one, else warns and runs on the CPU; either
+    way the output agrees with the CPU warp within 1 grey level on average."""
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from rclpy.parameter import Parameter
+
+    from autonomy_perception.camera_models import load_rig
+    from autonomy_perception.rectification import cuda_available, rectify_image
+    from autonomy_perception.rectification_node import RectificationNode
+    from autonomy_perception.virtual_camera import load_virtual_cameras
+    from autonomy_stack.ros_conversions import image_to_numpy, numpy_to_image
+
+    cal = load_rig(width=W, height=H)["left_pillar"]
+    v = load_virtual_cameras()["left_pillar"]
+    rclpy.init()
+    try:
+        node = RectificationNode(parameter_overrides=[
+            Parameter("cameras", value=["left_pillar"]), Parameter("device", value="cuda"),
+            Parameter("mounting_source", value="file"),
+            Parameter("publish_virtual_tf", value=False)])
+        cam = node.cams["left_pillar"]
+        assert cam.rectifier.device == ("cuda" if cuda_available() else "cpu")
+        small = np.random.default_rng(1).integers(0, 256, (H // 8, W // 8, 3), dtype=np.uint8)
+        import cv2
+        img = cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+        msg = numpy_to_image(img, "rgb8", stamp=Time(sec=1))
+        node._on_info(cam, _info_msg(cal, msg.header.stamp))
+        out, _ = node.process_image(cam, msg)
+        diff = np.abs(image_to_numpy(out).astype(float) - rectify_image(img, cal, v))
+        assert diff.mean() < 1.0
+        node.destroy_node()
+    finally:
+        rclpy.try_shutdown()
