@@ -337,8 +337,6 @@ class Rectifier:
             device = "cpu"
         self.device = device
         self.geometry: Optional[CameraGeometry] = None
-        self.mapx: Optional[np.ndarray] = None
-        self.mapy: Optional[np.ndarray] = None
         self._key: Optional[bytes] = None
         self._warp = None
         self.map_builds = 0
@@ -376,7 +374,8 @@ class Rectifier:
         else:
             warp = _TorchWarp(mapx, mapy, (geom.width, geom.height), self.interpolation,
                               "cuda" if self.device == "cuda" else "cpu")
-        self.geometry, self.mapx, self.mapy, self._key, self._warp = geom, mapx, mapy, key, warp
+        # the float maps are not kept (2 x 4 bytes per pixel); build_maps() recomputes them
+        self.geometry, self._key, self._warp = geom, key, warp
         self.map_builds += 1
         return True
 
