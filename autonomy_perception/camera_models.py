@@ -37,6 +37,13 @@ R_BODY_OPTICAL = np.array([[0.0, 0.0, 1.0],
                            [0.0, -1.0, 0.0]])
 
 
+def rotate(R: np.ndarray, P: np.ndarray) -> np.ndarray:
+    """P (Nx3) @ R.T without BLAS (tall-skinny BLAS matmuls are slow and thread-hungry on
+    a loaded 2-core machine)."""
+    P = np.asarray(P)
+    return (P[:, 0:1] * R[:, 0] + P[:, 1:2] * R[:, 1] + P[:, 2:3] * R[:, 2])
+
+
 def rot_rpy(roll: float, pitch: float, yaw: float) -> np.ndarray:
     """R = Rz(yaw) Ry(pitch) Rx(roll) (ROS fixed-axis rpy; positive pitch = nose down)."""
     cr, sr = np.cos(roll), np.sin(roll)
@@ -217,7 +224,7 @@ class CameraCalibration:
         """
         p = np.asarray(points_base, dtype=float).reshape(-1, 3)
         Tcb = self.T_camera_base
-        pc = p @ Tcb[:3, :3].T + Tcb[:3, 3]
+        pc = rotate(Tcb[:3, :3], p) + Tcb[:3, 3]
         return self.project_camera(pc, check_image)
 
     # ------------------------------------------------------------------ back-projection
@@ -289,7 +296,7 @@ class CameraCalibration:
 
     def pixel_rays_base(self, uv: np.ndarray) -> np.ndarray:
         """Pixels -> unit rays in base_link orientation (origin at `position`)."""
-        return self.pixel_rays(uv) @ self.T_base_camera[:3, :3].T
+        return rotate(self.T_base_camera[:3, :3], self.pixel_rays(uv))
 
     # ------------------------------------------------------------------ variants
     def scaled(self, width: int, height: int) -> "CameraCalibration":

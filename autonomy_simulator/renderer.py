@@ -45,7 +45,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from autonomy_perception.camera_models import CameraCalibration
+from autonomy_perception.camera_models import CameraCalibration, rotate
 from autonomy_simulator.scene import SceneSnapshot
 from autonomy_stack.vector_space import ObjectClass, ObjectState
 
@@ -124,6 +124,7 @@ class CameraMaps:
     inside: np.ndarray         # HxW bool: pixel sees through the lens
     ray_z: np.ndarray          # HxW float32: z component of the unit pixel ray (range -> depth)
     faces: List[FaceView]
+    wide: bool = False         # some rays have z <= 0 (beyond 90 degrees)
 
 
 @dataclass
@@ -359,7 +360,7 @@ class GroundLayer:
         p = (np.asarray(pts, float)[:, :2] - [self.x0, self.y0]) / self.res - 0.5
         return np.round(p * 16).astype(np.int32)   # shift = 4 (1/16 pixel)
 
-    def build(self, snap: SceneSnapshot, cx: float, cy: float):
+    def build(self, snap: SceneSnapshot, cx: float, cy: float, noise: Optional[np.ndarray] = None):
         n, r = self.size, self.res
         self.center = (cx, cy)
         self.x0 = cx - n * r / 2
@@ -397,8 +398,17 @@ class GroundLayer:
             cv2.polylines(paint_a, pieces, False, alpha, th, cv2.LINE_AA, 4)
             cv2.polylines(cls, pieces, False, SEM_LANE_MARKING, th, cv2.LINE_8, 4)
         a = (paint_a.astype(np.float32) / 255.0)[..., None]
-        col = (col * (1 - a) + paint_col * a).astype(np.uint8)
-        return col, cls
+        col = col * (1 - a) + paint_col * a
+        if noise is not None:
+            # low-frequency variation (patches, wear) sampled at world coordinates
+            ns = noise.shape[0]
+            for period, amp in ((9.0, 0.22), (77.0, 0.25)):
+                cells = (np.arange(n) + 0.5) * r
+                ix = np.floor((self.x0 + cells) / period * ns).astype(np.int64) % ns
+                iy = np.floor((self.y0 + cells) / period * ns).astype(np.int64) % ns
+                nz = noise[iy[:, None], ix[None, :]]
+                col *= (1.0 + amp * (nz.astype(np.float32) / 255.0 - 0.5))[..., None]
+        return np.clip(col, 0, 255).astype(np.uint8), cls
 
 
 # ----------------------------------------------------------------------------- shaders
@@ -499,11 +509,10 @@ void main() {
         col = u_verge;
         cls = 2.0;
     }
-    float n1 = texture(u_noise, p * 0.11).r;
+    // fine grain (the coarse variation is baked into the ground rasters)
     float n2 = texture(u_noise, p * 0.9 + vec2(0.37, 0.71)).r;
-    float n3 = texture(u_noise, p * 0.013).r;
-    float grain = (cls == 2.0) ? 0.55 : 0.28;
-    col *= 1.0 + grain * (0.6 * (n2 - 0.5) + 0.5 * (n1 - 0.5)) + 0.25 * (n3 - 0.5);
+    float grain = (cls == 2.0) ? 0.45 : 0.22;
+    col *= 1.0 + grain * (n2 - 0.5);
     float diff = max(u_sun.z, 0.0);
     col *= 0.55 + 0.55 * diff;
     emit(col, cls, 0.0);
@@ -539,7 +548,7 @@ void main() {
     if (d.z < 0.0) col = u_fog;
     o_color = vec4(col, 1.0);
     o_label = vec4(0.0, 0.0, 1.0 / 255.0, 1.0);
-    o_range = 0.0;
+    o_range = uintBitsToFloat(0x7F800000u);   // +inf: no return
 }
 """
 
@@ -612,8 +621,10 @@ def plan_faces(cam: CameraCalibration, density: float = 1.0, margin: int = 2):
     ok = np.isfinite(rays).all(1)
     f_face = density * float(max(cam.K[0, 0], cam.K[1, 1]))
     names = list(CUBE_FACES)
-    axes = np.stack([CUBE_FACES[n][:, 2] for n in names])      # 6x3 face z axes in camera frame
-    dots = np.where(ok[:, None], rays @ axes.T, -np.inf)
+    # dot products with the 6 face axes (front +z, right +x, left -x, down +y, up -y, back -z)
+    x, y, z = rays[:, 0], rays[:, 1], rays[:, 2]
+    dots = np.stack([z, x, -x, y, -y, -z], axis=1)
+    dots[~ok] = -np.inf
     best = np.argmax(dots, axis=1)
     fidx = np.full(len(rays), -1, np.int32)
     fuv = np.full((len(rays), 2), -1.0, np.float32)
@@ -625,7 +636,7 @@ def plan_faces(cam: CameraCalibration, density: float = 1.0, margin: int = 2):
         if not sel.any():
             continue
         R = CUBE_FACES[name]
-        rf = rays[sel] @ R                                       # rays in the face frame
+        rf = rotate(R.T, rays[sel])                              # rays in the face frame
         a = rf[:, 0] / rf[:, 2]
         b = rf[:, 1] / rf[:, 2]
         uf = f_face * a + c_full
@@ -700,6 +711,8 @@ class RigRenderer:
         self._curb_key = None
         self._ground_key = None
         self.atlas_width = atlas_width
+        self.profile = False
+        self.last_gl_s = 0.0
         self.fbo = None
         self.rig: Dict[str, CameraCalibration] = {}
         self.maps: Dict[str, CameraMaps] = {}
@@ -742,8 +755,9 @@ class RigRenderer:
             my[good] = fuv[good, 1] + off[fidx[good], 1]
             H, W = cam.height, cam.width
             m1, m2 = cv2.convertMaps(mx.reshape(H, W), my.reshape(H, W), cv2.CV_16SC2)
-            self.maps[name] = CameraMaps(name, W, H, m1, m2, good.reshape(H, W),
-                                         rays[..., 2].copy(), faces)
+            ray_z = np.nan_to_num(rays[..., 2], nan=1.0).astype(np.float32)
+            self.maps[name] = CameraMaps(name, W, H, m1, m2, good.reshape(H, W), ray_z, faces,
+                                         bool((ray_z <= 0).any()))
         ctx = self.ctx
         if self.fbo is not None:
             self.fbo.release()
@@ -764,6 +778,11 @@ class RigRenderer:
         return int(sum(f.w * f.h for f in self.faces))
 
     # ------------------------------------------------------------------ world upload
+    def _noise_img(self, seed: int) -> np.ndarray:
+        if getattr(self, "_noise_cache", (None,))[0] != seed:
+            self._noise_cache = (seed, noise_texture(seed))
+        return self._noise_cache[1]
+
     def _upload_ground(self, snap: SceneSnapshot, ex: float, ey: float):
         geo = hashlib.sha1()
         for p in snap.drivable_polygons:
@@ -784,14 +803,14 @@ class RigRenderer:
                 step = lay.res * 16
                 cx = round(ex / step) * step
                 cy = round(ey / step) * step
-                col, cls = lay.build(snap, cx, cy)
+                col, cls = lay.build(snap, cx, cy, self._noise_img(snap.seed))
                 lay.key = key
                 tc, tk = self._tex[name]
                 tc.write(np.ascontiguousarray(col).tobytes())
                 tc.build_mipmaps()
                 tk.write(np.ascontiguousarray(cls).tobytes())
         if self._noise_seed != snap.seed:
-            self.noise_tex.write(noise_texture(snap.seed).tobytes())
+            self.noise_tex.write(self._noise_img(snap.seed).tobytes())
             self.noise_tex.build_mipmaps()
             self._noise_seed = snap.seed
         if key != self._curb_key:
@@ -915,17 +934,23 @@ class RigRenderer:
                 p["u_view"].value = mat
                 p["u_intr"].value = intr
                 p["u_campos"].value = tuple(p_w)
+            # near things first, the sky last: hidden fragments fail the early depth test
             ctx.depth_func = "<="
-            self.sky_vao.render(mgl.TRIANGLES, vertices=6, first=i * 6)
-            self.ground_vao.render(mgl.TRIANGLES)
-            if self.curb_vao is not None:
-                self.curb_vao.render(mgl.TRIANGLES)
             if self.obj_vao is not None and self._n_obj_vertices:
                 self.obj_vao.render(mgl.TRIANGLES, vertices=self._n_obj_vertices)
+            if self.curb_vao is not None:
+                self.curb_vao.render(mgl.TRIANGLES)
+            self.ground_vao.render(mgl.TRIANGLES)
+            self.sky_vao.render(mgl.TRIANGLES, vertices=6, first=i * 6)
         ctx.scissor = None
 
     def read_atlas(self, outputs=("rgb", "depth", "semantic", "instance")):
         w, h = self.atlas_size
+        if self.profile:
+            import time
+            t = time.perf_counter()
+            self.ctx.finish()
+            self.last_gl_s = time.perf_counter() - t
         self.fbo.read_into(self._buf_color, viewport=(0, 0, w, h), components=4,
                            attachment=0, dtype="f1")
         self.fbo.read_into(self._buf_label, viewport=(0, 0, w, h), components=4,
@@ -954,8 +979,14 @@ class RigRenderer:
             lab = cv2.remap(self._buf_label, m.map1, None, cv2.INTER_NEAREST,
                             borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             sem = np.ascontiguousarray(lab[..., 2])
-            idx = lab.view(np.uint16)[..., 0]          # R + 256 G: instance index
-            counts = np.bincount(idx.ravel(), minlength=len(self._index_to_id))
+            n_idx = len(self._index_to_id)
+            if n_idx <= 256:                           # fast path: the G byte is 0
+                idx = lab[..., 0]
+                counts = cv2.calcHist([np.ascontiguousarray(idx)], [0], None, [256],
+                                      [0, 256]).ravel().astype(np.int64)
+            else:
+                idx = lab.view(np.uint16)[..., 0]      # R + 256 G: instance index
+                counts = np.bincount(idx.ravel(), minlength=n_idx)
             vis = {int(self._index_to_id[i]): int(counts[i])
                    for i in range(1, len(self._index_to_id))}
             for k, c in vis.items():
@@ -963,11 +994,10 @@ class RigRenderer:
             depth = rng = None
             if "depth" in outputs or "range" in outputs:
                 rng = cv2.remap(self._buf_range, m.map1, None, cv2.INTER_NEAREST,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-                rng[rng <= 0] = np.inf
-                rng[~m.inside] = np.nan
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
                 depth = rng * m.ray_z
-                depth[np.isinf(rng)] = np.inf
+                if m.wide:       # rays beyond 90 deg: inf * (z <= 0) would not be +inf
+                    np.copyto(depth, rng, where=np.isinf(rng))
             inst = self._index_to_id[idx] if "instance" in outputs else None
             frames[name] = CameraFrame(name, rgb, depth, rng if "range" in outputs or
                                        "depth" in outputs else None,
