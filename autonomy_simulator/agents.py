@@ -293,6 +293,7 @@ class VehicleAgent(Agent):
                     self.passed_stops.add(s_stop)
                     self.stop_state[s_stop] = ("passed", t)
                     continue
+                return 0.5 * self.p.s0            # standing: hold still at the line
             return max(dist, 0.0) + self.p.s0
         return None
 
