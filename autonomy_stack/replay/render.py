@@ -17,11 +17,12 @@ import numpy as np
 
 from autonomy_stack.replay import metrics as M
 from autonomy_stack.replay.bag import BagReader, stamp_ns
-from autonomy_stack.replay.report import BagData, grid_from_msg, quat_yaw
+from autonomy_stack.replay.report import BagData, grid_from_msg, layer_key, quat_yaw
 from autonomy_stack.replay.synthetic import CAMERAS
 
 TILE = (200, 150)          # camera tile (w, h)
-VIEW_M = 30.0              # half width of the top-down view around the ego
+VIEW_M = 40.0              # half width of the top-down view
+LOOK_AHEAD_M = 15.0        # view centre ahead of the ego
 CLASS_NAMES = {0: "unknown", 1: "car", 2: "truck", 3: "ped", 4: "cyclist", 5: "cone",
                6: "pole", 7: "barrier"}
 
@@ -64,15 +65,20 @@ def _frame_times(inp: BagData, out: BagData, max_frames: int) -> List[int]:
     return [stamps[i] for i in idx]
 
 
-def _draw_grid(ax, msg, cmap, alpha):
-    g = grid_from_msg(msg)
-    if abs(g.origin_yaw) > 1e-3:
-        return
+def _draw_grid(ax, msg, cmap, alpha, ego_msgs=None):
+    g = grid_from_msg(msg, ego_msgs)
     h, w = g.data.shape
-    occ = np.where(g.data < 0, np.nan, g.data.astype(float) / 100.0)
-    ax.imshow(occ, origin="lower", cmap=cmap, vmin=0, vmax=1, alpha=alpha,
-              extent=(g.origin_x, g.origin_x + w * g.resolution, g.origin_y,
-                      g.origin_y + h * g.resolution), interpolation="nearest", zorder=0)
+    step = max(1, int(max(h, w) // 200))             # keep big rasters cheap to draw
+    data = g.data[::step, ::step]
+    res = g.resolution * step
+    hh, ww = data.shape
+    jj, ii = np.meshgrid(np.arange(ww + 1) * res, np.arange(hh + 1) * res)
+    c, s = math.cos(g.origin_yaw), math.sin(g.origin_yaw)
+    X = g.origin_x + c * jj - s * ii
+    Y = g.origin_y + s * jj + c * ii
+    occ = np.ma.masked_less(data.astype(float), 0) / 100.0
+    ax.pcolormesh(X, Y, occ, cmap=cmap, vmin=0, vmax=1, alpha=alpha, zorder=0,
+                  shading="flat")
 
 
 def _draw_objects(ax, msg, color, label):
@@ -112,19 +118,30 @@ def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(
     odom = pick("/odom") or inp.get("/ground_truth/ego")
     ego = _nearest(odom, t_ns)
     cx, cy = (ego.pose.pose.position.x, ego.pose.pose.position.y) if ego else (0.0, 0.0)
-    for topic, data in sorted(inp.topics.items()):
-        if topic.startswith("/ground_truth/bev/"):
-            m = _nearest(data, t_ns)
+    ex, ey = cx, cy
+    if ego is not None:                    # look ahead: the view centre is in front of the ego
+        yaw0 = quat_yaw(ego.pose.pose.orientation)
+        cx, cy = cx + LOOK_AHEAD_M * math.cos(yaw0), cy + LOOK_AHEAD_M * math.sin(yaw0)
+    ego_msgs = inp.get("/odom") or inp.get("/ground_truth/ego")
+    gt_layers = {layer_key(t.rsplit("/", 1)[1]): t for t in inp.topics
+                 if t.startswith("/ground_truth/bev/")}
+    pr_layers = {layer_key(t.rsplit("/", 1)[1]): t for t in set(out.topics) | set(inp.topics)
+                 if t.startswith("/perception/bev/")}
+    for key in ("drivable",) + tuple(sorted(gt_layers)):
+        if key in gt_layers:                      # drivable area (or the first layer)
+            m = _nearest(inp.get(gt_layers[key]), t_ns)
             if m is not None:
-                _draw_grid(ax, m, "Greys", 0.35)
+                _draw_grid(ax, m, "Greys", 0.35, ego_msgs)
             break
-    for topic in sorted(set(out.topics) | set(inp.topics)):
-        if topic.startswith("/perception/bev/"):
-            m = _nearest(pick(topic), t_ns)
+    for key in ("drivable",) + tuple(sorted(pr_layers)):
+        if key in pr_layers:
+            m = _nearest(pick(pr_layers[key]), t_ns)
             if m is not None:
-                _draw_grid(ax, m, "Reds", 0.25)
+                _draw_grid(ax, m, "Reds", 0.25, ego_msgs)
             break
-    _draw_road(ax, _nearest(inp.get("/ground_truth/road"), t_ns), "green", "-", "GT road")
+    # the simulator publishes the road at 1 Hz: accept the newest within 2 s
+    _draw_road(ax, _nearest(inp.get("/ground_truth/road"), t_ns, 2_000_000_000), "green", "-",
+               "GT road")
     _draw_road(ax, _nearest(pick("/perception/road"), t_ns), "red", "--", "pred road")
     n_gt = _draw_objects(ax, _nearest(inp.get("/ground_truth/objects"), t_ns), "green", "GT")
     n_pr = _draw_objects(ax, _nearest(pick("/perception/objects"), t_ns), "red", "pred")
@@ -162,7 +179,7 @@ def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(
         if len(hist) > 1:
             ax.plot(hist[:, 0], hist[:, 1], color="0.4", lw=1, zorder=2, label="driven")
     if ego is not None:
-        fp = ego_shape.footprint(cx, cy, quat_yaw(ego.pose.pose.orientation))
+        fp = ego_shape.footprint(ex, ey, quat_yaw(ego.pose.pose.orientation))
         ax.add_patch(Polygon(fp, closed=True, fc="black", ec="black", alpha=0.6, zorder=6))
     ax.set_xlim(cx - VIEW_M, cx + VIEW_M)
     ax.set_ylim(cy - VIEW_M * size[1] / size[0], cy + VIEW_M * size[1] / size[0])

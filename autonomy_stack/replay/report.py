@@ -53,11 +53,40 @@ def objects_to_boxes(msg) -> M.Boxes:
         size=np.array([[o.size.x, o.size.y] for o in objs], float))
 
 
-def grid_from_msg(msg) -> M.Grid:
+def grid_from_msg(msg, ego_msgs: Optional[list] = None) -> M.Grid:
+    """OccupancyGrid -> Grid. With `ego_msgs` ([(t, Odometry)]) a grid in the ego frame
+    (header.frame_id == the odometry's child frame, e.g. base_link) is moved to odom."""
     info = msg.info
     data = np.asarray(msg.data, dtype=np.int8).reshape(info.height, info.width)
-    return M.Grid(data, float(info.resolution), info.origin.position.x,
-                  info.origin.position.y, quat_yaw(info.origin.orientation))
+    g = M.Grid(data, float(info.resolution), info.origin.position.x,
+               info.origin.position.y, quat_yaw(info.origin.orientation))
+    if ego_msgs and msg.header.frame_id not in ("", ego_msgs[0][1].header.frame_id):
+        ego = nearest_by_stamp(ego_msgs, stamp_ns(msg.header.stamp))
+        if ego is not None:
+            p = ego.pose.pose
+            yaw = quat_yaw(p.orientation)
+            c, s = math.cos(yaw), math.sin(yaw)
+            g = M.Grid(data, g.resolution, p.position.x + c * g.origin_x - s * g.origin_y,
+                       p.position.y + s * g.origin_x + c * g.origin_y, yaw + g.origin_yaw)
+    return g
+
+
+def nearest_by_stamp(msgs: list, t_ns: int, tol_ns: int = 100_000_000):
+    if not msgs:
+        return None
+    st = np.array([stamp_ns(m.header.stamp) for _, m in msgs], dtype=np.int64)
+    k = int(np.argmin(np.abs(st - t_ns)))
+    return msgs[k][1] if abs(int(st[k]) - t_ns) <= tol_ns else None
+
+
+def layer_key(name: str) -> str:
+    """BEV layer names of the simulator and the network differ in plural/suffix
+    (lane_lines/lane, road_edges/road_edge): compare them by this key."""
+    n = name.lower()
+    for suffix in ("_lines", "_line", "_area"):
+        if n.endswith(suffix):
+            n = n[: -len(suffix)]
+    return n[:-1] if n.endswith("s") else n
 
 
 class BagData:
@@ -153,16 +182,24 @@ def perception_metrics(inp: BagData, out: BagData) -> dict:
     if not gt_topics:
         return {"available": False, "reason": "the bag has no /ground_truth/... topics"}
     res: dict = {"available": True, "bev_iou": {}, "detection": None}
+    ego = inp.get("/odom") or inp.get("/ground_truth/ego")
+    pred_topics = {layer_key(t.rsplit("/", 1)[1]): t
+                   for t in set(inp.types) | set(out.types) if t.startswith("/perception/bev/")}
     for gt_topic in sorted(t for t in gt_topics if t.startswith("/ground_truth/bev/")):
         layer = gt_topic.rsplit("/", 1)[1]
-        preds = _pick(f"/perception/bev/{layer}", inp, out)
+        pred_topic = pred_topics.get(layer_key(layer))
+        preds = _pick(pred_topic, inp, out) if pred_topic else []
         if not preds:
-            res["bev_iou"][layer] = {"count": 0, "reason": f"no /perception/bev/{layer}"}
+            res["bev_iou"][layer] = {"count": 0, "reason": f"no /perception/bev/ layer "
+                                     f"matching '{layer}'"}
             continue
-        ious = [M.grid_iou(grid_from_msg(p), grid_from_msg(g))
-                for p, g in _pair_by_stamp(preds, inp.get(gt_topic))]
+        ious = []
+        for p, g in _pair_by_stamp(preds, inp.get(gt_topic)):
+            same = p.header.frame_id == g.header.frame_id
+            ious.append(M.grid_iou(grid_from_msg(p, None if same else ego),
+                                   grid_from_msg(g, None if same else ego)))
         ious = [v for v in ious if v is not None]
-        res["bev_iou"][layer] = M.summarize(ious)
+        res["bev_iou"][layer] = {"prediction": pred_topic, **M.summarize(ious)}
     preds = _pick("/perception/objects", inp, out)
     gts = inp.get("/ground_truth/objects")
     if gts and preds:
