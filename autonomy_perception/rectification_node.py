@@ -40,6 +40,10 @@ CAMERA_NAMES = ["main", "narrow", "fisheye", "left_pillar", "right_pillar",
 PARAMS = [
     ParamSpec("cameras", list(CAMERA_NAMES), "camera positions to rectify"),
     ParamSpec("virtual_cameras_file", "", "virtual camera YAML (empty: config/virtual_cameras.yaml)"),
+    ParamSpec("output_width", 0, "width of the rectified images (0: the virtual camera's "
+              "configured width; the field of view is kept)", min=0, max=8192),
+    ParamSpec("output_height", 0, "height of the rectified images (0: as configured, or "
+              "scaled with output_width)", min=0, max=8192),
     ParamSpec("mounting_source", "tf", "where each camera's mounting comes from: /tf_static "
               "(base_frame -> camera_<cam>) or the rig calibration file",
               choices=["tf", "file"]),
@@ -94,7 +98,9 @@ class RectificationNode(Node):
             import cv2
             cv2.setNumThreads(int(p["cv_threads"]))
         try:
-            virtuals = load_virtual_cameras(p["virtual_cameras_file"] or None)
+            virtuals = load_virtual_cameras(p["virtual_cameras_file"] or None,
+                                            width=p["output_width"] or None,
+                                            height=p["output_height"] or None)
         except (OSError, VirtualCameraError, KeyError, ValueError) as exc:
             raise StartupError(f"virtual cameras: {exc}") from None
         names = [str(c) for c in p["cameras"]]

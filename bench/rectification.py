@@ -59,23 +59,11 @@ def main():
     rng = np.random.default_rng(args.seed)
     rig = load_rig(width=args.width, height=args.height)
     rig = sample_mounting_error(rig, rng)           # one vehicle's own mounting
-    # virtual cameras at the input's resolution (their fields of view from the config)
-    vpath = root / "build" / "bench_virtual_cameras.yaml"
-    vpath.parent.mkdir(parents=True, exist_ok=True)
-    import yaml
-    with open(root / "config" / "virtual_cameras.yaml") as f:
-        vdoc = yaml.safe_load(f)
-    for name, v in vdoc["virtual_cameras"].items():
-        if "hfov_deg" not in v:
-            raise SystemExit("bench expects hfov_deg virtual cameras")
-        v["width"], v["height"] = args.width, args.height
-    with open(vpath, "w") as f:
-        yaml.safe_dump(vdoc, f)
-
     rclpy.init(args=[])
     node = RectificationNode(parameter_overrides=[
         Parameter("mounting_source", value="file"),
-        Parameter("virtual_cameras_file", value=str(vpath)),
+        Parameter("output_width", value=args.width),     # virtual cameras at the input
+        Parameter("output_height", value=args.height),   # size, configured fields of view
         Parameter("publish_virtual_tf", value=False),
     ])
     cams = list(node.cams.values())

@@ -5,23 +5,10 @@ import time
 
 import numpy as np
 import pytest
-import yaml
-
-from ros_helpers import ROOT, spin_until, start_node, stop, wait_for_subscribers
+from ros_helpers import spin_until, start_node, stop, wait_for_subscribers
 
 W, H = 320, 240
 CAMS = ["left_repeater", "rear", "main"]   # good / no CameraInfo / NaN calibration
-
-
-def _virtual_yaml(tmp_path):
-    """The project's virtual cameras at W x H (fields of view as configured)."""
-    with open(ROOT / "config" / "virtual_cameras.yaml") as f:
-        doc = yaml.safe_load(f)
-    for v in doc["virtual_cameras"].values():
-        v["width"], v["height"] = W, H
-    path = tmp_path / "virtual_cameras.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 def _info_msg(cal, stamp):
@@ -53,7 +40,7 @@ def _tf_msg(rig):
 
 
 @pytest.mark.timeout(90)
-def test_rectification_node_over_dds(tmp_path):
+def test_rectification_node_over_dds():
     import rclpy
     from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticArray
@@ -65,15 +52,14 @@ def test_rectification_node_over_dds(tmp_path):
     from autonomy_stack.qos import LATCHED, SENSOR_IMAGES
     from autonomy_stack.ros_conversions import image_to_numpy, numpy_to_image
 
-    vpath = _virtual_yaml(tmp_path)
-    virtuals = load_virtual_cameras(vpath)
+    virtuals = load_virtual_cameras(width=W, height=H)
     rig = sample_mounting_error(load_rig(width=W, height=H), np.random.default_rng(7))
     rig = {c: rig[c] for c in CAMS}
 
     proc = start_node("rectification_node", name="rectification",
                       params_files=["rectification.yaml"],
                       params={"cameras": "[" + ",".join(CAMS) + "]",
-                              "virtual_cameras_file": str(vpath),
+                              "output_width": W, "output_height": H,
                               "diagnostics_period": 0.3, "error_throttle_s": 0.5})
     rclpy.init()
     node = rclpy.create_node("test_rectification_client")
