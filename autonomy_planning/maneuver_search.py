@@ -48,7 +48,9 @@ class SearchConfig:
     max_jerk: float = 4.0
     lat_acc_comfort: float = 2.0
     lat_acc_limit: float = 4.0
-    max_curvature: float = 0.18
+    max_curvature: float = 0.15
+    max_rel_heading: float = 0.4      # rad: |d'| limit (lateral speed <= 0.4 * speed)
+    w_kinematic: float = 300.0
     # clearance
     lat_margin_hard: float = 0.25
     lon_margin_hard: float = 0.5
@@ -56,7 +58,9 @@ class SearchConfig:
     lon_soft: float = 3.0
     headway: float = 1.2
     # weights
-    w_collision: float = 5000.0
+    w_collision: float = 5000.0     # x time-discounted collision probability
+    w_collision_any: float = 200.0  # x collision probability anywhere in the horizon
+    w_switch: float = 4.0           # changing the lateral kind / stop-vs-go decision
     w_risk: float = 30.0
     w_offroad: float = 3000.0
     w_oncoming: float = 3.0
@@ -348,9 +352,12 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
             glon = np.maximum((os_ - ohs)[:, None] - (Sr[None] + front), (Sr[None] - rear) - (os_ + ohs)[:, None])
             hl = (glat < cfg.lat_margin_hard).astype(f32)
             hn = (glon < cfg.lon_margin_hard).astype(f32) * wt[None, None].astype(f32)
+            # hit[k, i, j] = sum_t w_t * overlap: a conflict at time t weighs exp(-t/tau)
+            # (imminent conflicts cost most; far ones can still be re-planned away)
             hit = np.matmul(hl, np.swapaxes(hn, 1, 2))          # (K, I, J)
-            coll = np.minimum(1.0, np.tensordot(op.astype(np.float32), (hit > 0).astype(np.float32), axes=1))
-            ttc = np.tensordot(op.astype(np.float32), hit, axes=1) * dt
+            opf = op.astype(np.float32)
+            coll = np.minimum(1.0, np.tensordot(opf, (hit > 0).astype(np.float32), axes=1))
+            soon = np.tensordot(opf, np.minimum(hit * (dt / 0.6), 1.0), axes=1)
             # soft clearance; longitudinal soft distance grows with the ego speed when
             # the other is ahead (headway)
             pl = np.clip(1.0 - glat / cfg.lat_soft, 0.0, 1.0).astype(np.float32)
@@ -358,7 +365,7 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
             lsoft = cfg.lon_soft + np.where(ahead, cfg.headway * V[None], 0.0)
             pn = (np.clip(1.0 - glon / lsoft, 0.0, 1.0) * wt[None, None]).astype(np.float32)
             risk = np.tensordot(op.astype(np.float32), np.matmul(pl, np.swapaxes(pn, 1, 2)), axes=1) * dt
-            cost += cfg.w_collision * coll + cfg.w_collision * 0.2 * ttc + cfg.w_risk * risk
+            cost += cfg.w_collision * soon + cfg.w_collision_any * coll + cfg.w_risk * risk
     comp["collision"] = coll
 
     # ---- drivable area (I, J, T); (I, T) only where the bounds do not vary with station
@@ -384,6 +391,12 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
     cost += cfg.w_lat_acc * np.maximum(amax - cfg.lat_acc_comfort, 0.0) ** 2
     cost += 1000.0 * (amax > cfg.lat_acc_limit)
     cost += cfg.w_lat_jerk * lat.peak_jerk[:, None] ** 2
+    # ---- kinematic feasibility: a car cannot move sideways faster than its heading
+    # allows, nor turn tighter than its steering allows (matters at low speed)
+    ady = np.abs(lat.dd).astype(f32)                             # (I, T)
+    viol_v = (ady[:, None] - (cfg.max_rel_heading * V[None] + 0.15)).max(axis=2)
+    viol_k = (np.abs(ax)[:, None] - (cfg.max_curvature * V[None] ** 2 + 0.1)).max(axis=2)
+    cost += cfg.w_kinematic * (np.maximum(viol_v, 0.0) + np.maximum(viol_k, 0.0))
     # ---- longitudinal comfort (J,)
     jerk = np.abs(np.diff(lon.a, axis=1)) / dt
     lon_c = (cfg.w_lon_acc * np.mean(lon.a ** 2, axis=1) + cfg.w_lon_jerk * np.mean(jerk ** 2, axis=1)
@@ -424,7 +437,13 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
         cost += cfg.w_lane * 2.0 * np.abs(D[:, -1])[:, None]
     # ---- consistency with the previous choice
     if prev is not None:
-        dprev, vprev = prev
+        dprev, vprev = prev[0], prev[1]
+        if len(prev) > 2 and prev[2] is not None:
+            prev_kind, prev_stop = prev[2]
+            kinds = np.array(lat.kind)
+            cost += cfg.w_switch * (kinds != prev_kind)[:, None]
+            stops_j = lon.v[:, -1] < 0.3
+            cost += cfg.w_switch * (stops_j != prev_stop)[None, :]
         n = int(3.0 / dt)
         cost += cfg.w_consistency * np.mean(np.abs(D[:, :n] - dprev[None, :n]), axis=1)[:, None]
         m = int(2.0 / dt)

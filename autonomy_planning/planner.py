@@ -74,6 +74,7 @@ class PlanResult:
     frame: Optional[RoadFrame] = None
     search: Optional[SearchResult] = None
     chosen: Optional[dict] = None          # chosen maneuver rollout: t, s, d, v, x, y
+    solves: list = field(default_factory=list)   # QP solves: (problem, status, iterations, ms)
 
 
 def safe_stop_trajectory(ego: EgoState, decel: float = 3.0, dt: float = 0.1,
@@ -114,11 +115,13 @@ class Planner:
         self.optimizer = TrajectoryOptimizer(self.cfg.optimizer)
         self._paths: Dict = {}
         self._prev: Optional[dict] = None
+        self._served_stops: set = set()
 
     def reset(self):
         self.predictor.reset()
         self.optimizer.reset()
         self._prev = None
+        self._served_stops = set()
 
     @property
     def body(self):
@@ -141,6 +144,7 @@ class Planner:
         tg = sc.t
         agents = {a.id: a for a in scene.agents}
         occ = futures_to_occupancy(futures, agents, frame.ref, tg)
+        occ = self._add_stop_lines(occ, frame, ego, tg)
         tm["futures"] = (time.perf_counter() - t1) * 1e3
 
         # ---- initial state (consistent with the previous plan when tracked)
@@ -189,7 +193,8 @@ class Planner:
         if prev is not None and elapsed is not None and prev["ref_key"] == frame.ref_key:
             pt = prev["chosen"]
             prev_prof = (np.interp(tg + elapsed, pt["t"], pt["d"]),
-                         np.interp(tg + elapsed, pt["t"], pt["v"]))
+                         np.interp(tg + elapsed, pt["t"], pt["v"]),
+                         (pt["kind"], bool(pt["v"][-1] < 0.3)))
         res = score(lat, lon, occ, sc, s0=s_e, v_des=v_des, station_grid=frame.station_grid,
                     road_left=frame.road_left, road_right=frame.road_right,
                     curvature_fn=frame.ref.curvature_at, lane_offsets=frame.lane_offsets,
@@ -212,18 +217,56 @@ class Planner:
                                       frame_id=scene.frame_id, maneuver=res.label,
                                       force_emergency=bool(lon.emergency[j]))
         tm["optimize"] = (time.perf_counter() - t4) * 1e3
+        self.last_solves = opt.iterations.get("solves", [])
         tm["total"] = (time.perf_counter() - t0) * 1e3
         xs, ys, _ = frame.ref.to_xy(S, D)
-        chosen = {"t": tg.copy(), "s": S, "d": D, "v": V, "x": xs, "y": ys}
+        chosen = {"t": tg.copy(), "s": S, "d": D, "v": V, "x": xs, "y": ys, "kind": lat.kind[i]}
         self._prev = {"stamp": scene.stamp, "trajectory": opt.trajectory, "ref_key": frame.ref_key,
                       "chosen": chosen}
         return PlanResult(trajectory=opt.trajectory, futures=futures, corridor=corr,
                           maneuver=res.label, candidates_per_cycle=res.n_candidates,
                           collision_probability=float(res.collision_prob[i, j]),
                           emergency=bool(opt.emergency), status=opt.status, timings_ms=tm,
-                          frame=frame, search=res, chosen=chosen)
+                          frame=frame, search=res, chosen=chosen,
+                          solves=list(opt.iterations.get("solves", [])))
 
     # -------------------------------------------------------------- helpers
+    def _add_stop_lines(self, occ, frame: RoadFrame, ego: EgoState, tg):
+        """Stop lines on the route act as a wall across the lanes until the ego has stopped
+        in front of them (then the agents' futures decide when to go)."""
+        sc = self.cfg.search
+        walls = []
+        for station, key in frame.stop_stations:
+            if key in self._served_stops:
+                continue
+            gap = station - (frame.ego_s + sc.front)
+            if gap < -1.0:
+                self._served_stops.add(key)
+                continue
+            if gap < 4.0 and ego.speed < 0.3:
+                self._served_stops.add(key)
+                continue
+            walls.append(station)
+        if not walls:
+            return occ
+        from autonomy_planning.maneuver_search import Occupancy
+        T = len(tg)
+        lo = frame.lane_offsets
+        dc = 0.5 * (lo.min() + lo.max())
+        hd = 0.5 * (lo.max() - lo.min()) + frame.lane_width / 2.0
+        n = len(walls)
+        add = Occupancy(s=np.repeat(np.array(walls)[:, None] + 0.3, T, 1),
+                        d=np.full((n, T), dc), hs=np.full((n, T), 0.3), hd=np.full((n, T), hd),
+                        p=np.ones(n), agent=np.full(n, -1), static=np.ones(n, bool),
+                        vs=np.zeros((n, T)))
+        if not len(occ):
+            return add
+        return Occupancy(s=np.vstack([occ.s, add.s]), d=np.vstack([occ.d, add.d]),
+                         hs=np.vstack([occ.hs, add.hs]), hd=np.vstack([occ.hd, add.hd]),
+                         p=np.concatenate([occ.p, add.p]), agent=np.concatenate([occ.agent, add.agent]),
+                         static=np.concatenate([occ.static, add.static]),
+                         vs=np.vstack([occ.vs, add.vs]))
+
     def _stops_and_leads(self, occ, frame: RoadFrame, sc: SearchConfig):
         """Stop points behind obstacles in the ego lane and lead vehicles to follow."""
         stops, leads = [], []

@@ -35,6 +35,7 @@ class Lane:
     # lanes driven in the opposite direction of a two-way road may be entered to go
     # around an obstacle, never changed into as a lane
     oncoming: bool = False
+    stop_line_s: Optional[float] = None   # arc length of a stop line (must stop there)
 
 
 @dataclass
@@ -217,6 +218,7 @@ class RoadFrame:
     road_right: np.ndarray              # right drivable bound (d) per station
     route_deadline: float               # station by which d must be ~0 (route lane); inf if none
     goal_station: float                 # station of the goal along ref; inf if none
+    stop_stations: List[tuple]          # [(station, key)] stop lines on the route
     ego_s: float
     ego_d: float
     ego_rel_yaw: float
@@ -236,6 +238,17 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
             goal_lane, _, _ = locate_lane(lanes, scene.goal.x, scene.goal.y, scene.goal.yaw,
                                           max_dist=4.0, paths=paths, heading_tol=1.6)
     route: List[int] = list(scene.route_lane_ids)
+    if route:
+        # a route may start with lane changes (consecutive lanes that are neighbours, not
+        # successors): the reference starts at the lane after the last such change, and
+        # the ego reaches it by changing lanes (route deadline)
+        by = {l.id: l for l in lanes}
+        route = [r for r in route if r in by]
+        k0 = 0
+        for k in range(1, len(route)):
+            if route[k] not in by[route[k - 1]].successors:
+                k0 = k
+        route = route[k0:]
     if ego_lane is not None and not route:
         ego_path = lane_path(ego_lane, paths)
         # same-direction lanes next to the ego lane (parallel at the ego)
@@ -372,7 +385,15 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
         gs, gd = ref.project([[scene.goal.x, scene.goal.y]])
         if abs(gd[0]) < 8.0 and gs[0] > s_e - 5.0:
             goal_station = float(gs[0])
-    return RoadFrame(ref=ref, ref_key=key, lane_offsets=same, lane_width=lane_width,
+    stops = []
+    acc = 0.0
+    for k, rid in enumerate(route):
+        ln = by_id[rid]
+        if ln.stop_line_s is not None:
+            stops.append((acc + float(ln.stop_line_s), (rid, round(float(ln.stop_line_s), 1))))
+        acc += polyline_length(ln.centerline) if k == 0 else polyline_length(ln.centerline)
+    # stations were accumulated along the concatenated centrelines (s = 0 at the start)
+    return RoadFrame(stop_stations=stops, ref=ref, ref_key=key, lane_offsets=same, lane_width=lane_width,
                      oncoming_offsets=onc, station_grid=grid, road_left=left, road_right=right,
                      route_deadline=deadline, goal_station=goal_station, ego_s=s_e, ego_d=d_e,
                      ego_rel_yaw=rel_yaw, speed_limit=speed_limit)

@@ -65,6 +65,11 @@ class OptimizerConfig:
     w_d2: float = 50.0
     w_d3: float = 2000.0
     sqp_iterations: int = 2
+    w_slack_lat: float = 5000.0
+    w_slack_kappa: float = 5.0e4
+    max_iter: int = 1500
+    eps: float = 1e-3
+    time_limit: float = 0.03             # s per QP solve
     wheelbase: float = 2.9
 
 
@@ -108,17 +113,42 @@ def _jerk_rows(n: int, r0: int, offset: int = 0):
 
 
 def _path_matrices(K: int, h: float):
-    """Constraint matrix of the path QP (fixed sparsity for a given K; values depend on h)."""
+    """Constraint matrix of the path QP, variables [d | d' | d'' | e | e2] (e, e2 >= 0:
+    slacks of the lateral and curvature bounds, so the QP is always feasible). Fixed
+    sparsity for a given K; values depend on h. Row blocks (returned offsets):
+    dynamics (2n, = 0) | jerk (n) | d + e >= lo | d - e <= hi | d' | d'' + e2 >= lo2 |
+    d'' - e2 <= hi2 | e >= 0 | e2 >= 0 | d_0 | d''_0."""
     n = K - 1
     r, c, v, nr = _pj_dynamics(n, h)
-    jr, jc, jv, nr2 = _jerk_rows(n, nr)
-    ir = nr2 + np.arange(3 * K)
-    rows = np.concatenate([r, jr, ir])
-    cols = np.concatenate([c, jc, np.arange(3 * K)])
-    vals = np.concatenate([v, jv, np.ones(3 * K)])
-    A = sp.csc_matrix((vals, (rows, cols)), shape=(nr2 + 3 * K, 3 * K))
+    jr, jc, jv, r0 = _jerk_rows(n, nr)
+    k = np.arange(K)
+    blocks_r, blocks_c, blocks_v = [r, jr], [c, jc], [v, jv]
+    rows = {}
+    cur = r0
+
+    def add(name, cols_vals):
+        nonlocal cur
+        rows[name] = cur
+        for cols, val in cols_vals:
+            blocks_r.append(cur + k); blocks_c.append(cols); blocks_v.append(np.full(K, val))
+        cur += K
+
+    add("lo", [(k, 1.0), (3 * K + k, 1.0)])
+    add("hi", [(k, 1.0), (3 * K + k, -1.0)])
+    add("d1", [(K + k, 1.0)])
+    add("lo2", [(2 * K + k, 1.0), (4 * K + k, 1.0)])
+    add("hi2", [(2 * K + k, 1.0), (4 * K + k, -1.0)])
+    add("e", [(3 * K + k, 1.0)])
+    add("e2", [(4 * K + k, 1.0)])
+    rows["d0"] = cur
+    blocks_r.append(np.array([cur, cur + 1])); blocks_c.append(np.array([0, 2 * K]))
+    blocks_v.append(np.array([1.0, 1.0]))
+    cur += 2
+    A = sp.csc_matrix((np.concatenate(blocks_v), (np.concatenate(blocks_r), np.concatenate(blocks_c))),
+                      shape=(cur, 5 * K))
     A.sort_indices()
-    return A, nr, nr2
+    rows["n_eq"], rows["jerk"] = nr, nr
+    return A, rows
 
 
 def _solved(res) -> bool:
@@ -185,10 +215,10 @@ class SpeedQP:
         l[r0:r1] = -jmax * dt * (3.0 if emergency else 1.0)
         u[r0:r1] = jmax * dt * (3.0 if emergency else 1.0)
         l[self.r_cap:self.r_cap + K] = -np.inf
-        u[self.r_cap:self.r_cap + K] = np.where(np.isfinite(s_max), s_max, 1e6)
+        u[self.r_cap:self.r_cap + K] = np.where(np.isfinite(s_max) & (s_max < 1e5), s_max, np.inf)
         rid = self.r_id
         # s
-        l[rid:rid + K] = -1e6; u[rid:rid + K] = 1e6
+        l[rid:rid + K] = -np.inf; u[rid:rid + K] = np.inf
         l[rid] = u[rid] = 0.0
         # v
         vmin = np.minimum(v_min, v_max)
@@ -202,11 +232,12 @@ class SpeedQP:
         l[rid + 2 * K] = u[rid + 2 * K] = a0c
         # slack >= 0
         l[rid + 3 * K:rid + 4 * K] = 0.0
-        u[rid + 3 * K:rid + 4 * K] = 1e6
+        u[rid + 3 * K:rid + 4 * K] = np.inf
         if self.solver is None:
             self.solver = osqp.OSQP()
-            self.solver.setup(self.P, q, self.A, l, u, verbose=False, eps_abs=1e-4,
-                              eps_rel=1e-4, max_iter=4000, polish=True, warm_starting=True)
+            self.solver.setup(self.P, q, self.A, l, u, verbose=False, eps_abs=cfg.eps,
+                              eps_rel=cfg.eps, max_iter=cfg.max_iter, polish=True,
+                              warm_starting=True, time_limit=cfg.time_limit)
         else:
             self.solver.update(q=q, l=l, u=u)
         if warm is not None:
@@ -228,47 +259,53 @@ class TrajectoryOptimizer:
 
     # -------------------------------------------------------------- path QP
     def _path_qp(self, sig, lo, hi, d_ref, mid, v_at, kref, d0, d1_0, d2_0, fix_d2, warm=None):
-        """Piecewise-jerk path QP; the OSQP workspace is kept (same sparsity every cycle)
-        and only matrix values, bounds and the linear cost are updated."""
+        """Piecewise-jerk path QP with soft lateral / curvature bounds (slacks with a
+        large penalty: always feasible; a non-zero slack is reported). The OSQP workspace
+        is kept (same sparsity every cycle): only values, bounds and costs are updated."""
         cfg = self.cfg
         K = len(sig)
-        n = K - 1
         h = float(sig[1] - sig[0])
-        A, n_eq, r_id = _path_matrices(K, h)
+        A, R = _path_matrices(K, h)
         m = A.shape[0]
+        INF = np.inf
         l = np.zeros(m)
         u = np.zeros(m)
         dk = cfg.max_dkappa * h
-        l[n_eq:r_id] = -dk
-        u[n_eq:r_id] = dk
-        l[r_id:r_id + K] = lo
-        u[r_id:r_id + K] = hi
-        l[r_id + K:r_id + 2 * K] = -2.0
-        u[r_id + K:r_id + 2 * K] = 2.0
+        l[R["jerk"]:R["jerk"] + K - 1] = -dk
+        u[R["jerk"]:R["jerk"] + K - 1] = dk
+        l[R["lo"]:R["lo"] + K], u[R["lo"]:R["lo"] + K] = lo, INF
+        l[R["hi"]:R["hi"] + K], u[R["hi"]:R["hi"] + K] = -INF, hi
+        l[R["d1"]:R["d1"] + K], u[R["d1"]:R["d1"] + K] = -2.0, 2.0
+        l[R["d1"]] = u[R["d1"]] = d1_0
         kmax = np.minimum(cfg.max_curvature, cfg.lat_acc_max / np.maximum(v_at, 0.1) ** 2)
-        l[r_id + 2 * K:] = -kmax - kref
-        u[r_id + 2 * K:] = kmax - kref
-        # initial state
-        l[r_id] = u[r_id] = d0
-        l[r_id + K] = u[r_id + K] = d1_0
+        l[R["lo2"]:R["lo2"] + K], u[R["lo2"]:R["lo2"] + K] = -kmax - kref, INF
+        l[R["hi2"]:R["hi2"] + K], u[R["hi2"]:R["hi2"] + K] = -INF, kmax - kref
+        l[R["e"]:R["e"] + K], u[R["e"]:R["e"] + K] = 0.0, INF
+        l[R["e2"]:R["e2"] + K], u[R["e2"]:R["e2"] + K] = 0.0, INF
+        l[R["d0"]] = u[R["d0"]] = d0
         if fix_d2:
-            d2c = float(np.clip(d2_0, l[r_id + 2 * K], u[r_id + 2 * K]))
-            l[r_id + 2 * K] = u[r_id + 2 * K] = d2c
+            l[R["d0"] + 1] = u[R["d0"] + 1] = float(np.clip(d2_0, -cfg.max_curvature - kref[0],
+                                                           cfg.max_curvature - kref[0]))
+        else:
+            l[R["d0"] + 1], u[R["d0"] + 1] = -INF, INF
         wv = 1.0 + v_at ** 2
         w3 = cfg.w_d3 / (h * h)
         diag = np.concatenate([np.full(K, cfg.w_ref + cfg.w_center), np.full(K, cfg.w_d1),
-                               cfg.w_d2 * wv])
-        diag[2 * K:] += w3 * np.r_[1.0, np.full(K - 2, 2.0), 1.0]
-        off = np.zeros(3 * K - 1)
-        off[2 * K:] = -w3
+                               cfg.w_d2 * wv, np.full(K, cfg.w_slack_lat), np.full(K, cfg.w_slack_kappa)])
+        diag[2 * K:3 * K] += w3 * np.r_[1.0, np.full(K - 2, 2.0), 1.0]
+        off = np.zeros(5 * K - 1)
+        off[2 * K:3 * K - 1] = -w3
         P = sp.diags([diag, off], [0, 1], format="csc")
         P.sort_indices()
-        q = np.zeros(3 * K)
+        q = np.zeros(5 * K)
         q[:K] = -(cfg.w_ref * d_ref + cfg.w_center * mid)
+        q[3 * K:4 * K] = cfg.w_slack_lat
+        q[4 * K:] = cfg.w_slack_kappa
         if self._path_solver is None or self._path_K != K:
             solver = osqp.OSQP()
-            solver.setup(P, q, A, l, u, verbose=False, eps_abs=1e-5, eps_rel=1e-5,
-                         max_iter=4000, polish=True, warm_starting=True)
+            solver.setup(P, q, A, l, u, verbose=False, eps_abs=cfg.eps, eps_rel=cfg.eps,
+                         max_iter=cfg.max_iter, polish=True, warm_starting=True,
+                         time_limit=cfg.time_limit)
             self._path_solver, self._path_K = solver, K
         else:
             solver = self._path_solver
@@ -276,10 +313,12 @@ class TrajectoryOptimizer:
         if warm is not None:
             solver.warm_start(x=warm)
         res = solver.solve()
+        self._log.append(("path", str(res.info.status), int(res.info.iter), round(res.info.run_time * 1e3, 2)))
         if not _solved(res):
             return None
         x = res.x
-        return np.column_stack([x[:K], x[K:2 * K], x[2 * K:]])
+        self.path_slack = float(np.max(x[3 * K:4 * K]))
+        return np.column_stack([x[:K], x[K:2 * K], x[2 * K:3 * K]])
 
     # -------------------------------------------------------------- main
     def optimize(self, ref: ReferencePath, corridor: Corridor, s_e: float, d_e: float,
@@ -288,6 +327,7 @@ class TrajectoryOptimizer:
                  stamp: float = 0.0, frame_id: str = "odom", maneuver: str = "",
                  force_emergency: bool = False) -> OptResult:
         cfg = self.cfg
+        self._log = []
         front, rear, hw = body
         N = self.speed_qp.n
         t = np.arange(N + 1) * cfg.dt
@@ -347,10 +387,6 @@ class TrajectoryOptimizer:
             path = self._path_qp(sig, lo, hi, d_ref, mid, v_at, kref, d_e, d1_0,
                                  kappa_e - float(kref[0]), fix_d2=v0 > 1.0)
             if path is None:
-                path = self._path_qp(sig, lo - 0.5, hi + 0.5, d_ref, mid, v_at, kref, d_e, d1_0,
-                                     0.0, fix_d2=False)
-                status = "path_relaxed"
-            if path is None:
                 d_fb = np.interp(sig_abs, Sm, D_ref)
                 path = np.column_stack([d_fb, np.gradient(d_fb, sig), np.zeros(K)])
                 status = "path_fallback"
@@ -362,11 +398,13 @@ class TrajectoryOptimizer:
             if it > 0 and speed_x is not None:
                 vmax = np.minimum(v_max_c, np.interp(speed_x[:, 0], sig, v_curve))
             vmax = np.maximum(vmax, 0.3)
+            vmax = np.maximum(vmax, self._braking_curve(v0, a0, t, cfg.max_decel, cfg.max_jerk) + 0.05)
             warm = None
             if self._prev is not None:
                 warm = self._warm(t, s_e, stamp)
             res = self.speed_qp.solve(v0, a0, v_ref, s_ref_rel, v_min, vmax, s_cap,
                                       emergency=emergency, warm=warm)
+            self._log.append(("speed", str(res.info.status), int(res.info.iter), round(res.info.run_time * 1e3, 2)))
             x = res.x if _solved(res) else None
             slack_bad = x is not None and np.max(x[3 * (N + 1):]) > 0.3
             if (x is None or slack_bad) and not emergency:
@@ -386,7 +424,8 @@ class TrajectoryOptimizer:
         self._prev = (s_e + speed_x[:, 0], t.copy(), speed_x.copy(), stamp)
         traj, s_abs, d_out = self._assemble(ref, s_e, sig, path, speed_x, t, stamp, frame_id,
                                             maneuver)
-        return OptResult(traj, s_abs, d_out, sig, path, speed_x, emergency, status)
+        return OptResult(traj, s_abs, d_out, sig, path, speed_x, emergency, status,
+                         iterations={"solves": list(self._log)})
 
     def _warm(self, t, s_e, stamp):
         """Previous speed solution shifted by the elapsed time (OSQP warm start)."""
@@ -399,6 +438,20 @@ class TrajectoryOptimizer:
         v = np.interp(tt, t_prev, x_prev[:, 1])
         a = np.interp(tt, t_prev, x_prev[:, 2])
         return np.concatenate([s, v, a, np.zeros(len(t))])
+
+    @staticmethod
+    def _braking_curve(v0, a0, t, decel, jerk):
+        """Lowest speed reachable under the comfortable limits (keeps the QP feasible)."""
+        v = np.empty(len(t))
+        a = min(a0, 0.0) if a0 < 0 else a0
+        vk = max(v0, 0.0)
+        dt = t[1] - t[0]
+        v[0] = vk
+        for k in range(1, len(t)):
+            a = max(a - jerk * dt, -decel)
+            vk = max(vk + a * dt, 0.0)
+            v[k] = vk
+        return v
 
     @staticmethod
     def _brake_profile(v0, a0, t, decel=6.0):

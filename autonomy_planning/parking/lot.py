@@ -1,0 +1,320 @@
+"""Parking-lot geometry as plain data, its rasters (occupancy, clearance), an exact footprint
+check, and the seeded problem generator (no ROS).
+
+A `Lot` holds what a parking search needs: an extent, an optional drivable polygon
+(everything outside it is an obstacle), curb polylines (impassable), static boxes (parked
+cars, cones, poles) and bays (4x2 rectangles with the heading of a car parked nose-in).
+Lots come from the simulator's `parking_lot` world (`lot_from_world`), from a perception
+`VectorSpace` (`lot_from_vector_space`) or are written by hand (tests).
+
+Problems (`ParkingProblem`: lot, start pose, goal pose) are drawn by `make_problem(seed)`:
+the world is `autonomy_simulator.worlds.parking_lot(seed, <random parameters>)`, the start
+is the lot's entrance pose or a random collision-free pose in the aisle, the goal is the
+target bay, nose-in or reverse-in. Training seeds and held-out seeds are disjoint ranges
+(`train_seeds`, `heldout_seeds`).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from scipy import ndimage
+
+from autonomy_control.vehicle_model import VehicleParams
+
+Pose = Tuple[float, float, float]          # x, y, yaw of the rear-axle centre
+
+TRAIN_SEED_BASE = 0
+HELDOUT_SEED_BASE = 1_000_000               # train seeds are < this, held-out seeds >= it
+CURB_WIDTH = 0.2                            # m, kerb stones are obstacles this wide
+
+
+def wrap(a):
+    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
+
+
+@dataclass
+class Box:
+    """Static oriented box obstacle (centre, heading, length along heading, width)."""
+    x: float
+    y: float
+    yaw: float
+    length: float
+    width: float
+
+    def corners(self) -> np.ndarray:
+        return rect_corners(self.x, self.y, self.yaw, self.length, self.width)
+
+
+@dataclass
+class Lot:
+    bounds: Tuple[float, float, float, float]        # xmin, ymin, xmax, ymax of the search area
+    curbs: List[np.ndarray] = field(default_factory=list)      # Nx2 polylines
+    boxes: List[Box] = field(default_factory=list)
+    bays: List[np.ndarray] = field(default_factory=list)       # 4x2 rectangles
+    bay_headings: List[float] = field(default_factory=list)    # nose-in heading per bay
+    target_bay: int = -1
+    drivable: Optional[np.ndarray] = None             # Mx2 polygon; outside = obstacle
+    curb_width: float = CURB_WIDTH
+
+
+@dataclass
+class ParkingProblem:
+    lot: Lot
+    start: Pose
+    goal: Pose
+    seed: int = -1
+    reverse_in: bool = False
+
+
+def rect_corners(x, y, yaw, length, width) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    hl, hw = length / 2.0, width / 2.0
+    local = np.array([[hl, hw], [-hl, hw], [-hl, -hw], [hl, -hw]])
+    return local @ np.array([[c, s], [-s, c]]) + np.array([x, y])
+
+
+def car_corners(pose: Pose, vp: VehicleParams = VehicleParams()) -> np.ndarray:
+    x, y, yaw = pose
+    co = vp.center_offset
+    return rect_corners(x + co * math.cos(yaw), y + co * math.sin(yaw), yaw, vp.length, vp.width)
+
+
+def bay_goal_pose(bay: np.ndarray, heading: float, reverse_in: bool,
+                  vp: VehicleParams = VehicleParams()) -> Pose:
+    """Rear-axle pose of a car centred in `bay` (nose-in: facing `heading`)."""
+    cx, cy = np.asarray(bay, float).mean(0)
+    yaw = heading + (math.pi if reverse_in else 0.0)
+    yaw = float(wrap(yaw))
+    co = vp.center_offset
+    return (float(cx - co * math.cos(yaw)), float(cy - co * math.sin(yaw)), yaw)
+
+
+# --------------------------------------------------------------------------- rasters
+class LotGrid:
+    """Occupancy raster of a lot (conservative: a cell is occupied when an obstacle
+    touches it) and its Euclidean clearance field (m)."""
+
+    def __init__(self, lot: Lot, res: float = 0.1):
+        self.lot, self.res = lot, float(res)
+        xmin, ymin, xmax, ymax = lot.bounds
+        self.x0, self.y0 = xmin, ymin
+        self.nx = int(math.ceil((xmax - xmin) / res))
+        self.ny = int(math.ceil((ymax - ymin) / res))
+        xs = xmin + (np.arange(self.nx) + 0.5) * res
+        ys = ymin + (np.arange(self.ny) + 0.5) * res
+        X, Y = np.meshgrid(xs, ys, indexing="ij")        # (nx, ny)
+        half_diag = res * math.sqrt(0.5)
+        occ = np.zeros((self.nx, self.ny), bool)
+        if lot.drivable is not None:
+            occ |= ~_points_in_polygon(X, Y, np.asarray(lot.drivable, float), grow=half_diag)
+        for b in lot.boxes:
+            c, s = math.cos(b.yaw), math.sin(b.yaw)
+            lx = (X - b.x) * c + (Y - b.y) * s
+            ly = -(X - b.x) * s + (Y - b.y) * c
+            occ |= (np.abs(lx) <= b.length / 2 + half_diag) & (np.abs(ly) <= b.width / 2 + half_diag)
+        for pl in lot.curbs:
+            pl = np.asarray(pl, float)[:, :2]
+            for a, bb in zip(pl[:-1], pl[1:]):
+                occ |= _dist_to_segment(X, Y, a, bb) <= lot.curb_width / 2 + half_diag
+        occ[0, :] = occ[-1, :] = True
+        occ[:, 0] = occ[:, -1] = True
+        self.occ = occ
+        self.clearance = ndimage.distance_transform_edt(~occ) * res   # 0 on obstacles
+        self.clearance_flat = self.clearance.ravel()
+
+    def index(self, x, y):
+        ix = np.clip(((np.asarray(x) - self.x0) / self.res).astype(np.int64), 0, self.nx - 1)
+        iy = np.clip(((np.asarray(y) - self.y0) / self.res).astype(np.int64), 0, self.ny - 1)
+        return ix, iy
+
+    def clearance_at(self, x, y):
+        ix, iy = self.index(x, y)
+        return self.clearance[ix, iy]
+
+
+def _points_in_polygon(X, Y, poly, grow: float = 0.0):
+    """Even-odd point-in-polygon on arrays; points within `grow` of an edge count as inside."""
+    inside = np.zeros(X.shape, bool)
+    n = len(poly)
+    near = np.zeros(X.shape, bool)
+    for i in range(n):
+        x1, y1 = poly[i]
+        x2, y2 = poly[(i + 1) % n]
+        cond = (y1 > Y) != (y2 > Y)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xint = x1 + (Y - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= cond & (X < xint)
+        if grow > 0:
+            near |= _dist_to_segment(X, Y, poly[i], poly[(i + 1) % n]) <= grow
+    return inside | near
+
+
+def _dist_to_segment(X, Y, a, b):
+    ax, ay = a
+    bx, by = b
+    dx, dy = bx - ax, by - ay
+    L2 = dx * dx + dy * dy
+    if L2 < 1e-12:
+        return np.hypot(X - ax, Y - ay)
+    t = np.clip(((X - ax) * dx + (Y - ay) * dy) / L2, 0.0, 1.0)
+    return np.hypot(X - (ax + t * dx), Y - (ay + t * dy))
+
+
+# ------------------------------------------------------------------ exact footprint check
+def _seg_dist(p, q, a, b) -> float:
+    """Distance between segments pq and ab (2-D)."""
+    def cross(o, u, v):
+        return (u[0] - o[0]) * (v[1] - o[1]) - (u[1] - o[1]) * (v[0] - o[0])
+    d1, d2 = cross(a, b, p), cross(a, b, q)
+    d3, d4 = cross(p, q, a), cross(p, q, b)
+    if ((d1 > 0) != (d2 > 0)) and ((d3 > 0) != (d4 > 0)) and d1 * d2 < 0 and d3 * d4 < 0:
+        return 0.0
+
+    def pt_seg(pt, s0, s1):
+        return float(_dist_to_segment(np.array(pt[0]), np.array(pt[1]), s0, s1))
+    return min(pt_seg(p, a, b), pt_seg(q, a, b), pt_seg(a, p, q), pt_seg(b, p, q))
+
+
+def _point_in_convex(pt, poly) -> bool:
+    sgn = None
+    n = len(poly)
+    for i in range(n):
+        a, b = poly[i], poly[(i + 1) % n]
+        c = (b[0] - a[0]) * (pt[1] - a[1]) - (b[1] - a[1]) * (pt[0] - a[0])
+        if abs(c) < 1e-12:
+            continue
+        if sgn is None:
+            sgn = c > 0
+        elif sgn != (c > 0):
+            return False
+    return True
+
+
+def polygon_distance(P: np.ndarray, Q: np.ndarray) -> float:
+    """Distance between two convex polygons (0 when they overlap)."""
+    if _point_in_convex(P[0], Q) or _point_in_convex(Q[0], P):
+        return 0.0
+    best = math.inf
+    for i in range(len(P)):
+        for j in range(len(Q)):
+            best = min(best, _seg_dist(P[i], P[(i + 1) % len(P)], Q[j], Q[(j + 1) % len(Q)]))
+    return best
+
+
+def footprint_clearance(lot: Lot, pose: Pose, vp: VehicleParams = VehicleParams()) -> float:
+    """Exact (geometric, no raster) clearance of the car footprint at `pose` to the lot's
+    boxes, curbs (their width included) and drivable border; <= 0 means collision."""
+    car = car_corners(pose, vp)
+    best = math.inf
+    for b in lot.boxes:
+        best = min(best, polygon_distance(car, b.corners()))
+    for pl in lot.curbs:
+        pl = np.asarray(pl, float)[:, :2]
+        for a, bb in zip(pl[:-1], pl[1:]):
+            if _point_in_convex(a, car):
+                return -lot.curb_width / 2
+            for i in range(4):
+                best = min(best, _seg_dist(car[i], car[(i + 1) % 4], a, bb) - lot.curb_width / 2)
+    if lot.drivable is not None:
+        poly = np.asarray(lot.drivable, float)
+        for c in car:
+            if not _points_in_polygon(np.array([c[0]]), np.array([c[1]]), poly)[0]:
+                return 0.0
+        n = len(poly)
+        for j in range(n):
+            for i in range(4):
+                best = min(best, _seg_dist(car[i], car[(i + 1) % 4], poly[j], poly[(j + 1) % n]))
+    xmin, ymin, xmax, ymax = lot.bounds
+    best = min(best, float(np.min(car[:, 0] - xmin)), float(np.min(xmax - car[:, 0])),
+               float(np.min(car[:, 1] - ymin)), float(np.min(ymax - car[:, 1])))
+    return best
+
+
+# ------------------------------------------------------------------ sources of lots
+def lot_from_world(world) -> Lot:
+    """Convert an `autonomy_simulator.worlds.World` with `parking` data to a `Lot`."""
+    pk = world.parking
+    if pk is None:
+        raise ValueError("world has no parking geometry")
+    poly = np.asarray(world.drivable_polygons[0], float)[:, :2]
+    pad = 1.0
+    bounds = (float(poly[:, 0].min() - pad), float(poly[:, 1].min() - pad),
+              float(poly[:, 0].max() + pad), float(poly[:, 1].max() + pad))
+    boxes = [Box(o.x, o.y, o.yaw, o.length, o.width) for o in world.static_objects]
+    curbs = [np.asarray(c.points, float)[:, :2] for c in world.curbs]
+    return Lot(bounds=bounds, curbs=curbs, boxes=boxes,
+               bays=[np.asarray(b, float) for b in pk.bays],
+               bay_headings=[float(h) for h in pk.bay_headings], target_bay=int(pk.target_bay),
+               drivable=poly)
+
+
+def lot_from_vector_space(vs, bounds: Tuple[float, float, float, float],
+                          drivable: Optional[np.ndarray] = None) -> Lot:
+    """A lot from perception / ground truth: static objects become boxes, CURB lines curbs.
+    `bounds` limits the search area (e.g. a window around ego and goal)."""
+    from autonomy_stack.vector_space import LineType
+    boxes = [Box(o.x, o.y, o.yaw, o.length, o.width) for o in vs.objects]
+    curbs = [np.asarray(l.points, float)[:, :2] for l in vs.lines if l.line_type == LineType.CURB]
+    if drivable is None and vs.drivable_area is not None and len(vs.drivable_area) >= 3:
+        drivable = np.asarray(vs.drivable_area, float)[:, :2]
+    return Lot(bounds=tuple(float(b) for b in bounds), curbs=curbs, boxes=boxes, drivable=drivable)
+
+
+# ------------------------------------------------------------------ problem generator
+def train_seeds(n: int, offset: int = 0) -> List[int]:
+    if offset + n > HELDOUT_SEED_BASE - TRAIN_SEED_BASE:
+        raise ValueError("too many training seeds")
+    return [TRAIN_SEED_BASE + offset + i for i in range(n)]
+
+
+def heldout_seeds(n: int, offset: int = 0) -> List[int]:
+    return [HELDOUT_SEED_BASE + offset + i for i in range(n)]
+
+
+def _start_ok(grid: LotGrid, pose: Pose, vp: VehicleParams, margin: float) -> bool:
+    from autonomy_planning.parking.primitives import disk_layout
+    offs, r = disk_layout(vp)
+    x, y, yaw = pose
+    c, s = math.cos(yaw), math.sin(yaw)
+    px = x + offs * c
+    py = y + offs * s
+    return bool(np.all(grid.clearance_at(px, py) >= r + margin))
+
+
+def make_problem(seed: int, vp: VehicleParams = VehicleParams()) -> ParkingProblem:
+    """One seeded parking problem drawn from the simulator's `parking_lot` world."""
+    from autonomy_simulator.worlds import parking_lot
+    rng = np.random.default_rng(seed)
+    world = parking_lot(int(rng.integers(2 ** 31)),
+                        bays_per_row=int(rng.integers(7, 14)),
+                        bay_width=float(rng.uniform(2.6, 3.0)),
+                        bay_depth=float(rng.uniform(5.0, 5.6)),
+                        aisle=float(rng.uniform(6.5, 7.5)),
+                        occupancy=float(rng.uniform(0.5, 0.95)),
+                        n_cones=int(rng.integers(0, 5)))
+    lot = lot_from_world(world)
+    pk = world.parking
+    reverse_in = bool(rng.random() < 0.5)
+    goal = bay_goal_pose(lot.bays[lot.target_bay], lot.bay_headings[lot.target_bay], reverse_in, vp)
+    grid = LotGrid(lot, res=0.1)
+    start = None
+    if rng.random() < 0.3:
+        start = tuple(float(v) for v in pk.entrance_pose)
+    else:
+        # a random pose in the aisle, along it (either way), a few metres from the goal
+        xmin, ymin, xmax, ymax = pk.bounds
+        aisle_y = 0.5 * (ymin + ymax)
+        for _ in range(200):
+            x = float(rng.uniform(xmin + 3.0, xmax - 3.0))
+            y = float(aisle_y + rng.uniform(-1.0, 1.0))
+            yaw = float(rng.choice([0.0, math.pi]) + math.radians(10.0) * int(rng.integers(-1, 2)))
+            cand = (x, y, float(wrap(yaw)))
+            if math.hypot(x - goal[0], y - goal[1]) > 4.0 and _start_ok(grid, cand, vp, 0.4):
+                start = cand
+                break
+        if start is None:
+            start = tuple(float(v) for v in pk.entrance_pose)
+    return ParkingProblem(lot=lot, start=start, goal=goal, seed=seed, reverse_in=reverse_in)

@@ -1,0 +1,242 @@
+"""The discrete, kinematically feasible search space shared by A* and MCTS.
+
+Motion primitives (hybrid-A* style): constant-curvature arcs of length `step` driven
+forward or in reverse with a few steering settings whose heading change is an exact
+multiple of the heading bin, so that headings stay on the lattice phi0 + k * dtheta
+(phi0 = start yaw modulo dtheta) while positions stay continuous: every path is exactly a
+sequence of arcs with curvature <= 1 / min turning radius.
+
+Collision checking: the car's rectangle is covered by `n_disks` disks along its axis; a
+pose is free when the clearance field (exact Euclidean distance transform of a
+conservative occupancy raster) at every disk centre exceeds the disk radius plus a margin
+covering the raster error and the gap between sampled poses along the arc (samples every
+`check_ds` metres). Expansion is vectorised: one numpy pass checks all primitives and all
+their samples of a node.
+
+Costs (explicit, per primitive): distance (m) + traversal time (s; slower in reverse) +
+steering comfort (|heading change|) + a penalty per direction change (gear change at
+standstill). Collision is an infinite cost (the primitive is not generated). The goal test
+runs on every sample of a primitive, so a path may end part-way along its last arc.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+from autonomy_control.vehicle_model import VehicleParams
+from autonomy_planning.parking.lot import LotGrid, Lot, Pose, wrap
+
+
+def _arc(d: int, kappa: float, s: np.ndarray):
+    """Pose offsets (dx, dy, dyaw) after travelling s metres forward (d=1) or in reverse
+    (d=-1) with steering curvature kappa, starting at the origin facing +x."""
+    if abs(kappa) < 1e-12:
+        lx, ly = s, np.zeros_like(s)
+    else:
+        lx, ly = np.sin(kappa * s) / kappa, (1 - np.cos(kappa * s)) / kappa
+    if d > 0:
+        return lx, ly, kappa * s
+    return -lx, ly, -kappa * s
+
+
+def disk_layout(vp: VehicleParams = VehicleParams(), n_disks: int = 4):
+    """Disk centres (m ahead of the rear axle) and radius covering the car's rectangle."""
+    seg = vp.length / n_disks
+    offs = -vp.rear_overhang + seg * (np.arange(n_disks) + 0.5)
+    r = math.hypot(seg / 2.0, vp.width / 2.0)
+    return offs, r
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    step: float = 2.0                 # m, arc length of a primitive
+    n_headings: int = 36              # heading bins (10 deg)
+    steer_bins: Tuple[int, ...] = (-2, -1, 0, 1, 2)   # heading change per primitive, in bins
+    check_ds: float = 0.25            # m between collision-checked samples along an arc
+    xy_res: float = 0.2               # m, closed-set cell (None = exact states, tests)
+    grid_res: float = 0.1             # m, occupancy / clearance raster
+    safety: float = 0.05              # m, extra clearance beyond the raster/sampling margin
+    n_disks: int = 4
+    # costs
+    w_dist: float = 1.0               # per metre
+    w_time: float = 1.0               # per second
+    v_forward: float = 2.0            # m/s used for the traversal-time cost
+    v_reverse: float = 1.0            # m/s
+    w_steer: float = 0.5              # per radian of heading change
+    w_switch: float = 3.0             # per direction change
+    # goal tolerance (in the goal pose frame)
+    tol_lon: float = 0.4
+    tol_lat: float = 0.3
+    tol_yaw: float = math.radians(5.5)
+
+    @property
+    def min_cost_per_m(self) -> float:
+        return self.w_dist + self.w_time / self.v_forward
+
+
+class SearchSpace:
+    """Primitives, collision and goal checks for one lot, start heading and goal."""
+
+    def __init__(self, lot: Lot, start: Pose, goal: Pose, cfg: SearchConfig = SearchConfig(),
+                 vp: VehicleParams = VehicleParams(), grid: Optional[LotGrid] = None):
+        self.lot, self.cfg, self.vp = lot, cfg, vp
+        self.grid = grid if grid is not None else LotGrid(lot, cfg.grid_res)
+        self.start = tuple(float(v) for v in start)
+        self.goal = tuple(float(v) for v in goal)
+        nh = cfg.n_headings
+        self.dtheta = 2.0 * math.pi / nh
+        self.phi0 = float(self.start[2] % self.dtheta)
+        self.h0 = int(round((self.start[2] - self.phi0) / self.dtheta)) % nh
+        rmin = vp.wheelbase / math.tan(vp.max_steer)
+        self.r_min = rmin
+        prims = []
+        for d in (1, -1):
+            for k in cfg.steer_bins:
+                dth = k * self.dtheta
+                kappa = dth / cfg.step           # curvature w.r.t. arc length, signed
+                if abs(kappa) > 1.0 / rmin + 1e-9:
+                    raise ValueError("steer_bins exceed the minimum turning radius")
+                prims.append((d, k, kappa))
+        self.prims = prims
+        self.n_prims = len(prims)
+        self.prim_dir = np.array([p[0] for p in prims], np.int64)
+        # steering curvature tan(delta)/wheelbase (yaw rate = speed * curvature)
+        self.prim_kappa = np.array([p[2] for p in prims])
+        ns = int(round(cfg.step / cfg.check_ds))
+        self.n_samples = ns
+        s = cfg.check_ds * np.arange(1, ns + 1)                      # (S,)
+        self.sample_s = s
+        # local arc samples for each primitive (P, S): dx, dy, dyaw in the start frame.
+        # Reverse: x' = -cos(yaw), yaw' = -kappa, so the heading changes by -k bins.
+        dx = np.zeros((self.n_prims, ns))
+        dy = np.zeros((self.n_prims, ns))
+        dyaw = np.zeros((self.n_prims, ns))
+        for i, (d, k, kappa) in enumerate(prims):
+            dx[i], dy[i], dyaw[i] = _arc(d, kappa, s)
+        self.prim_dh = np.array([k if d > 0 else -k for d, k, _ in prims], np.int64)
+        self.local_dx, self.local_dy, self.local_dyaw = dx, dy, dyaw
+        self.prim_len = np.full(self.n_prims, cfg.step)
+        offs, r = disk_layout(vp, cfg.n_disks)
+        self.disk_offs, self.disk_r = offs, r
+        # margin: raster error (query cell + obstacle cell half diagonals) + half the
+        # sample spacing along the arc (and the matching rotation at the farthest disk)
+        max_off = float(np.max(np.abs(offs))) + r
+        half_gap = 0.5 * cfg.check_ds * (1.0 + max_off / rmin)
+        self.margin = 2.0 * cfg.grid_res * math.sqrt(0.5) + half_gap + cfg.safety
+        self.r_need = r + self.margin
+        # per heading bin tables (H, P, S): sample offsets and disk centre offsets
+        H = nh
+        th = self.phi0 + self.dtheta * np.arange(H)
+        c, sn = np.cos(th)[:, None, None], np.sin(th)[:, None, None]
+        self.tab_x = c * dx[None] - sn * dy[None]                    # (H, P, S)
+        self.tab_y = sn * dx[None] + c * dy[None]
+        yaw_s = th[:, None, None] + dyaw[None]                       # (H, P, S)
+        self.tab_yaw = yaw_s
+        cy, sy = np.cos(yaw_s)[..., None], np.sin(yaw_s)[..., None]
+        self.tab_dx = self.tab_x[..., None] + cy * offs              # (H, P, S, D)
+        self.tab_dy = self.tab_y[..., None] + sy * offs
+        # edge costs per (prim) for a full step and per sample (truncated at a goal)
+        cfgc = cfg
+        per_m = np.where(self.prim_dir > 0, cfgc.w_dist + cfgc.w_time / cfgc.v_forward,
+                         cfgc.w_dist + cfgc.w_time / cfgc.v_reverse)
+        steer_per_m = cfgc.w_steer * np.abs(self.prim_kappa)
+        self.cost_per_m = per_m + steer_per_m                        # (P,)
+        self.sample_cost = self.cost_per_m[:, None] * s[None, :]     # (P, S)
+        gx, gy, gyaw = self.goal
+        self.goal_c, self.goal_s = math.cos(gyaw), math.sin(gyaw)
+        self.goal_xy = np.array([gx, gy])
+        self.goal_radius = math.hypot(cfg.tol_lon, cfg.tol_lat)
+        g = self.grid
+        self._x0, self._y0, self._inv = g.x0, g.y0, 1.0 / g.res
+        self._nx, self._ny = g.nx, g.ny
+
+    # ---------------------------------------------------------------- helpers
+    def yaw_of(self, h: int) -> float:
+        return float(wrap(self.phi0 + self.dtheta * h))
+
+    def pose_free(self, x: float, y: float, yaw: float) -> bool:
+        px = x + self.disk_offs * math.cos(yaw)
+        py = y + self.disk_offs * math.sin(yaw)
+        return bool(np.all(self.grid.clearance_at(px, py) >= self.r_need))
+
+    def in_goal(self, x, y, yaw):
+        dx = np.asarray(x) - self.goal[0]
+        dy = np.asarray(y) - self.goal[1]
+        lon = dx * self.goal_c + dy * self.goal_s
+        lat = -dx * self.goal_s + dy * self.goal_c
+        dyaw = np.abs(wrap(np.asarray(yaw) - self.goal[2]))
+        return (np.abs(lon) <= self.cfg.tol_lon) & (np.abs(lat) <= self.cfg.tol_lat) & \
+               (dyaw <= self.cfg.tol_yaw)
+
+    def switch_cost(self, prev_dir: int, new_dir):
+        """Direction-change penalty; prev_dir 0 = standing at the start (no penalty)."""
+        if prev_dir == 0:
+            return np.zeros_like(np.asarray(new_dir), dtype=float)
+        return np.where(np.asarray(new_dir) != prev_dir, self.cfg.w_switch, 0.0)
+
+    def expand(self, x: float, y: float, h: int, prev_dir: int):
+        """All primitives from (x, y, heading bin h) at once.
+
+        Returns (valid (P,), goal_k (P,) index of the first goal sample or -1,
+        end_x, end_y (P,), end_h (P,), cost (P,)). A primitive with goal_k >= 0 ends at that
+        sample (collision-checked up to it); otherwise it is valid when all samples are free.
+        """
+        px = x + self.tab_dx[h]                                     # (P, S, D)
+        py = y + self.tab_dy[h]
+        ix = ((px - self._x0) * self._inv).astype(np.int64)
+        iy = ((py - self._y0) * self._inv).astype(np.int64)
+        np.clip(ix, 0, self._nx - 1, out=ix)
+        np.clip(iy, 0, self._ny - 1, out=iy)
+        clr = self.grid.clearance_flat[ix * self._ny + iy]
+        free = np.all(clr >= self.r_need, axis=2)                   # (P, S)
+        free_prefix = np.logical_and.accumulate(free, axis=1)
+        sx = x + self.tab_x[h]
+        sy = y + self.tab_y[h]
+        goal = self.in_goal(sx, sy, self.tab_yaw[h]) & free_prefix  # (P, S)
+        has_goal = goal.any(axis=1)
+        goal_k = np.where(has_goal, goal.argmax(axis=1), -1)
+        valid = free_prefix[:, -1] | has_goal
+        kk = np.where(has_goal, goal_k, self.n_samples - 1)
+        ar = np.arange(self.n_prims)
+        end_x = sx[ar, kk]
+        end_y = sy[ar, kk]
+        end_h = (h + self.prim_dh) % self.cfg.n_headings
+        cost = self.sample_cost[ar, kk] + self.switch_cost(prev_dir, self.prim_dir)
+        return valid, goal_k, end_x, end_y, end_h, cost
+
+    def primitive_samples(self, x: float, y: float, h: int, p: int, upto_k: int = -1,
+                          ds: float = 0.05):
+        """Dense (x, y, yaw, curvature, direction) samples along primitive p from the node,
+        up to sample index upto_k (-1 = the whole arc); excludes the start point."""
+        d, k, kappa = self.prims[p]
+        L = self.cfg.step if upto_k < 0 else self.sample_s[upto_k]
+        n = max(1, int(math.ceil(L / ds)))
+        s = np.linspace(L / n, L, n)
+        dx, dy, dyaw = _arc(d, kappa, s)
+        th = self.phi0 + self.dtheta * h
+        c, sn = math.cos(th), math.sin(th)
+        X = x + c * dx - sn * dy
+        Y = y + sn * dx + c * dy
+        yaw = th + dyaw
+        curv = np.full(n, kappa)             # steering curvature; yaw rate = speed * curv
+        return X, Y, wrap(yaw), curv, np.full(n, d)
+
+
+def path_samples(space: SearchSpace, nodes: List[tuple], ds: float = 0.05):
+    """Dense samples of a path given as [(x, y, h, prev_dir, prim, goal_k), ...] where each
+    entry's prim / goal_k lead from it to the next; the last entry has prim = -1."""
+    xs, ys, yaws, curvs, dirs = [nodes[0][0]], [nodes[0][1]], [space.yaw_of(nodes[0][2])], [0.0], [0]
+    for (x, y, h, _pd, p, gk) in nodes[:-1]:
+        X, Y, Yw, C, D = space.primitive_samples(x, y, h, p, gk, ds)
+        xs.extend(X.tolist())
+        ys.extend(Y.tolist())
+        yaws.extend(Yw.tolist())
+        curvs.extend(C.tolist())
+        dirs.extend(D.tolist())
+    if len(dirs) > 1:
+        dirs[0] = dirs[1]
+        curvs[0] = curvs[1]
+    return (np.array(xs), np.array(ys), np.array(yaws), np.array(curvs), np.array(dirs))
