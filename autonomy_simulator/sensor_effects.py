@@ -7,8 +7,8 @@ the order a real camera would:
    motion over the exposure follows from the rendered range, the camera model and the ego
    motion (forward speed and yaw rate), and is averaged over `blur_samples` sub-exposures
    (cv2.remap along the flow), so near ground and side views smear more than the sky ahead;
-2. vignetting: gain cos(theta)^(4 * strength) of the ray angle off the optical axis
-   (per calibration, cached);
+2. vignetting: radial gain 1 - strength * rho^3 (rho: distance from the principal point
+   over the half diagonal; per calibration, cached);
 3. exposure: gain 2^exposure_ev (optionally auto-exposure to a target mean) with
    saturation and a mild tone curve;
 4. noise: shot noise (variance proportional to the signal) + read noise, in 8-bit counts.
@@ -31,7 +31,7 @@ class SensorEffectsConfig:
     motion_blur: bool = True
     exposure_time: float = 0.008      # s
     blur_samples: int = 5
-    vignetting: float = 0.35          # 0 = none, 1 = full cos^4 law
+    vignetting: float = 0.3           # corner darkening (0 = none, 1 = black corners)
     exposure_ev: float = 0.0          # fixed gain in stops
     auto_exposure: bool = False
     auto_exposure_target: float = 110.0
@@ -61,11 +61,15 @@ class SensorEffects:
         return self._rays[k]
 
     def vignetting_gain(self, cam: CameraCalibration) -> np.ndarray:
+        """Radial fall-off 1 - strength * rho^3, rho = distance from the principal point
+        over the half diagonal (the same look for pinhole and fisheye lenses)."""
         k = self._key(cam) + f":{self.config.vignetting}"
         if k not in self._vig:
-            z = np.nan_to_num(self.rays(cam)[..., 2], nan=0.0)
-            cos_t = np.clip(z, 0.05, 1.0)
-            self._vig[k] = (cos_t ** (4.0 * self.config.vignetting)).astype(np.float32)
+            H, W = cam.height, cam.width
+            u, v = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+            rho = np.hypot(u - cam.K[0, 2], v - cam.K[1, 2]) / (0.5 * np.hypot(W, H))
+            g = 1.0 - self.config.vignetting * np.clip(rho, 0, 1.2) ** 3
+            self._vig[k] = np.clip(g, 0.0, 1.0).astype(np.float32)
         return self._vig[k]
 
     def motion_flow(self, cam: CameraCalibration, range_img: np.ndarray, speed: float,
