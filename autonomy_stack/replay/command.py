@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tail", type=float, default=1.0,
                    help="seconds of sim time to keep the clock running after the last "
                         "message, so the graph can finish (default 1)")
+    p.add_argument("--qos-depth", type=int, default=10,
+                   help="history depth of the player's publishers (default 10)")
     p.add_argument("--report", metavar="DIR", default=None,
                    help="write report.json, report.md, frames/*.png and replay.gif/.mp4 here")
     p.add_argument("--frames", type=int, default=40,
@@ -172,7 +174,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     opts = ReplayOptions(rate=args.rate, start=args.start, duration=args.duration,
                          topics=args.topics, exclude=args.exclude, wait_for=wait_for,
                          wait_timeout=args.wait, settle=args.settle, tail=args.tail,
-                         record_path=record, record_topics=args.record_topics)
+                         record_path=record, record_topics=args.record_topics,
+                         qos_depth=max(1, args.qos_depth))
 
     runner = None
     codes: List[int] = []
