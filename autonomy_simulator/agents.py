@@ -50,6 +50,7 @@ class DriverParams:
     narrow_mode: str = "yield"  # 'yield' | 'proceed'
     nudge_margin: float = 0.5   # lateral clearance when passing static obstacles (m)
     max_lateral_speed: float = 1.0
+    max_lateral_accel: float = 1.0
 
 
 @dataclass
@@ -145,6 +146,7 @@ class Path:
                     self.stops.append((lid, float(s_stop[0])))
         self.kappa = np.abs(geo.curvature(self.points))
         self.headings = geo.headings(self.points)
+        self.h_unwrapped = np.unwrap(self.headings)
         self.limits = np.array([world.lanes[int(i)].speed_limit for i in self.lane_ids])
 
     @property
@@ -175,7 +177,11 @@ class Path:
         return float(k.max()) if len(k) else 0.0
 
     def pose(self, s: float, d: float = 0.0) -> Tuple[float, float, float]:
-        x, y, h = geo.interpolate(self.points, self.s, s)
+        """(x, y, heading) at arc length s, offset d to the left; the heading is
+        interpolated between vertices (smooth yaw rate on curves)."""
+        x, y, _ = geo.interpolate(self.points, self.s, s)
+        h = float(np.interp(s, self.s, self.h_unwrapped))
+        h = (h + math.pi) % (2.0 * math.pi) - math.pi
         return x - d * math.sin(h), y + d * math.cos(h), h
 
 
@@ -218,12 +224,14 @@ class VehicleAgent(Agent):
         self.s, self.d = float(s), 0.0
         self.speed = float(speed)
         self.d_target = 0.0
+        self.d_dot = 0.0
         self.lc = None                  # (t0, d0) of a lane change in progress
         self.cut_in_time = cut_in_time
         self.cut_in_direction = cut_in_direction
         self.stop_state: Dict[float, Tuple[str, float]] = {}   # stop s -> (state, t)
         self.passed_stops: set = set()
         self.nudging = False
+        self.yielding = False
         self.rng = np.random.default_rng(seed)
         self.next_mobil = float(self.rng.uniform(0.0, 1.0))
         self.leader_gap: Optional[float] = None
@@ -308,6 +316,7 @@ class VehicleAgent(Agent):
             req = d_o + 0.5 * (w_eff + self.width) + self.p.nudge_margin
             need = max(need, req)
             s_end = max(s_end or -1e9, s_o + 0.5 * l_eff)
+        self.yielding = False
         if need <= 0.0:
             self.nudging = False
             return 0.0
@@ -323,6 +332,7 @@ class VehicleAgent(Agent):
                 continue                       # not an oncoming vehicle
             t_arrive = (s_o - s_end - 0.5 * a.length) / max(-along, 0.5)
             if s_o - 0.5 * a.length < s_end + 3.0 or t_arrive < t_clear + 2.0:
+                self.yielding = True
                 return 0.0                     # wait behind the obstacle
         self.nudging = True
         return need
@@ -417,11 +427,25 @@ class VehicleAgent(Agent):
                 if self.pull_for is not None:
                     self.d_target = -self.pull_over_room
         leaders = corridor
+        crawl = False
         if self.lc is None and abs(self.d - self.d_target) > 0.3:
-            # while moving sideways, also respect what is in the target corridor
-            leaders = sorted(leaders + [e for e in self._in_corridor(movers, self.d_target)
-                                        if e not in leaders], key=lambda c: c[0])
+            if self.nudging:
+                # moving out around parked cars: the obstacles being passed are not leaders,
+                # what is in the target corridor is; crawl until out
+                target = self._in_corridor(seen, self.d_target)
+                ids = {e[2].id for e in target}
+                leaders = sorted(target + [e for e in corridor if not e[2].is_static
+                                           and e[2].id not in ids], key=lambda c: c[0])
+                crawl = True
+            else:
+                # while moving sideways, also respect what is in the target corridor
+                leaders = sorted(leaders + [e for e in self._in_corridor(movers, self.d_target)
+                                            if e not in leaders], key=lambda c: c[0])
+        if self.yielding:       # wait well behind the obstacle: room to pull out later
+            leaders = [(e[0] - 3.0,) + tuple(e[1:]) if e[2].is_static else e for e in leaders]
         acc = self._idm_from(leaders)
+        if crawl:
+            acc = min(acc, idm_accel(self.speed, 3.0, None, 0.0, self.p))
         gstop = self._stop_line_gap(t, sim)
         if gstop is not None:
             acc = min(acc, self._idm_from([(gstop, 0.0)]))
@@ -452,13 +476,20 @@ class VehicleAgent(Agent):
             t0, d0 = self.lc
             tau = min(1.0, (t + dt - t0) / self.p.lane_change_time)
             d_new = d0 * 0.5 * (1.0 + math.cos(math.pi * tau))
+            self.d_dot = (d_new - self.d) / dt
             if tau >= 1.0:
-                self.lc, d_new = None, 0.0
+                self.lc, d_new, self.d_dot = None, 0.0, 0.0
         else:
-            step = self.p.max_lateral_speed * dt * max(0.5, min(1.0, self.speed / 3.0))
-            d_new = self.d + max(-step, min(step, self.d_target - self.d))
+            # lateral offset: speed-limited and acceleration-limited (smooth yaw rate)
+            # (non-holonomic: no sideways motion without forward motion, <= ~30 deg)
+            vmax = min(self.p.max_lateral_speed, 0.6 * max(self.speed, 0.0))
+            want = max(-vmax, min(vmax, 1.2 * (self.d_target - self.d)))
+            dv = self.p.max_lateral_accel * dt
+            self.d_dot += max(-dv, min(dv, want - self.d_dot))
+            d_new = self.d + self.d_dot * dt
         x, y, h = self.path.pose(s_new, d_new)
-        yaw = h + math.atan2(d_new - self.d, max(s_new - self.s, 1e-6)) if s_new - self.s > 1e-4 else self.yaw
+        ds = s_new - self.s
+        yaw = h + math.atan2(d_new - self.d, ds) if ds > 1e-3 else self.yaw
         self.yaw_rate = _wrap(yaw - self.yaw) / dt
         self.x, self.y, self.yaw = x, y, _wrap(yaw)
         self.s, self.d, self.speed, self.accel = s_new, d_new, v_new, acc
