@@ -68,7 +68,8 @@ def main(argv=None):
             sc.sim.step()
         step_t.append((time.perf_counter() - t) / 5)
     kw = {} if a.density is None else {"density": a.density}
-    dens = kw.get("density", 1.0)
+    import inspect
+    dens = kw.get("density", inspect.signature(RigRenderer).parameters["density"].default)
     rig = load_rig()
     full_s, full_info = bench(rig, snaps[: 1 + a.frames], dens)
     print(f"full res 1280x960, 8 cameras: {full_s:.3f} s/frame  {full_info}", flush=True)
