@@ -15,7 +15,8 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from autonomy_control.controller import ControllerConfig, TrackingController
+from autonomy_control.controller import (ControllerConfig, TrackingController,
+                                         command_to_model_accel)
 from autonomy_control.reference import PathSegment
 from autonomy_control.vehicle_model import VehicleParams, VehiclePlant
 from autonomy_stack.vector_space import EgoState, Trajectory
@@ -157,20 +158,36 @@ class ClosedLoopResult:
         }
 
 
+class ModelPlant:
+    """`VehiclePlant` driven by ControlCommands (gear-aware acceleration)."""
+
+    def __init__(self, start: EgoState, params: VehicleParams, dt: float):
+        self.plant = VehiclePlant(start, params, dt)
+
+    @property
+    def state(self) -> EgoState:
+        return self.plant.state
+
+    def apply(self, cmd) -> None:
+        self.plant.step(cmd.steering_angle, command_to_model_accel(cmd.acceleration, cmd.gear))
+
+
 def run_closed_loop(route: Route, cfg: ControllerConfig, duration: float,
                     plant_params: Optional[VehicleParams] = None, dt: float = 0.02,
                     start: Optional[EgoState] = None,
                     planner: Optional[PlannerEmulator] = None,
                     perturb: Optional[Callable] = None, keep_states: bool = False,
-                    stop_at_end: bool = True) -> ClosedLoopResult:
+                    stop_at_end: bool = True, plant=None) -> ClosedLoopResult:
     """Simulate `duration` seconds at the control period `dt`. `perturb(now, traj, ego)`
     may return a modified (traj, ego) pair to inject faults (either may be None = not
-    delivered this step)."""
+    delivered this step). `plant`: anything with `.state` (EgoState) and `.apply(cmd)`
+    stepping `dt` (default: the vehicle model, `ModelPlant`)."""
     plant_params = plant_params or cfg.vehicle
     if start is None:
         start = EgoState(x=float(route.x[0]), y=float(route.y[0]), yaw=float(route.yaw[0]),
                          speed=float(route.speed[0]))
-    plant = VehiclePlant(start, plant_params, dt)
+    if plant is None:
+        plant = ModelPlant(start, plant_params, dt)
     ctl = TrackingController(cfg)
     planner = planner or PlannerEmulator(route)
     seg = route.segment()
@@ -197,13 +214,14 @@ def run_closed_loop(route: Route, cfg: ControllerConfig, duration: float,
         out["t"][i] = now
         out["lat"][i], out["hd"][i] = pr.lateral, pr.heading
         out["ve"][i] = float(seg.speed_at(pr.s)) - ego.speed
-        out["v"][i], out["a"][i], out["d"][i] = ego.speed, cmd.acceleration, cmd.steering_angle
+        a_model = command_to_model_accel(cmd.acceleration, cmd.gear)
+        out["v"][i], out["a"][i], out["d"][i] = ego.speed, a_model, cmd.steering_angle
         out["ay"][i] = ego.speed * ego.yaw_rate
         out["ms"][i], out["lvl"][i], out["em"][i] = st.step_ms, st.level, cmd.emergency
         modes.append(st.mode)
         if keep_states:
             states.append(ego)
-        plant.step(cmd.steering_angle, cmd.acceleration)
+        plant.apply(cmd)
         now = (i + 1) * dt
         if stop_at_end and pr.s >= seg.length - 1.0:
             n = i + 1

@@ -205,9 +205,10 @@ class TrackingController:
         st.lateral_fallbacks = self.lateral_fallbacks
         st.counters = dict(self.counters)
         st.step_ms = (time.perf_counter() - t0) * 1e3
+        gear = self.longitudinal.gear
         cmd = ControlCommand(stamp=now, steering_angle=steer, steering_rate=rate,
-                             acceleration=accel, target_speed=abs(target_speed),
-                             gear=self.longitudinal.gear,
+                             acceleration=model_accel_to_command(accel, gear),
+                             target_speed=abs(target_speed), gear=gear,
                              emergency=bool(wd.faults))
         return cmd, st
 
@@ -282,6 +283,18 @@ class TrackingController:
         st.speed_error = v_ref - ego.speed
         st.reference_speed = v_ref
         return steer, accel, v_ref
+
+
+def model_accel_to_command(accel: float, gear: int) -> float:
+    """The controller works with d(signed speed)/dt (`vehicle_model.step`'s accel_cmd);
+    ControlCommand.acceleration is signed along the direction of travel of the gear
+    (the simulator applies `-acceleration` in reverse)."""
+    return -accel if gear < 0 else accel
+
+
+def command_to_model_accel(acceleration: float, gear: int) -> float:
+    """Inverse of `model_accel_to_command` (for plants driven through `vehicle_model.step`)."""
+    return -acceleration if gear < 0 else acceleration
 
 
 def _actuator(delta: float, cmd: float, dt: float, vp: VehicleParams) -> float:

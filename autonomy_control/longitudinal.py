@@ -4,7 +4,8 @@ jerk-limited comfortable stop used by the watchdog.
 
 Acceleration convention (same as `vehicle_model.step`'s accel_cmd): the time derivative
 of the *signed* speed. Forward gear: positive speeds up. Reverse gear: negative speeds up
-backwards.
+backwards. `controller.model_accel_to_command` converts to ControlCommand.acceleration
+(signed along the direction of travel of the gear, as the simulator applies it).
 """
 from __future__ import annotations
 

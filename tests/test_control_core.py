@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from autonomy_control.closed_loop import (curvy_road, parking_trajectory, run_closed_loop)
-from autonomy_control.controller import ControllerConfig, TrackingController
+from autonomy_control.controller import (ControllerConfig, TrackingController,
+                                         command_to_model_accel)
 from autonomy_control.longitudinal import LongitudinalConfig, LongitudinalPID
 from autonomy_control.reference import ReferencePath, split_segments
 from autonomy_control.vehicle_model import VehicleParams, VehiclePlant, step
@@ -87,7 +88,7 @@ def run_parking(lateral="mpc", duration=32.0):
         gears.append(cmd.gear)
         if st.mode == "tracking":
             lat.append(abs(st.lateral_error))
-        plant.step(cmd.steering_angle, cmd.acceleration)
+        plant.step(cmd.steering_angle, command_to_model_accel(cmd.acceleration, cmd.gear))
         now += 0.02
     return tr, plant.state, gears, max(lat)
 
