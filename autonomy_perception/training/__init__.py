@@ -1,0 +1,1 @@
+"""Training pipeline of the BEV/video perception network (no rclpy)."""
