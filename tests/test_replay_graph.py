@@ -53,7 +53,8 @@ def test_replay_two_node_graph_records_outputs_with_sim_time(graph, in_bag, tmp_
     from autonomy_stack.replay import main
     out = tmp_path / "out"
     code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
-                 "--settle", "0.5", "--tail", "0.5", "--wait", "20", "--quiet"])
+                 "--record-topics", "/test/odom_a", "/test/odom_b", "/perception/latency",
+                 "--settle", "0.5", "--tail", "0.5", "--wait", "30", "--quiet"])
     assert code == 0
     inputs = _stamps(in_bag, "/odom")
     a = _stamps(out, "/test/odom_a")
@@ -68,8 +69,10 @@ def test_replay_two_node_graph_records_outputs_with_sim_time(graph, in_bag, tmp_
     # relay_b stamps with its own clock: sim time published by the player on /clock
     assert len(b) == len(inputs)
     assert all(BAG_START_S * 1e9 <= s <= end_ns for _, s, _ in b), [s for _, s, _ in b][:5]
-    # at most one clock tick (20 ms) behind the input it relays
-    assert all(0 <= ia[1] - ib[1] <= 25_000_000 for ia, ib in zip(a, b))
+    # sim time follows the bag: relay_b's clock reads close to the stamp of the input it
+    # relays (clock ticks every 10 ms at rate 1; processing delay on a loaded machine)
+    lag_ms = [(ib[1] - ia[1]) * 1e-6 for ia, ib in zip(a, b)]
+    assert all(-50.0 <= d <= 250.0 for d in lag_ms), lag_ms
     assert [s for _, s, _ in b] == sorted(s for _, s, _ in b)
     lat = _stamps(out, "/perception/latency")
     assert len(lat) == len(inputs)
@@ -82,7 +85,8 @@ def test_replay_window_and_rate(graph, in_bag, tmp_path):
     from autonomy_stack.replay import main
     out = tmp_path / "out"
     t0 = time.monotonic()
-    code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom", "--start", "0.4",
+    code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
+                 "--record-topics", "/test/odom_a", "--start", "0.4",
                  "--duration", "0.4", "--rate", "0.5", "--settle", "0.3", "--tail", "0.2",
                  "--quiet"])
     wall = time.monotonic() - t0
@@ -93,3 +97,28 @@ def test_replay_window_and_rate(graph, in_bag, tmp_path):
     assert len(stamps) == 20 and stamps[0] == lo and stamps[-1] < hi
     # 0.4 s of bag at half speed takes >= 0.8 s of wall time
     assert wall >= 0.8
+
+
+@pytest.mark.timeout(90)
+def test_replay_starts_graph_mode_with_sim_time_and_writes_report(in_bag, tmp_path):
+    """--nodes smoke: the runner starts vehicle_description + stack_monitor with
+    use_sim_time; the monitor's 1 Hz diagnostics run on the replayed clock."""
+    import json
+    from autonomy_stack.replay import main
+    rep = tmp_path / "report"
+    code = main([str(in_bag), "--nodes", "smoke", "--report", str(rep), "--frames", "2",
+                 "--settle", "0.5", "--tail", "1.2", "--quiet"])
+    assert code == 0
+    diag = _stamps(rep / "output_bag", "/diagnostics")
+    stamps = [s for _, s, _ in diag]
+    assert len(stamps) >= 2
+    # sim-time stamps: within the bag's time (+ tail), about 1 s apart
+    assert all(BAG_START_S * 1e9 <= s <= (BAG_START_S + DURATION + 1.3) * 1e9 for s in stamps)
+    assert 0.9e9 <= stamps[1] - stamps[0] <= 1.1e9
+    report = json.loads((rep / "report.json").read_text())
+    assert report["exit_code"] == 0
+    assert report["rates"]["output"]["/diagnostics"]["count"] == len(stamps)
+    assert report["replay"]["played"]["/odom"] == DURATION * ODOM_HZ
+    assert (rep / "report.md").read_text().startswith("# Replay report")
+    assert (rep / "frames" / "topdown_0001.png").exists()
+    assert (rep / "frames" / "mosaic_0001.png").exists() and (rep / "replay.gif").exists()

@@ -12,7 +12,8 @@ Exit codes (when several apply, the first in this list wins):
   4  incomplete input: topics of unknown message type skipped, or topics the graph
      consumes are missing from the bag (with --strict also: out-of-order stamps)
   5  undeliverable messages: a consumed topic had no matched subscriber for some
-     messages, a publish failed, or a --wait-for topic never got a subscriber
+     messages, a publish failed, a --wait-for topic never got a subscriber, or a
+     --record-topics topic (named without wildcards) never got a publisher
   130 interrupted (Ctrl-C); the output bag is closed and valid
   0  everything replayed and delivered (out-of-order stamps are reported as warnings)
 """
@@ -56,7 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="record the graph's outputs into this new rosbag2 (MCAP) directory")
     p.add_argument("--record-topics", nargs="+", default=None, metavar="PATTERN",
                    help="topics (fnmatch patterns) to record (default: every topic in the "
-                        "graph that the bag does not hold)")
+                        "graph that the bag does not hold); topics named without wildcards "
+                        "must have a publisher before playback starts")
     p.add_argument("--topics", nargs="+", default=None, metavar="PATTERN",
                    help="bag topics to play (default: all)")
     p.add_argument("--exclude", nargs="+", default=(), metavar="PATTERN",

@@ -254,6 +254,9 @@ class Player:
         t0 = time.monotonic()
         deadline = t0 + self.opt.wait_timeout
         required = [w for w in self.opt.wait_for if w in self.pubs]
+        # explicitly named output topics (no wildcard) must be recorded from the start
+        outputs = [t for t in (self.opt.record_topics or ())
+                   if self._recorder is not None and not any(c in t for c in "*?[")]
         last_matched, last_change = None, t0
         self._publish_clock(first_ns)
         while not self._stop.is_set():
@@ -262,15 +265,20 @@ class Player:
             matched = {t for t, p in self.pubs.items() if p.get_subscription_count() > 0}
             if matched != last_matched:
                 last_matched, last_change = matched, now
-            ready = all(r in matched for r in required) and (required or matched)
+            outs_ready = all(t in self._rec_subs and self._rec_subs[t].get_publisher_count() > 0
+                             for t in outputs)
+            ready = all(r in matched for r in required) and (required or matched) and outs_ready
             # repeat the start time: late /clock subscribers (best effort, depth 1) get it
             self._publish_clock(first_ns, force=True)
             if ready and now - last_change >= self.opt.settle:
                 break
             if now >= deadline:
-                self.stats.not_ready = [r for r in required if r not in matched]
+                self.stats.not_ready = [r for r in required if r not in matched] + [
+                    t for t in outputs if t not in self._rec_subs
+                    or self._rec_subs[t].get_publisher_count() == 0]
                 if self.stats.not_ready:
-                    self.log(f"replay: WARNING: no subscriber on {self.stats.not_ready} after "
+                    self.log(f"replay: WARNING: not matched (no subscriber / no publisher): "
+                             f"{self.stats.not_ready} after "
                              f"{self.opt.wait_timeout:.1f} s; starting anyway")
                 elif not matched and self.pubs:
                     self.log(f"replay: WARNING: no subscriber on any bag topic after "
