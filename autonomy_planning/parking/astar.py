@@ -1,9 +1,10 @@
 """A* over the motion primitives, with three heuristics:
 
 - "euclid": min cost per metre x (straight-line distance to the goal point - goal radius),
-- "route":  the same factor x a grid shortest-path distance (8-connected Dijkstra from the
-  goal on a raster where the rear axle fits, ignoring heading), scaled by cos(22.5 deg) and
-  reduced by one cell so it never exceeds the true geodesic distance (admissible),
+- "route":  the same factor x a grid shortest-path distance (16-connected Dijkstra from
+  the goal on a raster where the rear axle fits, ignoring heading), scaled by 1/1.028 and
+  reduced by one cell diagonal so that it never exceeds the true geodesic distance, and
+  never below the Euclidean one (max of two admissible heuristics),
 - "zero":   Dijkstra (uniform-cost search).
 
 Closed set: (cell of `xy_res`, heading bin, last direction) as in hybrid A*; with
@@ -39,7 +40,7 @@ class SearchResult:
 class RouteHeuristic:
     """Grid shortest-path distance (m) from every cell to the goal, ignoring heading."""
 
-    def __init__(self, space: SearchSpace, res: float = 0.25, axle_clearance: float = 1.0):
+    def __init__(self, space: SearchSpace, res: float = 0.25):
         g = space.grid
         self.res = res
         xmin, ymin, xmax, ymax = space.lot.bounds
@@ -50,14 +51,17 @@ class RouteHeuristic:
         xs = xmin + (np.arange(nx) + 0.5) * res
         ys = ymin + (np.arange(ny) + 0.5) * res
         X, Y = np.meshgrid(xs, ys, indexing="ij")
-        # the rear axle of any collision-free pose has at least this clearance (it lies
-        # inside the first disk, whose centre needs r_need); stay below it (raster error)
-        need = min(axle_clearance, space.r_need - abs(space.disk_offs[0])) - res
+        # the rear axle of any collision-free pose is at least min(rear overhang, half
+        # width) from every obstacle; subtract the clearance raster's error and half a
+        # route cell diagonal so that no reachable cell is cut off (admissible)
+        vp = space.vp
+        need = min(vp.rear_overhang, vp.width / 2.0) - 2.0 * g.res * math.sqrt(0.5) \
+            - res * math.sqrt(0.5)
         free = g.clearance_at(X, Y) >= need
         idx = np.arange(nx * ny).reshape(nx, ny)
         rows, cols, w = [], [], []
-        for dx, dy in ((1, 0), (0, 1), (1, 1), (1, -1)):
-            j0, j1 = max(0, -dy), ny - max(0, dy)
+        for dx, dy in ((1, 0), (0, 1), (1, 1), (1, -1), (1, 2), (2, 1), (1, -2), (2, -1)):
+            j0, j1 = max(0, -dy), ny - max(0, dy)   # knight moves may cut corners: shorter = admissible
             a = free[0:nx - dx, j0:j1]
             b = free[dx:nx, j0 + dy:j1 + dy]
             ia = idx[0:nx - dx, j0:j1]
@@ -80,16 +84,26 @@ class RouteHeuristic:
             gj = min(max(int((gy - ymin) / res), 0), ny - 1)
             sources = np.array([idx[gi, gj]])
         dist = dijkstra(G, directed=False, indices=sources, min_only=True)
-        # 8-connected paths overestimate straight lines by up to 1/cos(22.5 deg)
-        dist = dist * math.cos(math.pi / 8) - res * math.sqrt(2.0)
+        # 16-connected paths overestimate straight lines by up to ~2.7 %
+        dist = dist / 1.028 - res * math.sqrt(2.0)
         dist = np.where(np.isfinite(dist), np.maximum(dist, 0.0), np.inf)
         self.dist = dist.reshape(nx, ny)
-        self.flat = self.dist.ravel()
+        pad = int(math.ceil((space.cfg.step + 1.0) / res))
+        padded = np.full((nx + 2 * pad, ny + 2 * pad), np.inf)
+        padded[pad:pad + nx, pad:pad + ny] = self.dist
+        self.flat = padded.ravel()
+        self.x0, self.y0 = xmin - pad * res, ymin - pad * res
+        self.nx, self.ny = nx + 2 * pad, ny + 2 * pad
+        self.inv = 1.0 / res
 
     def lookup(self, x, y):
-        ix = np.clip(((np.asarray(x) - self.x0) / self.res).astype(np.int64), 0, self.nx - 1)
-        iy = np.clip(((np.asarray(y) - self.y0) / self.res).astype(np.int64), 0, self.ny - 1)
-        return self.flat[ix * self.ny + iy]
+        """Distance at points; the grid is padded by `pad` cells of inf beyond the lot so
+        that end points of primitives from any node inside the lot need no clipping."""
+        ix = ((x - self.x0) * self.inv).astype(np.int64)
+        iy = ((y - self.y0) * self.inv).astype(np.int64)
+        ix *= self.ny
+        ix += iy
+        return self.flat[ix]
 
 
 def make_heuristic(space: SearchSpace, kind: str):
@@ -99,10 +113,21 @@ def make_heuristic(space: SearchSpace, kind: str):
     if kind == "zero":
         return lambda x, y: np.zeros(np.shape(x))
     if kind == "euclid":
-        return lambda x, y: k * np.maximum(np.hypot(np.asarray(x) - gx, np.asarray(y) - gy) - R, 0.0)
+        def h_euclid(x, y):
+            d = np.hypot(x - gx, y - gy)
+            d -= R
+            np.maximum(d, 0.0, out=d)
+            d *= k
+            return d
+        return h_euclid
     if kind == "route":
         rh = RouteHeuristic(space)
-        return lambda x, y: k * rh.lookup(x, y)
+
+        def h_route(x, y):      # max of two admissible heuristics is admissible
+            d = np.hypot(x - gx, y - gy)
+            d -= R
+            return k * np.maximum(rh.lookup(x, y), d)
+        return h_route
     raise ValueError(f"unknown heuristic {kind!r}")
 
 
@@ -115,83 +140,96 @@ def astar(space: SearchSpace, heuristic: str = "euclid", max_nodes: int = 2_000_
     res = cfg.xy_res
     sx, sy, syaw = space.start
     h0 = space.h0
-    # node storage: parallel lists; node id = index
-    NX, NY, NH, NG, NPAR, NPRIM, NGK, NDIR = [], [], [], [], [], [], [], []
+    prim_dir01 = (space.prim_dir > 0).astype(np.int64)
+    if res is None:               # exact states (tests): keys are rounded coordinates
+        def keys_of(x, y, h, d01):
+            return list(zip(np.round(x * 1e6).astype(np.int64).tolist(),
+                            np.round(y * 1e6).astype(np.int64).tolist(), h.tolist(), d01.tolist()))
+    else:
+        inv = 1.0 / res
+        M = int(math.ceil((space.lot.bounds[3] - space.lot.bounds[1]) * inv)) + 64
+        ox = int(-math.floor(space.lot.bounds[0] * inv)) + 32
+        oy = int(-math.floor(space.lot.bounds[1] * inv)) + 32
 
-    def key_of(x, y, h, d):
-        if res is None:
-            return (round(x * 1e6), round(y * 1e6), h, d)
-        return (int(math.floor(x / res)), int(math.floor(y / res)), h, d)
+        def keys_of(x, y, h, d01):
+            kx = np.floor(x * inv).astype(np.int64) + ox
+            ky = np.floor(y * inv).astype(np.int64) + oy
+            return (((kx * M + ky) * nh + h) * 2 + d01).tolist()
 
-    best_g = {}
+    # nodes: (x, y, h, dir, g, parent, prim, goal_k)
+    nodes = [(sx, sy, h0, 0, 0.0, -1, -1, -1)]
+    start_key = keys_of(np.array([sx]), np.array([sy]), np.array([h0]), np.array([1]))[0]
+    best_g = {start_key: 0.0}
     closed = set()
     heap = []
-    NX.append(sx); NY.append(sy); NH.append(h0); NG.append(0.0)
-    NPAR.append(-1); NPRIM.append(-1); NGK.append(-1); NDIR.append(0)
-    best_g[key_of(sx, sy, h0, 0)] = 0.0
     hs = float(hfun(np.array([sx]), np.array([sy]))[0])
-    heapq.heappush(heap, (weight * hs, 0.0, 0, False))
     if not space.pose_free(sx, sy, syaw):
         return SearchResult(False, math.inf, 0, wall_s=time.perf_counter() - t0, method=heuristic)
+    heapq.heappush(heap, (weight * hs, 0.0, 0, start_key))
     expanded = 0
     goal_node = -1
     capped = False
     prim_dir = space.prim_dir
+    push, pop = heapq.heappush, heapq.heappop
     while heap:
-        f, g, nid, is_goal = heapq.heappop(heap)
-        if is_goal:
+        f, g, nid, key = pop(heap)
+        if key is None:                      # a goal entry
             goal_node = nid
             break
-        x, y, h, d = NX[nid], NY[nid], NH[nid], NDIR[nid]
-        key = key_of(x, y, h, d)
         if key in closed:
             continue
         closed.add(key)
-        if expanded >= max_nodes or (time.perf_counter() - t0) > max_seconds:
+        if expanded >= max_nodes or (expanded & 1023 == 0 and time.perf_counter() - t0 > max_seconds):
             capped = True
             break
         expanded += 1
+        x, y, h, d = nodes[nid][:4]
         valid, goal_k, ex, ey, eh, cost = space.expand(x, y, h, d)
-        if not valid.any():
+        idx = np.flatnonzero(valid)
+        if len(idx) == 0:
             continue
-        ng = g + cost
-        hv = hfun(ex, ey)
-        for p in np.flatnonzero(valid).tolist():
-            gk = int(goal_k[p])
-            g2 = float(ng[p])
-            x2, y2, h2, d2 = float(ex[p]), float(ey[p]), int(eh[p]), int(prim_dir[p])
+        exs, eys, ehs = ex[idx], ey[idx], eh[idx]
+        ng = (g + cost[idx]).tolist()
+        hv = hfun(exs, eys).tolist()
+        keys = keys_of(exs, eys, ehs, prim_dir01[idx])
+        gks = goal_k[idx].tolist()
+        exl, eyl, ehl = exs.tolist(), eys.tolist(), ehs.tolist()
+        dl = prim_dir[idx].tolist()
+        for j, p in enumerate(idx.tolist()):
+            g2 = ng[j]
+            gk = gks[j]
             if gk >= 0:
-                k2 = ("goal", nid, p)
-            else:
-                k2 = key_of(x2, y2, h2, d2)
-                if k2 in closed:
-                    continue
-                old = best_g.get(k2)
-                if old is not None and old <= g2:
-                    continue
-                best_g[k2] = g2
-            new_id = len(NX)
-            NX.append(x2); NY.append(y2); NH.append(h2); NG.append(g2)
-            NPAR.append(nid); NPRIM.append(p); NGK.append(gk); NDIR.append(d2)
-            hh = 0.0 if gk >= 0 else float(hv[p])
-            if not math.isfinite(hh):
+                nodes.append((exl[j], eyl[j], ehl[j], dl[j], g2, nid, p, gk))
+                push(heap, (g2, g2, len(nodes) - 1, None))
                 continue
-            heapq.heappush(heap, (g2 + weight * hh, g2, new_id, gk >= 0))
+            k2 = keys[j]
+            if k2 in closed:
+                continue
+            old = best_g.get(k2)
+            if old is not None and old <= g2:
+                continue
+            hh = hv[j]
+            if hh == math.inf:
+                continue
+            best_g[k2] = g2
+            nodes.append((exl[j], eyl[j], ehl[j], dl[j], g2, nid, p, -1))
+            push(heap, (g2 + weight * hh, g2, len(nodes) - 1, k2))
     wall = time.perf_counter() - t0
     if goal_node < 0:
         return SearchResult(False, math.inf, expanded, wall_s=wall, capped=capped, method=heuristic)
-    # reconstruct: list of (x, y, h, prev_dir, prim_to_next, goal_k_of_that_prim)
+    # reconstruct: list of (x, y, h, dir_in, prim_to_next, goal_k_of_that_prim)
     chain = []
     n = goal_node
     while n >= 0:
         chain.append(n)
-        n = NPAR[n]
+        n = nodes[n][5]
     chain.reverse()
     path = []
     for i, n in enumerate(chain):
+        x, y, h, d = nodes[n][:4]
         if i + 1 < len(chain):
-            nxt = chain[i + 1]
-            path.append((NX[n], NY[n], NH[n], NDIR[n], NPRIM[nxt], NGK[nxt]))
+            nxt = nodes[chain[i + 1]]
+            path.append((x, y, h, d, nxt[6], nxt[7]))
         else:
-            path.append((NX[n], NY[n], NH[n], NDIR[n], -1, -1))
-    return SearchResult(True, NG[goal_node], expanded, path, wall, False, heuristic)
+            path.append((x, y, h, d, -1, -1))
+    return SearchResult(True, nodes[goal_node][4], expanded, path, wall, False, heuristic)

@@ -58,6 +58,9 @@ class Lot:
     target_bay: int = -1
     drivable: Optional[np.ndarray] = None             # Mx2 polygon; outside = obstacle
     curb_width: float = CURB_WIDTH
+    bay_occupied: List[bool] = field(default_factory=list)
+    entrance_pose: Optional[Pose] = None
+    aisle_box: Optional[Tuple[float, float, float, float]] = None   # xmin, ymin, xmax, ymax
 
 
 @dataclass
@@ -67,6 +70,7 @@ class ParkingProblem:
     goal: Pose
     seed: int = -1
     reverse_in: bool = False
+    cache: dict = field(default_factory=dict, repr=False)   # rasters reused by searches
 
 
 def rect_corners(x, y, yaw, length, width) -> np.ndarray:
@@ -83,9 +87,17 @@ def car_corners(pose: Pose, vp: VehicleParams = VehicleParams()) -> np.ndarray:
 
 
 def bay_goal_pose(bay: np.ndarray, heading: float, reverse_in: bool,
-                  vp: VehicleParams = VehicleParams()) -> Pose:
-    """Rear-axle pose of a car centred in `bay` (nose-in: facing `heading`)."""
-    cx, cy = np.asarray(bay, float).mean(0)
+                  vp: VehicleParams = VehicleParams(), back_gap: float = 0.45) -> Pose:
+    """Rear-axle pose of a car parked in `bay` (nose-in: facing `heading`), centred
+    laterally, its far end `back_gap` metres from the back of the bay (or centred when the
+    bay is too short for that)."""
+    bay = np.asarray(bay, float)
+    cx, cy = bay.mean(0)
+    hx, hy = math.cos(heading), math.sin(heading)
+    proj = (bay[:, 0] - cx) * hx + (bay[:, 1] - cy) * hy
+    depth = float(proj.max() - proj.min())
+    shift = max(0.0, depth / 2.0 - back_gap - vp.length / 2.0)   # towards the aisle
+    cx, cy = cx - shift * hx, cy - shift * hy
     yaw = heading + (math.pi if reverse_in else 0.0)
     yaw = float(wrap(yaw))
     co = vp.center_offset
@@ -248,7 +260,9 @@ def lot_from_world(world) -> Lot:
     return Lot(bounds=bounds, curbs=curbs, boxes=boxes,
                bays=[np.asarray(b, float) for b in pk.bays],
                bay_headings=[float(h) for h in pk.bay_headings], target_bay=int(pk.target_bay),
-               drivable=poly)
+               drivable=poly, bay_occupied=[bool(b) for b in pk.bay_occupied],
+               entrance_pose=tuple(float(v) for v in pk.entrance_pose),
+               aisle_box=tuple(float(v) for v in pk.bounds))
 
 
 def lot_from_vector_space(vs, bounds: Tuple[float, float, float, float],
@@ -274,14 +288,44 @@ def heldout_seeds(n: int, offset: int = 0) -> List[int]:
     return [HELDOUT_SEED_BASE + offset + i for i in range(n)]
 
 
-def _start_ok(grid: LotGrid, pose: Pose, vp: VehicleParams, margin: float) -> bool:
-    from autonomy_planning.parking.primitives import disk_layout
-    offs, r = disk_layout(vp)
+def _start_ok(cspace, pose: Pose, margin: float) -> bool:
+    """Collision-free at pose and at poses shifted by `margin` (room to manoeuvre)."""
     x, y, yaw = pose
-    c, s = math.cos(yaw), math.sin(yaw)
-    px = x + offs * c
-    py = y + offs * s
-    return bool(np.all(grid.clearance_at(px, py) >= r + margin))
+    for dx, dy in ((0, 0), (margin, 0), (-margin, 0), (0, margin), (0, -margin)):
+        if not cspace.free(x + dx, y + dy, yaw):
+            return False
+    return True
+
+
+def sample_start(lot: Lot, goal: Pose, cspace, rng, vp: VehicleParams = VehicleParams()) -> Pose:
+    """A start pose: the entrance (20 %), another free bay parked nose- or reverse-in
+    (30 %), or a random pose along the aisle facing either way (50 %)."""
+    start = None
+    kind = rng.random()
+    if kind < 0.2 and lot.entrance_pose is not None:
+        start = tuple(float(v) for v in lot.entrance_pose)
+    elif kind < 0.5:
+        free_bays = [k for k, occ in enumerate(lot.bay_occupied) if not occ and k != lot.target_bay]
+        rng.shuffle(free_bays)
+        for k in free_bays:
+            cand = bay_goal_pose(lot.bays[k], lot.bay_headings[k], bool(rng.random() < 0.5), vp)
+            if _start_ok(cspace, cand, 0.0):
+                start = cand
+                break
+    if start is None:
+        xmin, ymin, xmax, ymax = lot.aisle_box if lot.aisle_box is not None else lot.bounds
+        aisle_y = 0.5 * (ymin + ymax)
+        for _ in range(200):
+            x = float(rng.uniform(xmin + 3.0, xmax - 3.0))
+            y = float(aisle_y + rng.uniform(-1.0, 1.0))
+            yaw = float(rng.choice([0.0, math.pi]) + math.radians(10.0) * int(rng.integers(-1, 2)))
+            cand = (x, y, float(wrap(yaw)))
+            if math.hypot(x - goal[0], y - goal[1]) > 4.0 and _start_ok(cspace, cand, 0.3):
+                start = cand
+                break
+    if start is None and lot.entrance_pose is not None:
+        start = tuple(float(v) for v in lot.entrance_pose)
+    return start
 
 
 def make_problem(seed: int, vp: VehicleParams = VehicleParams()) -> ParkingProblem:
@@ -291,30 +335,18 @@ def make_problem(seed: int, vp: VehicleParams = VehicleParams()) -> ParkingProbl
     world = parking_lot(int(rng.integers(2 ** 31)),
                         bays_per_row=int(rng.integers(7, 14)),
                         bay_width=float(rng.uniform(2.6, 3.0)),
-                        bay_depth=float(rng.uniform(5.0, 5.6)),
+                        bay_depth=float(rng.uniform(5.3, 5.8)),
                         aisle=float(rng.uniform(6.5, 7.5)),
                         occupancy=float(rng.uniform(0.5, 0.95)),
                         n_cones=int(rng.integers(0, 5)))
     lot = lot_from_world(world)
-    pk = world.parking
     reverse_in = bool(rng.random() < 0.5)
     goal = bay_goal_pose(lot.bays[lot.target_bay], lot.bay_headings[lot.target_bay], reverse_in, vp)
-    grid = LotGrid(lot, res=0.1)
-    start = None
-    if rng.random() < 0.3:
-        start = tuple(float(v) for v in pk.entrance_pose)
-    else:
-        # a random pose in the aisle, along it (either way), a few metres from the goal
-        xmin, ymin, xmax, ymax = pk.bounds
-        aisle_y = 0.5 * (ymin + ymax)
-        for _ in range(200):
-            x = float(rng.uniform(xmin + 3.0, xmax - 3.0))
-            y = float(aisle_y + rng.uniform(-1.0, 1.0))
-            yaw = float(rng.choice([0.0, math.pi]) + math.radians(10.0) * int(rng.integers(-1, 2)))
-            cand = (x, y, float(wrap(yaw)))
-            if math.hypot(x - goal[0], y - goal[1]) > 4.0 and _start_ok(grid, cand, vp, 0.4):
-                start = cand
-                break
-        if start is None:
-            start = tuple(float(v) for v in pk.entrance_pose)
-    return ParkingProblem(lot=lot, start=start, goal=goal, seed=seed, reverse_in=reverse_in)
+    from autonomy_planning.parking.primitives import CSpace, SearchConfig
+    cfg = SearchConfig()
+    grid = LotGrid(lot, res=cfg.grid_res)
+    cspace = CSpace(grid, 0.0, cfg, vp)
+    start = sample_start(lot, goal, cspace, rng, vp)
+    pb = ParkingProblem(lot=lot, start=start, goal=goal, seed=seed, reverse_in=reverse_in)
+    pb.cache = {"grid": grid, "cspace": cspace}
+    return pb

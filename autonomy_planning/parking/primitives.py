@@ -42,12 +42,57 @@ def _arc(d: int, kappa: float, s: np.ndarray):
     return -lx, ly, -kappa * s
 
 
-def disk_layout(vp: VehicleParams = VehicleParams(), n_disks: int = 4):
-    """Disk centres (m ahead of the rear axle) and radius covering the car's rectangle."""
-    seg = vp.length / n_disks
-    offs = -vp.rear_overhang + seg * (np.arange(n_disks) + 0.5)
-    r = math.hypot(seg / 2.0, vp.width / 2.0)
-    return offs, r
+class CSpace:
+    """Configuration-space obstacle raster: free[b, ix, iy] is True when the car with its
+    rear axle anywhere in cell (ix, iy) and its yaw anywhere in heading bin b (bins centred
+    on phi0 + b * 2 pi / n) does not touch an obstacle cell. Built by correlating the
+    conservative occupancy raster with the footprint swept over the bin, inflated by the
+    raster error and half the sample spacing along an arc (FFT)."""
+
+    def __init__(self, grid: LotGrid, phi0: float, cfg: "SearchConfig", vp: VehicleParams):
+        from scipy.signal import fftconvolve
+        self.grid, self.phi0 = grid, float(phi0)
+        n = cfg.n_coll_headings
+        self.n = n
+        self.dbin = 2.0 * math.pi / n
+        res = grid.res
+        rmin = vp.wheelbase / math.tan(vp.max_steer)
+        reach = math.hypot(vp.length - vp.rear_overhang, vp.width / 2.0)
+        # reference point anywhere in its cell + obstacle cell centre test + half sample gap
+        # (translation, plus the rotation it brings at the farthest corner) + safety
+        half_gap = 0.5 * cfg.check_ds * (1.0 + reach / rmin)
+        self.margin = 2.0 * res * math.sqrt(0.5) + half_gap + cfg.safety
+        m = self.margin
+        front, rear, hw = vp.length - vp.rear_overhang, vp.rear_overhang, vp.width / 2.0
+        R = int(math.ceil((reach + m + res) / res))
+        u = np.arange(-R, R + 1) * res
+        UX, UY = np.meshgrid(u, u, indexing="ij")
+        n_sub = 5                                   # yaws sampled across the bin
+        sub = (np.arange(n_sub) + 0.5) / n_sub - 0.5
+        sub_inflate = reach * (self.dbin / n_sub / 2.0)
+        occ = grid.occ.astype(np.float32)
+        free = np.empty((n, grid.nx, grid.ny), bool)
+        for b in range(n):
+            K = np.zeros(UX.shape, bool)
+            for f in sub:
+                yaw = phi0 + b * self.dbin + f * self.dbin
+                c, s = math.cos(yaw), math.sin(yaw)
+                lx = UX * c + UY * s
+                ly = -UX * s + UY * c
+                mm = m + sub_inflate
+                K |= (lx <= front + mm) & (lx >= -rear - mm) & (np.abs(ly) <= hw + mm)
+            # collision at cell c when any occ[c + u] with K[u]: correlation = conv with flip
+            hit = fftconvolve(occ, K[::-1, ::-1].astype(np.float32), mode="same")
+            free[b] = hit < 0.5
+        self.free_arr = free
+        self.free_flat = free.ravel()
+
+    def bin_of(self, yaw):
+        return np.round((np.asarray(yaw) - self.phi0) / self.dbin).astype(np.int64) % self.n
+
+    def free(self, x: float, y: float, yaw: float) -> bool:
+        ix, iy = self.grid.index(x, y)
+        return bool(self.free_arr[int(self.bin_of(yaw)), int(ix), int(iy)])
 
 
 @dataclass(frozen=True)
@@ -55,11 +100,11 @@ class SearchConfig:
     step: float = 2.0                 # m, arc length of a primitive
     n_headings: int = 36              # heading bins (10 deg)
     steer_bins: Tuple[int, ...] = (-2, -1, 0, 1, 2)   # heading change per primitive, in bins
-    check_ds: float = 0.25            # m between collision-checked samples along an arc
+    check_ds: float = 0.1             # m between collision-checked samples along an arc
+    n_coll_headings: int = 72         # heading bins of the configuration-space raster
     xy_res: float = 0.2               # m, closed-set cell (None = exact states, tests)
     grid_res: float = 0.1             # m, occupancy / clearance raster
-    safety: float = 0.05              # m, extra clearance beyond the raster/sampling margin
-    n_disks: int = 4
+    safety: float = 0.02              # m, extra clearance beyond the raster/sampling margin
     # costs
     w_dist: float = 1.0               # per metre
     w_time: float = 1.0               # per second
@@ -81,15 +126,18 @@ class SearchSpace:
     """Primitives, collision and goal checks for one lot, start heading and goal."""
 
     def __init__(self, lot: Lot, start: Pose, goal: Pose, cfg: SearchConfig = SearchConfig(),
-                 vp: VehicleParams = VehicleParams(), grid: Optional[LotGrid] = None):
+                 vp: VehicleParams = VehicleParams(), grid: Optional[LotGrid] = None,
+                 cspace: Optional["CSpace"] = None):
         self.lot, self.cfg, self.vp = lot, cfg, vp
         self.grid = grid if grid is not None else LotGrid(lot, cfg.grid_res)
         self.start = tuple(float(v) for v in start)
         self.goal = tuple(float(v) for v in goal)
         nh = cfg.n_headings
         self.dtheta = 2.0 * math.pi / nh
-        self.phi0 = float(self.start[2] % self.dtheta)
-        self.h0 = int(round((self.start[2] - self.phi0) / self.dtheta)) % nh
+        k0 = int(round(self.start[2] / self.dtheta))
+        phi0 = self.start[2] - k0 * self.dtheta               # in [-dtheta/2, dtheta/2]
+        self.phi0 = 0.0 if abs(phi0) < 1e-9 else float(phi0)
+        self.h0 = k0 % nh
         rmin = vp.wheelbase / math.tan(vp.max_steer)
         self.r_min = rmin
         prims = []
@@ -119,15 +167,10 @@ class SearchSpace:
         self.prim_dh = np.array([k if d > 0 else -k for d, k, _ in prims], np.int64)
         self.local_dx, self.local_dy, self.local_dyaw = dx, dy, dyaw
         self.prim_len = np.full(self.n_prims, cfg.step)
-        offs, r = disk_layout(vp, cfg.n_disks)
-        self.disk_offs, self.disk_r = offs, r
-        # margin: raster error (query cell + obstacle cell half diagonals) + half the
-        # sample spacing along the arc (and the matching rotation at the farthest disk)
-        max_off = float(np.max(np.abs(offs))) + r
-        half_gap = 0.5 * cfg.check_ds * (1.0 + max_off / rmin)
-        self.margin = 2.0 * cfg.grid_res * math.sqrt(0.5) + half_gap + cfg.safety
-        self.r_need = r + self.margin
-        # per heading bin tables (H, P, S): sample offsets and disk centre offsets
+        if cspace is None or cspace.phi0 != self.phi0:
+            cspace = CSpace(self.grid, self.phi0, cfg, vp)
+        self.cspace = cspace
+        # per heading bin tables (H, P, S): sample offsets, yaws and C-space bin
         H = nh
         th = self.phi0 + self.dtheta * np.arange(H)
         c, sn = np.cos(th)[:, None, None], np.sin(th)[:, None, None]
@@ -135,9 +178,7 @@ class SearchSpace:
         self.tab_y = sn * dx[None] + c * dy[None]
         yaw_s = th[:, None, None] + dyaw[None]                       # (H, P, S)
         self.tab_yaw = yaw_s
-        cy, sy = np.cos(yaw_s)[..., None], np.sin(yaw_s)[..., None]
-        self.tab_dx = self.tab_x[..., None] + cy * offs              # (H, P, S, D)
-        self.tab_dy = self.tab_y[..., None] + sy * offs
+        self.tab_cbin = cspace.bin_of(yaw_s) * (self.grid.nx * self.grid.ny)
         # edge costs per (prim) for a full step and per sample (truncated at a goal)
         cfgc = cfg
         per_m = np.where(self.prim_dir > 0, cfgc.w_dist + cfgc.w_time / cfgc.v_forward,
@@ -145,6 +186,12 @@ class SearchSpace:
         steer_per_m = cfgc.w_steer * np.abs(self.prim_kappa)
         self.cost_per_m = per_m + steer_per_m                        # (P,)
         self.sample_cost = self.cost_per_m[:, None] * s[None, :]     # (P, S)
+        # full-step cost by previous direction (index prev_dir + 1: -1 rev, 0 start, 1 fwd)
+        self.step_cost = np.stack([self.sample_cost[:, -1] + self.switch_cost(pd, self.prim_dir)
+                                   for pd in (-1, 0, 1)])
+        self.tab_endh = (np.arange(nh)[:, None] + self.prim_dh[None, :]) % nh   # (H, P)
+        self.tab_endx = np.ascontiguousarray(self.tab_x[:, :, -1])
+        self.tab_endy = np.ascontiguousarray(self.tab_y[:, :, -1])
         gx, gy, gyaw = self.goal
         self.goal_c, self.goal_s = math.cos(gyaw), math.sin(gyaw)
         self.goal_xy = np.array([gx, gy])
@@ -152,15 +199,19 @@ class SearchSpace:
         g = self.grid
         self._x0, self._y0, self._inv = g.x0, g.y0, 1.0 / g.res
         self._nx, self._ny = g.nx, g.ny
+        # nodes this far inside the raster need no index clipping
+        reach = cfg.step + 2 * g.res
+        self._safe_box = (g.x0 + reach, g.y0 + reach, g.x0 + g.nx * g.res - reach,
+                          g.y0 + g.ny * g.res - reach)
+        self._goal_near = cfg.step + self.goal_radius + 0.1
+        self._no_goal = np.full(self.n_prims, -1, np.int64)
 
     # ---------------------------------------------------------------- helpers
     def yaw_of(self, h: int) -> float:
         return float(wrap(self.phi0 + self.dtheta * h))
 
     def pose_free(self, x: float, y: float, yaw: float) -> bool:
-        px = x + self.disk_offs * math.cos(yaw)
-        py = y + self.disk_offs * math.sin(yaw)
-        return bool(np.all(self.grid.clearance_at(px, py) >= self.r_need))
+        return self.cspace.free(x, y, yaw)
 
     def in_goal(self, x, y, yaw):
         dx = np.asarray(x) - self.goal[0]
@@ -184,26 +235,33 @@ class SearchSpace:
         end_x, end_y (P,), end_h (P,), cost (P,)). A primitive with goal_k >= 0 ends at that
         sample (collision-checked up to it); otherwise it is valid when all samples are free.
         """
-        px = x + self.tab_dx[h]                                     # (P, S, D)
-        py = y + self.tab_dy[h]
-        ix = ((px - self._x0) * self._inv).astype(np.int64)
-        iy = ((py - self._y0) * self._inv).astype(np.int64)
-        np.clip(ix, 0, self._nx - 1, out=ix)
-        np.clip(iy, 0, self._ny - 1, out=iy)
-        clr = self.grid.clearance_flat[ix * self._ny + iy]
-        free = np.all(clr >= self.r_need, axis=2)                   # (P, S)
-        free_prefix = np.logical_and.accumulate(free, axis=1)
-        sx = x + self.tab_x[h]
+        sx = x + self.tab_x[h]                                      # (P, S)
         sy = y + self.tab_y[h]
+        inv = self._inv
+        ix = ((sx - self._x0) * inv).astype(np.int64)
+        iy = ((sy - self._y0) * inv).astype(np.int64)
+        sb = self._safe_box
+        if not (sb[0] < x < sb[2] and sb[1] < y < sb[3]):
+            np.clip(ix, 0, self._nx - 1, out=ix)
+            np.clip(iy, 0, self._ny - 1, out=iy)
+        ix *= self._ny
+        ix += iy
+        ix += self.tab_cbin[h]
+        free = self.cspace.free_flat[ix]                            # (P, S)
+        free_prefix = np.logical_and.accumulate(free, axis=1)
+        valid = free_prefix[:, -1]
+        if math.hypot(x - self.goal[0], y - self.goal[1]) > self._goal_near:
+            return (valid, self._no_goal, self.tab_endx[h] + x, self.tab_endy[h] + y,
+                    self.tab_endh[h], self.step_cost[prev_dir + 1])
         goal = self.in_goal(sx, sy, self.tab_yaw[h]) & free_prefix  # (P, S)
         has_goal = goal.any(axis=1)
         goal_k = np.where(has_goal, goal.argmax(axis=1), -1)
-        valid = free_prefix[:, -1] | has_goal
+        valid = valid | has_goal
         kk = np.where(has_goal, goal_k, self.n_samples - 1)
         ar = np.arange(self.n_prims)
         end_x = sx[ar, kk]
         end_y = sy[ar, kk]
-        end_h = (h + self.prim_dh) % self.cfg.n_headings
+        end_h = self.tab_endh[h]
         cost = self.sample_cost[ar, kk] + self.switch_cost(prev_dir, self.prim_dir)
         return valid, goal_k, end_x, end_y, end_h, cost
 
