@@ -56,14 +56,18 @@ for t, mt in topics.items():
         history=HistoryPolicy.KEEP_LAST, depth=100, reliability=ReliabilityPolicy.RELIABLE,
         durability=dur), raw=True)
 print("READY", flush=True)
-last, last_change = -1, time.monotonic()
+import select
 deadline = time.monotonic() + float(sys.argv[2])
-while time.monotonic() < deadline:
-    rclpy.spin_once(node, timeout_sec=0.05)
+done_at = None
+last, last_change = -1, time.monotonic()
+while time.monotonic() < deadline:          # until the bench closes our stdin, then quiet
+    rclpy.spin_once(node, timeout_sec=0.02)
+    if done_at is None and select.select([sys.stdin], [], [], 0)[0] and not sys.stdin.read(1):
+        done_at = time.monotonic()
     n = sum(counts.values())
     if n != last:
         last, last_change = n, time.monotonic()
-    elif n > 0 and time.monotonic() - last_change > 3.0:
+    if done_at is not None and time.monotonic() - last_change > 1.0:
         break
 print("COUNTS " + json.dumps({"counts": counts, "bytes": nbytes[0]}), flush=True)
 """
@@ -130,7 +134,8 @@ def bench_replay(bag, repeats: int = 3) -> dict:
     topics = {n: t.msgtype for n, t in r.topics.items() if n != "/clock"}
     r.close()
     sink = subprocess.Popen([sys.executable, "-c", SINK_CODE, json.dumps(topics), "300"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
     runs = []
     try:
         line = sink.stdout.readline()
@@ -141,7 +146,9 @@ def bench_replay(bag, repeats: int = 3) -> dict:
                                  settle=0.5, tail=0.0, qos_depth=QOS_DEPTH)
             with BagReader(bag) as rr:
                 runs.append(Player(rr, opts, log=log).run())
-        out, _ = sink.communicate(timeout=60)
+        sink.stdin.close()                      # tells the sink that the replays are over
+        out = sink.stdout.read()
+        sink.wait(timeout=60)
     finally:
         if sink.poll() is None:
             sink.kill()
