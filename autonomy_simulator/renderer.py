@@ -24,15 +24,17 @@ optical axis (front, left, right, up, down); a face is rendered only where the c
 pixels look through it (cropped to their bounding box), so the narrow camera renders one
 small front crop, main/pillars/repeaters a front face plus slivers, the fisheye and the
 rear camera a front face plus 4 partial side faces. All crops of all cameras are packed
-into one atlas framebuffer (MRT: colour RGBA8, label RGBA8 = class + 16-bit instance
-index, range float32, depth buffer), drawn with one viewport per crop and read back in one
-go. The remap maps (fixed-point, from the atlas to each camera's pixels, computed once per
-intrinsic calibration and cached) depend only on intrinsics: a mounting error only changes
-the view matrices. Colour is remapped bilinearly, labels and range with nearest neighbour
-(no blended ids at object borders). The GL context, programs, buffers, the atlas and the
-ground textures are reused across frames; the ground textures (top-down rasters of
+into one atlas framebuffer (MRT: colour RGBA8, label RGBA8 = 16-bit instance index +
+class, inverse face depth float32, depth buffer), drawn with one viewport per crop and
+read back in one go. The remap maps (fixed-point, from the atlas to each camera's pixels,
+computed once per intrinsic calibration and cached) depend only on intrinsics: a mounting
+error only changes the view matrices. Colour is remapped bilinearly, labels with nearest
+neighbour (no blended ids at object borders), inverse depth bilinearly on surfaces (exact
+on planes) and nearest at depth edges. The GL context, programs, buffers, the atlas and
+the ground textures are reused across frames; the ground textures (top-down rasters of
 asphalt, paint, edges with a fine 5 cm level near the ego and a coarse 25 cm level further
-out) are rebuilt only when the static road geometry changes or the ego leaves their centre.
+out) are rebuilt only when the static road geometry changes or the ego leaves their
+centre.
 """
 from __future__ import annotations
 
@@ -125,13 +127,15 @@ class CameraMaps:
     ray_z: np.ndarray          # HxW float32: z component of the unit pixel ray (range -> depth)
     faces: List[FaceView]
     wide: bool = False         # some rays have z <= 0 (beyond 90 degrees)
+    range_scale: Optional[np.ndarray] = None   # HxW 1 / cos(ray, face axis): face z -> range
+    edge_invz: float = 0.0     # 1/m: |bilinear - nearest| inverse depth that marks a depth edge
 
 
 @dataclass
 class CameraFrame:
     name: str
     rgb: np.ndarray                      # HxWx3 uint8
-    depth: Optional[np.ndarray]          # HxW float32, metres along the optical axis (inf sky, nan outside lens)
+    depth: Optional[np.ndarray]          # HxW float32 m along the optical axis (inf sky, nan off-lens)
     range: Optional[np.ndarray]          # HxW float32, metres from the optical centre
     semantic: Optional[np.ndarray]       # HxW uint8 (SEMANTIC_CLASSES)
     instance: Optional[np.ndarray]       # HxW int32 object id (0 = none)
@@ -446,7 +450,7 @@ uniform vec3 u_fog;
 uniform float u_fog_dist;
 layout(location = 0) out vec4 o_color;
 layout(location = 1) out vec4 o_label;
-layout(location = 2) out float o_range;
+layout(location = 2) out float o_invz;
 void emit(vec3 col, float cls, float inst) {
     float d = length(v_world - u_campos);
     float fog = 1.0 - exp(-d / u_fog_dist);
@@ -454,7 +458,7 @@ void emit(vec3 col, float cls, float inst) {
     float lo = mod(inst, 256.0);
     float hi = floor(inst / 256.0);
     o_label = vec4(lo / 255.0, hi / 255.0, cls / 255.0, 1.0);
-    o_range = d;
+    o_invz = gl_FragCoord.w;     // 1 / depth along the face's axis (affine on planes)
 }
 """
 
@@ -539,7 +543,7 @@ uniform vec3 u_fog;
 uniform vec3 u_sun;
 layout(location = 0) out vec4 o_color;
 layout(location = 1) out vec4 o_label;
-layout(location = 2) out float o_range;
+layout(location = 2) out float o_invz;
 void main() {
     vec3 d = normalize(v_dir);
     float e = clamp(d.z, 0.0, 1.0);
@@ -548,7 +552,7 @@ void main() {
     if (d.z < 0.0) col = u_fog;
     o_color = vec4(col, 1.0);
     o_label = vec4(0.0, 0.0, 1.0 / 255.0, 1.0);
-    o_range = uintBitsToFloat(0x7F800000u);   // +inf: no return
+    o_invz = 0.0;                // infinitely far
 }
 """
 
@@ -589,7 +593,7 @@ def _intrinsic_key(cam: CameraCalibration, density: float) -> str:
 
 def dense_pixel_rays(cam: CameraCalibration, step: int = 4) -> np.ndarray:
     """HxWx3 unit rays of every pixel. The (iterative) undistortion runs on a grid every
-    `step` pixels and is interpolated bilinearly (the lens maps are smooth: < 0.01 px
+    `step` pixels and is interpolated bilinearly (the lens maps are smooth: ~0.01 px
     error); pixels whose grid neighbours leave the lens are solved exactly."""
     H, W = cam.height, cam.width
     gu = np.arange(0, W - 1 + step, step, dtype=np.float64)
@@ -613,9 +617,9 @@ def plan_faces(cam: CameraCalibration, density: float = 1.0, margin: int = 2):
     the face-crop pixel coordinates. Depends only on the intrinsics."""
     key = _intrinsic_key(cam, density)
     if key in _MAP_CACHE:
-        rays, fidx, fuv, faces = _MAP_CACHE[key]
-        return rays, fidx, fuv, [FaceView(**{k: getattr(f, k) for k in f.__dataclass_fields__})
-                                 for f in faces]
+        rays, fidx, fuv, cosf, faces = _MAP_CACHE[key]
+        return rays, fidx, fuv, cosf, [FaceView(**{k: getattr(f, k) for k in
+                                                   f.__dataclass_fields__}) for f in faces]
     H, W = cam.height, cam.width
     rays = dense_pixel_rays(cam).reshape(-1, 3).astype(np.float64)
     ok = np.isfinite(rays).all(1)
@@ -628,6 +632,7 @@ def plan_faces(cam: CameraCalibration, density: float = 1.0, margin: int = 2):
     best = np.argmax(dots, axis=1)
     fidx = np.full(len(rays), -1, np.int32)
     fuv = np.full((len(rays), 2), -1.0, np.float32)
+    cosf = np.ones(len(rays), np.float32)      # cosine between the ray and its face's axis
     faces: List[FaceView] = []
     n_full = 2.0 * f_face                                        # face spans tan in [-1, 1]
     c_full = n_full / 2.0 - 0.5
@@ -650,11 +655,12 @@ def plan_faces(cam: CameraCalibration, density: float = 1.0, margin: int = 2):
         fidx[sel] = len(faces)
         fuv[sel, 0] = uf - u0
         fuv[sel, 1] = vf - v0
+        cosf[sel] = rf[:, 2]
         faces.append(fv)
     rays = rays.reshape(H, W, 3).astype(np.float32)
-    _MAP_CACHE[key] = (rays, fidx, fuv, faces)
-    return rays, fidx, fuv, [FaceView(**{k: getattr(f, k) for k in f.__dataclass_fields__})
-                             for f in faces]
+    _MAP_CACHE[key] = (rays, fidx, fuv, cosf, faces)
+    return rays, fidx, fuv, cosf, [FaceView(**{k: getattr(f, k) for k in f.__dataclass_fields__})
+                                   for f in faces]
 
 
 # ----------------------------------------------------------------------------- renderer
@@ -721,6 +727,10 @@ class RigRenderer:
 
     # ------------------------------------------------------------------ rig / atlas
     def set_rig(self, rig: Dict[str, CameraCalibration]):
+        with self.ctx:
+            self._set_rig(rig)
+
+    def _set_rig(self, rig: Dict[str, CameraCalibration]):
         old = self.rig
         self.rig = dict(rig)
         same_intr = (set(old) == set(rig) and all(
@@ -731,8 +741,8 @@ class RigRenderer:
         faces_all: List[FaceView] = []
         plans = {}
         for name, cam in self.rig.items():
-            rays, fidx, fuv, faces = plan_faces(cam, self.density)
-            plans[name] = (rays, fidx, fuv, faces)
+            rays, fidx, fuv, cosf, faces = plan_faces(cam, self.density)
+            plans[name] = (rays, fidx, fuv, cosf, faces)
             faces_all.extend(faces)
         max_size = int(self.ctx.info.get("GL_MAX_RENDERBUFFER_SIZE", 16384))
         total = sum(f.w * f.h for f in faces_all)
@@ -753,7 +763,7 @@ class RigRenderer:
         self.faces = faces_all
         self.maps = {}
         for name, cam in self.rig.items():
-            rays, fidx, fuv, faces = plans[name]
+            rays, fidx, fuv, cosf, faces = plans[name]
             off = np.array([[f.x0, f.y0] for f in faces], np.float32) if faces else \
                 np.zeros((0, 2), np.float32)
             mx = np.full(fidx.shape, -10.0, np.float32)
@@ -764,8 +774,11 @@ class RigRenderer:
             H, W = cam.height, cam.width
             m1, m2 = cv2.convertMaps(mx.reshape(H, W), my.reshape(H, W), cv2.CV_16SC2)
             ray_z = np.nan_to_num(rays[..., 2], nan=1.0).astype(np.float32)
+            range_scale = (1.0 / cosf).reshape(H, W).astype(np.float32)
+            f_face = faces[0].f if faces else 1.0
             self.maps[name] = CameraMaps(name, W, H, m1, m2, good.reshape(H, W), ray_z, faces,
-                                         bool((ray_z <= 0).any()))
+                                         bool((ray_z <= 0).any()), range_scale,
+                                         1.5 / f_face)
         ctx = self.ctx
         if self.fbo is not None:
             self.fbo.release()
@@ -973,8 +986,9 @@ class RigRenderer:
         (visible pixel counts are always computed)."""
         import time
         t0 = time.perf_counter()
-        self.render_atlas(snap, cameras)
-        self.read_atlas(outputs)
+        with self.ctx:                 # this renderer's context current (several may exist)
+            self.render_atlas(snap, cameras)
+            self.read_atlas(outputs)
         t1 = time.perf_counter()
         names = list(cameras) if cameras is not None else list(self.rig)
         frames = {}
@@ -1001,8 +1015,18 @@ class RigRenderer:
                 total[k] = total.get(k, 0) + c
             depth = rng = None
             if "depth" in outputs or "range" in outputs:
-                rng = cv2.remap(self._buf_range, m.map1, None, cv2.INTER_NEAREST,
+                # inverse face depth is affine in face pixels on any plane, so bilinear
+                # interpolation is exact on surfaces; at depth edges (a jump between samples
+                # larger than a plane ~0.5 m from the lens makes) keep the nearest sample
+                invz = cv2.remap(self._buf_range, m.map1, None, cv2.INTER_NEAREST,
+                                 borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+                lin = cv2.remap(self._buf_range, m.map1, m.map2, cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
+                with np.errstate(invalid="ignore"):
+                    smooth = np.abs(lin - invz) < m.edge_invz
+                np.copyto(invz, lin, where=smooth)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    rng = m.range_scale / invz          # 1/0 -> inf (sky)
                 depth = rng * m.ray_z
                 if m.wide:       # rays beyond 90 deg: inf * (z <= 0) would not be +inf
                     np.copyto(depth, rng, where=np.isinf(rng))

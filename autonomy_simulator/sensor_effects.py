@@ -96,7 +96,8 @@ class SensorEffects:
               yaw_rate: float = 0.0) -> np.ndarray:
         cfg = self.config
         img = rgb.astype(np.float32)
-        if cfg.motion_blur and range_img is not None and (abs(speed) > 1e-3 or abs(yaw_rate) > 1e-4):
+        moving = abs(speed) > 1e-3 or abs(yaw_rate) > 1e-4
+        if cfg.motion_blur and range_img is not None and moving:
             flow = self.motion_flow(cam, range_img, speed, yaw_rate, cfg.exposure_time)
             H, W = flow.shape[:2]
             u0, v0 = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
