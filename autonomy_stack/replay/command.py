@@ -59,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="topics (fnmatch patterns) to record (default: every topic in the "
                         "graph that the bag does not hold); topics named without wildcards "
                         "must have a publisher before playback starts")
+    p.add_argument("--record-exclude", nargs="*", default=["/cameras/*/image_rect"],
+                   metavar="PATTERN",
+                   help="output topics not to record (default: /cameras/*/image_rect, the "
+                        "rectified images, ~300 MB per second of sim time); give no pattern "
+                        "to record everything")
     p.add_argument("--topics", nargs="+", default=None, metavar="PATTERN",
                    help="bag topics to play (default: all)")
     p.add_argument("--exclude", nargs="+", default=(), metavar="PATTERN",
@@ -177,6 +182,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          topics=args.topics, exclude=args.exclude, wait_for=wait_for,
                          wait_timeout=args.wait, settle=args.settle, tail=args.tail,
                          record_path=record, record_topics=args.record_topics,
+                         record_exclude=args.record_exclude,
                          qos_depth=max(1, args.qos_depth))
 
     runner = None

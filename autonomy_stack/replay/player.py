@@ -44,6 +44,7 @@ class ReplayOptions:
     clock_hz: float = 100.0
     record_path: Optional[Path] = None
     record_topics: Optional[Sequence[str]] = None   # patterns (None: all graph outputs)
+    record_exclude: Sequence[str] = ()              # patterns not recorded
     qos_depth: int = 10
 
 
@@ -206,7 +207,9 @@ class Player:
         for topic, types in names:
             if (topic in self._rec_subs or topic in self.bag.topics or topic in IGNORED_OUTPUTS
                     or topic in self.stats.record_skipped or not types
-                    or not _match(topic, self.opt.record_topics)):
+                    or not _match(topic, self.opt.record_topics)
+                    or (self.opt.record_exclude and _match(topic, self.opt.record_exclude)
+                        and topic not in (self.opt.record_topics or ()))):
                 continue
             infos = self.node.get_publishers_info_by_topic(topic)
             infos = [i for i in infos if i.node_name != self.node.get_name()]
