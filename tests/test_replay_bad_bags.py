@@ -182,3 +182,24 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     bad.write_text("default: {abs: -1}\n")
     assert C.main([str(bag), "--reference", str(bag), "--tolerances", str(bad)]) == C.EXIT_USAGE
     assert "abs: expected a number >= 0" in capsys.readouterr().err
+
+
+def test_topic_the_graph_needs_but_nobody_provides_is_a_warning(tmp_path, capsys):
+    import rclpy
+    from nav_msgs.msg import Odometry
+    from rclpy.context import Context
+    bag = _write_custom(tmp_path, "plain")
+    ctx = Context()
+    rclpy.init(args=[], context=ctx)
+    node = rclpy.create_node("unfed_listener", context=ctx)
+    node.create_subscription(Odometry, "/test/unfed", lambda _m: None, 10)
+    try:
+        code, err, rep = _replay(bag, tmp_path, capsys, "--wait", "2.5")
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+    assert code == 0
+    assert "warning: unfed_topic [/test/unfed]: subscribed by unfed_listener" in err
+    assert {"kind": "unfed_topic", "topic": "/test/unfed",
+            "message": "subscribed by unfed_listener but neither in the bag nor published "
+                       "by a running node"} in rep["problems"]

@@ -15,7 +15,8 @@ Exit codes (when several apply, the first in this list wins):
      messages, a publish failed, a --wait-for topic never got a subscriber, or a
      --record-topics topic (named without wildcards) never got a publisher
   130 interrupted (Ctrl-C); the output bag is closed and valid
-  0  everything replayed and delivered (out-of-order stamps are reported as warnings)
+  0  everything replayed and delivered (warnings: out-of-order stamps; "unfed" topics
+     that a running node subscribes to but neither the bag nor a node provides)
 """
 from __future__ import annotations
 
@@ -249,7 +250,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     for p in bag.problems[n_open_problems:]:
         err(f"replay: bag problem: {p}")
     for p in stats.problems:
-        err(f"replay: {'warning' if p.kind == 'out_of_order' else 'problem'}: {p}")
+        err(f"replay: {'warning' if p.kind in ('out_of_order', 'unfed_topic') else 'problem'}"
+            f": {p}")
     log(f"replay: played {stats.messages} messages ({stats.played_bytes / 1e6:.1f} MB) in "
         f"{stats.wall_s:.2f} s; recorded {sum(stats.recorded.values())} messages on "
         f"{len(stats.recorded)} topics" + (f" into {record}" if record else ""))

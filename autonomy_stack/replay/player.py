@@ -291,6 +291,28 @@ class Player:
             time.sleep(0.05)
         self.stats.wait_s = time.monotonic() - t0
         self.stats.had_subscribers = sorted(last_matched or ())
+        self._find_unfed_topics()
+
+    def _find_unfed_topics(self):
+        """Topics the running graph subscribes to that neither the bag nor any node
+        provides (a warning: e.g. closed-loop inputs during an open-loop replay)."""
+        me = self.node.get_name()
+        try:
+            names = self.node.get_topic_names_and_types()
+        except Exception:
+            return
+        for topic, _types in names:
+            if topic in self.bag.topics or topic in IGNORED_OUTPUTS:
+                continue
+            subs = [i for i in self.node.get_subscriptions_info_by_topic(topic)
+                    if i.node_name != me]
+            pubs = [i for i in self.node.get_publishers_info_by_topic(topic)
+                    if i.node_name != me]
+            if subs and not pubs:
+                who = sorted({i.node_name for i in subs})
+                self.stats.problems.append(BagProblem(
+                    "unfed_topic", f"subscribed by {', '.join(who)} but neither in the bag "
+                    "nor published by a running node", topic))
 
     # ------------------------------------------------------------ play
     def run(self) -> ReplayStats:
