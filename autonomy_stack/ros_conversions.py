@@ -118,7 +118,12 @@ def numpy_to_image(img: np.ndarray, encoding: str, stamp=None, frame_id: str = "
     msg.step = int(img.shape[1] * ch * img.itemsize)
     a = array.array("B")
     a.frombytes(memoryview(img).cast("B"))
-    msg.data = a
+    # The generated setter copies the array again (array.array('B', value)) whenever field
+    # checks are off; the array is already of the right type, so store it directly.
+    if hasattr(msg, "_data"):
+        msg._data = a
+    else:
+        msg.data = a
     return msg
 
 
