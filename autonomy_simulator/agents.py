@@ -144,6 +144,12 @@ class Path:
                 s_stop, d_stop = geo.project(self.points, self.s, q)
                 if abs(d_stop[0]) < 1.0:
                     self.stops.append((lid, float(s_stop[0])))
+        self.junction_spans = []               # [(connector lane id, s_start, s_end)]
+        for lid in dict.fromkeys(int(i) for i in self.lane_ids):
+            if world.lanes[lid].in_junction:
+                idx = np.nonzero(self.lane_ids == lid)[0]
+                s0 = float(self.s[max(idx[0] - 1, 0)])
+                self.junction_spans.append((lid, s0, float(self.s[idx[-1]])))
         self.kappa = np.abs(geo.curvature(self.points))
         self.headings = geo.headings(self.points)
         self.h_unwrapped = np.unwrap(self.headings)
@@ -230,6 +236,7 @@ class VehicleAgent(Agent):
         self.cut_in_direction = cut_in_direction
         self.stop_state: Dict[float, Tuple[str, float]] = {}   # stop s -> (state, t)
         self.passed_stops: set = set()
+        self.granted: set = set()              # junction connectors this agent committed to
         self.nudging = False
         self.yielding = False
         self.rng = np.random.default_rng(seed)
@@ -402,7 +409,41 @@ class VehicleAgent(Agent):
         self.path = new
         self.s, self.d = float(s[0]), float(d[0])
         self.lc = (t, self.d)
-        self.passed_stops, self.stop_state = set(), {}
+        self.passed_stops, self.stop_state, self.granted = set(), {}, set()
+
+    def _may_pull_over(self) -> bool:
+        """Only at the right edge of the road and away from junctions."""
+        if self.world.lanes[self.path.lane_at(self.s)].right is not None:
+            return False
+        span = self.next_connector()
+        return span is None or span[1] - self.s > 30.0
+
+    def next_connector(self) -> Optional[Tuple[int, float, float]]:
+        """(connector id, s_start, s_end) of the next junction connector not yet left."""
+        for span in self.path.junction_spans:
+            if span[2] > self.s - 0.5 * self.length:
+                return span
+        return None
+
+    def _junction_gap(self, t: float, sim) -> Optional[float]:
+        """Gap to the junction entry while entering would conflict (None: may go)."""
+        span = self.next_connector()
+        if span is None:
+            return None
+        cid, s0, s1 = span
+        if cid in self.granted:
+            return None
+        dist = s0 - self.s - 0.5 * self.length
+        if dist < -1.0:              # already inside: go on
+            self.granted.add(cid)
+            return None
+        if dist > 40.0:
+            return None
+        if sim.may_enter(self, cid):
+            if dist < 3.0 + self.speed ** 2 / (2.0 * self.p.b):
+                self.granted.add(cid)          # committed: others now yield to us
+            return None
+        return max(dist, 0.0) + self.p.s0
 
     def decide(self, t: float, dt: float, sim) -> float:
         """Behaviour: update the lateral target / lane change; return the acceleration."""
@@ -414,7 +455,7 @@ class VehicleAgent(Agent):
         if self.lc is None:
             self.d_target = self._nudge(self._in_corridor([e for e in seen if e[2].is_static], 0.0, 40.0),
                                         movers)
-            if self.d_target == 0.0 and self.pull_over_room > 0.0:
+            if self.d_target == 0.0 and self.pull_over_room > 0.0 and self._may_pull_over():
                 ahead = {e[2].id: e for e in movers}
                 if self.pull_for is not None and self.pull_for not in ahead:
                     self.pull_for = None          # it has passed: back to the lane centre
@@ -447,6 +488,8 @@ class VehicleAgent(Agent):
         if crawl:
             acc = min(acc, idm_accel(self.speed, 3.0, None, 0.0, self.p))
         gstop = self._stop_line_gap(t, sim)
+        if gstop is None:
+            gstop = self._junction_gap(t, sim)
         if gstop is not None:
             acc = min(acc, self._idm_from([(gstop, 0.0)]))
         self.leader_gap = leaders[0][0] if leaders else None
@@ -527,6 +570,26 @@ class PedestrianAgent(Agent):
                 return False
         return True
 
+    def _blocked(self, sim) -> bool:
+        """A vehicle / obstacle right in front of the walking direction: stand still."""
+        _, _, h = geo.interpolate(self.points, self.s_cum, self.s)
+        c, sn = math.cos(h), math.sin(h)
+        for a in sim.actors(exclude=self.id):
+            if not (a.is_vehicle or a.is_static):
+                continue
+            dx, dy = a.x - self.x, a.y - self.y
+            ahead = dx * c + dy * sn
+            if ahead <= 0.0 or dx * dx + dy * dy > (0.5 * a.length + 3.0) ** 2:
+                continue
+            # distance from the walking line to the box (in the box frame)
+            ca, sa = math.cos(a.yaw), math.sin(a.yaw)
+            for k in (0.6, 1.2):
+                px, py = self.x + k * c - a.x, self.y + k * sn - a.y
+                lx, ly = px * ca + py * sa, -px * sa + py * ca
+                if abs(lx) < 0.5 * a.length + 0.3 and abs(ly) < 0.5 * a.width + 0.3:
+                    return True
+        return False
+
     def step(self, t: float, dt: float, sim):
         if not self.active:
             return
@@ -535,6 +598,8 @@ class PedestrianAgent(Agent):
             at_kerb = self.s < self.road_span[0] and self.s + 0.8 >= self.road_span[0]
             v = self.v_walk
             if at_kerb and self.wait_for_gap and not self._gap_ok(sim):
+                v = 0.0
+            elif self._blocked(sim):
                 v = 0.0
         s_new = min(self.s + v * dt, float(self.s_cum[-1]))
         v = (s_new - self.s) / dt

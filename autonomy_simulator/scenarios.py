@@ -109,11 +109,12 @@ def narrow_street_oncoming(seed: int = 0, oncoming: str = "yield", ego_speed: fl
                    autopilot=autopilot, driver=driver, description=narrow_street_oncoming.__doc__)
 
 
-def double_lane_change_left_turn(seed: int = 0, density: float = 0.6, autopilot: bool = True,
+def double_lane_change_left_turn(seed: int = 0, density: float = 0.5, autopilot: bool = True,
                                  ego_speed: float = 10.0) -> Scenario:
-    """Ego on the rightmost of three incoming lanes must make two back-to-back lane changes
-    to reach the left-turn lane before the intersection, in dense traffic."""
-    w = worlds.intersection(seed, lanes=3, arm_length=160.0, stop="all_way")
+    """Ego on the rightmost of three incoming lanes of the priority road must make two
+    back-to-back lane changes to reach the left-turn lane before the intersection, in dense
+    traffic, then turn left across oncoming traffic (the crossing road has stop lines)."""
+    w = worlds.intersection(seed, lanes=3, arm_length=160.0, stop="minor")
     rng = np.random.default_rng(seed + 1)
     inc = w.params["incoming"]["west"]           # travelling +x; inc[0] is the left-turn lane
     route_in = [inc[2], inc[1], inc[0]]
@@ -145,7 +146,7 @@ def intersection_occlusion(seed: int = 0, crossing_cars: int = 6, pedestrians: i
     agents += _traffic(w, rng, 2, inc["north"], 50, s_range=(30.0, 1e9), speed_frac=(0.3, 0.6))
     H, sd = w.params["half_width"], w.params["stop_distance"]
     for k in range(pedestrians):     # crossing the north arm on its crosswalk
-        y = 0.5 * (H + sd) + float(rng.uniform(-0.6, 0.6))
+        y = 0.5 * (H + sd) + (0.6 if k % 2 == 0 else -0.6) + float(rng.uniform(-0.2, 0.2))
         x0 = -(H + 2.0) if k % 2 == 0 else H + 2.0
         agents.append(PedestrianAgent(200 + k, np.array([[x0, y], [-x0, y]]),
                                       speed=float(rng.uniform(1.1, 1.6)),
@@ -178,8 +179,8 @@ def parking_lot(seed: int = 0, occupancy: float = 0.75, target_bay: Optional[int
 
 def highway_cut_in(seed: int = 0, cut_in_time: float = 3.0, cut_in_gap: float = 15.0,
                    relative_speed: float = -3.0, traffic: int = 6, autopilot: bool = True) -> Scenario:
-    """Three-lane highway; a car in the left lane, `cut_in_gap` m ahead of the ego and
-    `relative_speed` faster/slower, cuts into the ego's lane at `cut_in_time`."""
+    """Three-lane highway; a car in the left lane, `relative_speed` faster/slower than the
+    ego, cuts into the ego's lane at `cut_in_time`, `cut_in_gap` m (centre to centre) ahead."""
     w = worlds.road(seed, length=700.0, lanes_forward=3, lanes_backward=2, curved=True,
                     max_curvature=1 / 600, speed_limit=30.0, curbs=False)
     rng = np.random.default_rng(seed + 1)
@@ -189,7 +190,9 @@ def highway_cut_in(seed: int = 0, cut_in_time: float = 3.0, cut_in_gap: float = 
     v_ego = 25.0
     ego_s = 20.0
     vehicle = VehicleParams()
-    cutter = make_car(1, w, [left_lane], s=ego_s + vehicle.center_offset + cut_in_gap,
+    # placed so that the centre-to-centre gap is `cut_in_gap` when the cut-in starts
+    cutter = make_car(1, w, [left_lane], s=ego_s + vehicle.center_offset + cut_in_gap
+                      - relative_speed * cut_in_time,
                       speed=v_ego + relative_speed, rng=rng,
                       params=DriverParams(v0=v_ego + relative_speed, lane_changes=False, T=0.8),
                       cut_in_time=cut_in_time, cut_in_direction="right")
@@ -216,7 +219,7 @@ def pedestrian_crossing(seed: int = 0, pedestrians: int = 3, crossing_x: float =
     half = lw + 0.6
     agents = []
     for k in range(pedestrians):
-        x = crossing_x + float(rng.uniform(-1.5, 1.5))
+        x = crossing_x - 1.5 + 3.0 * k / max(pedestrians - 1, 1) + float(rng.uniform(-0.2, 0.2))
         side = -1 if k % 2 == 0 else 1
         y0 = side * (half + 2.0)
         agents.append(PedestrianAgent(1 + k, np.array([[x, y0], [x, -y0]]),
@@ -249,11 +252,19 @@ def random_scenario(seed: int = 0, traffic: Optional[int] = None, autopilot: boo
     n = int(rng.integers(3, 15)) if traffic is None else traffic
     lanes = [lid for lid, ln in w.lanes.items() if not ln.in_junction]
     agents = _traffic(w, rng, n, lanes, 1, avoid=[(ego_lane, ego_s)], min_gap=15.0)
-    for k in range(int(rng.integers(0, 4))):          # pedestrians walking across / along
+    statics = np.array([[o.x, o.y] for o in w.static_objects]).reshape(-1, 2)
+    peds = []
+    for k in range(int(rng.integers(0, 4))):          # pedestrians walking across the road
         x, y, h = w.lanes[lanes[int(rng.integers(len(lanes)))]].pose_at(float(rng.uniform(5, 40)))
         a = h + math.pi / 2 * (1 if rng.random() < 0.5 else -1)
         p0 = np.array([x - 8 * math.cos(a), y - 8 * math.sin(a)])
-        agents.append(PedestrianAgent(500 + k, np.stack([p0, p0 + 16 * np.array([math.cos(a), math.sin(a)])]),
+        line = geo.resample(np.stack([p0, p0 + 16 * np.array([math.cos(a), math.sin(a)])]), 0.5)
+        if len(statics) and np.min(np.hypot(*(line[:, None, :] - statics[None]).transpose(2, 0, 1))) < 3.5:
+            continue                                   # would walk through a parked car / pole
+        if any(np.min(np.hypot(*(line[:, None, :] - q[None]).transpose(2, 0, 1))) < 1.5 for q in peds):
+            continue
+        peds.append(line)
+        agents.append(PedestrianAgent(500 + k, line[[0, -1]],
                                       speed=float(rng.uniform(0.9, 1.7)),
                                       start_time=float(rng.uniform(0, 6)), road_span=(4.0, 12.0)))
     speed = w.lanes[ego_lane].speed_limit * float(rng.uniform(0.3, 0.8))

@@ -173,6 +173,68 @@ class Simulation:
                 return False
         return True
 
+    def _connector_distances(self) -> Dict[Tuple[int, int], float]:
+        """Minimum distance between every pair of junction connector centrelines."""
+        if getattr(self, "_conn_dist", None) is None:
+            conns = [l for l in self.world.lanes.values() if l.in_junction]
+            out = {}
+            for i, a in enumerate(conns):
+                for b in conns[i + 1:]:
+                    d = np.hypot(*(a.centerline[:, None, :] - b.centerline[None, :, :]).transpose(2, 0, 1))
+                    out[(a.id, b.id)] = out[(b.id, a.id)] = float(d.min())
+            self._conn_dist = out
+        return self._conn_dist
+
+    @staticmethod
+    def _conflict_distance(len_a: float, len_b: float) -> float:
+        """Connector paths closer than this conflict (long vehicles sweep wider in turns)."""
+        return 3.0 + 0.3 * max(0.0, max(len_a, len_b) - 5.0)
+
+    def _deciders(self) -> List[VehicleAgent]:
+        out = [a for a in self.agents if isinstance(a, VehicleAgent) and a.active]
+        if self.autopilot is not None:
+            out.append(self.autopilot.brain)
+        return out
+
+    def may_enter(self, agent: VehicleAgent, connector: int) -> bool:
+        """May `agent` enter junction connector `connector` now? Not while a vehicle is in
+        (or committed to) a conflicting connector; a left turn / a stop-line approach
+        also yields to priority traffic on a conflicting connector arriving soon."""
+        w = self.world
+        cdist = self._connector_distances()
+        me_lane = w.lanes[w.lanes[connector].predecessors[0]] if w.lanes[connector].predecessors else None
+        me_minor = me_lane is not None and me_lane.stop_line_s is not None
+        me_left = w.lanes[connector].turn == "left"
+        for other in self._deciders():
+            if other is agent:
+                continue
+            span = other.next_connector()
+            if span is None:
+                continue
+            cid, s0, _ = span
+            if cid != connector and cdist.get((cid, connector), 1e9) >= \
+                    self._conflict_distance(agent.length, other.length):
+                continue
+            if cid == connector:
+                continue                          # same connector: plain car following
+            dist = s0 - other.s - 0.5 * other.length
+            if cid in other.granted or dist < -0.5:
+                return False                      # inside or committed
+            src = w.lanes[cid].predecessors[0] if w.lanes[cid].predecessors else None
+            other_minor = src is not None and w.lanes[src].stop_line_s is not None
+            yields = me_minor and not other_minor or \
+                (me_minor == other_minor and me_left and w.lanes[cid].turn != "left")
+            if yields and not other_minor and dist / max(other.speed, 0.1) < agent.p.gap_time:
+                return False
+            if yields and other_minor and dist < 2.0 and other.speed < 0.5:
+                continue
+        if self.autopilot is None and w.junction is not None:
+            eo = self.ego_object()
+            box = w.junction + np.sign(w.junction) * 1.0
+            if geo.point_in_polygon(np.array([[eo.x, eo.y]]), box)[0] and agent.id != EGO_ID:
+                return False
+        return True
+
     # ------------------------------------------------------------------ stepping
     def apply_command(self, cmd: ControlCommand) -> None:
         if not command_is_finite(cmd):
