@@ -223,7 +223,11 @@ def run_closed_loop(route: Route, cfg: ControllerConfig, duration: float,
             states.append(ego)
         plant.apply(cmd)
         now = (i + 1) * dt
-        if stop_at_end and pr.s >= seg.length - 1.0:
+        # end of the run: the route's end; for a route that does not end at standstill,
+        # as soon as the planner's trajectories get cut short by it (the road "ends")
+        open_end = abs(route.speed[-1]) > 0.5
+        t_left = route.t[-1] - float(np.interp(pr.s, route.s, route.t))
+        if stop_at_end and (pr.s >= seg.length - 1.0 or open_end and t_left < planner.horizon):
             n = i + 1
             break
     o = {k: v[:n] for k, v in out.items()}

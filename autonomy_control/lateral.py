@@ -51,7 +51,10 @@ class MPCConfig:
     eps: float = 1e-4
 
 
-class LateralMPC:
+class LateralMPCSparse:
+    """Reference implementation: the same QP in sparse (states + inputs) form, always
+    solved by OSQP. Slower (ADMM iterations every step); kept as the oracle that the
+    condensed `LateralMPC` is checked against in the tests."""
     NX = 3  # e_y, e_psi, delta
 
     def __init__(self, vp: VehicleParams = VehicleParams(), cfg: MPCConfig = MPCConfig()):
@@ -200,6 +203,128 @@ class LateralMPC:
 
     def reset(self) -> None:
         self.last_solution = None
+
+
+class LateralMPC:
+    """Condensed LTV MPC over the steering commands U (N values).
+
+    The predicted errors are affine in U (X = free response + Gamma U, built by one
+    recursion over the horizon). The unconstrained optimum is one Cholesky solve of an NxN
+    system; when it satisfies the steering angle and rate constraints it *is* the
+    constrained optimum. Otherwise OSQP solves the constrained QP (the constraint matrix
+    is constant: the actuator part of the model is time-invariant)."""
+    NX = 3
+
+    def __init__(self, vp: VehicleParams = VehicleParams(), cfg: MPCConfig = MPCConfig()):
+        import osqp
+        self.vp, self.cfg = vp, cfg
+        N, dt = cfg.horizon, cfg.dt
+        self.N = N
+        tau = max(vp.steer_time_constant, 1e-3)
+        self.a = math.exp(-dt / tau)
+        self.beta = (tau / dt) * (1.0 - self.a)
+        self.du_max = vp.max_steer_rate * max(tau, 0.02)
+        # delta_k = a^k delta_0 + sum_j (1-a) a^(k-1-j) u_j  (k = 0..N-1): constant matrix
+        Gd = np.zeros((N, N))
+        for k in range(1, N):
+            Gd[k] = self.a * Gd[k - 1]
+            Gd[k, k - 1] += 1.0 - self.a
+        self.Gd = Gd
+        self.ak = self.a ** np.arange(N)
+        D = np.eye(N) - np.eye(N, k=-1)
+        self.R = cfg.r_steer * np.eye(N) + cfg.r_steer_rate * (D.T @ D)
+        w = np.ones(N)
+        w[-1] = cfg.q_terminal
+        self.wy, self.wp = cfg.q_lateral * w, cfg.q_heading * w
+        # constrained fallback: OSQP on the condensed QP, dense P pattern (upper triangle)
+        self.iu = np.triu_indices(N)
+        P0 = sp.csc_matrix(np.triu(np.ones((N, N))))
+        A = sp.csc_matrix(np.vstack([np.eye(N), np.eye(N) - Gd]))
+        self.solver = osqp.OSQP()
+        self.solver.setup(P0, np.zeros(N), A, -np.ones(2 * N), np.ones(2 * N), verbose=False,
+                          warm_starting=True, polishing=True, eps_abs=1e-6, eps_rel=1e-6,
+                          max_iter=4000)
+        # CSC order of the upper-triangle entries (column-major): map from H
+        self._P_rows, self._P_cols = P0.nonzero()
+        order = np.lexsort((self._P_rows, self._P_cols))
+        self._P_rows, self._P_cols = self._P_rows[order], self._P_cols[order]
+        self.last_status = ""
+        self.constrained_solves = 0
+        self.predicted_lateral = np.zeros(N + 1)
+
+    def _prediction(self, c: "LateralContext"):
+        cfg, N, dt, L = self.cfg, self.N, self.cfg.dt, self.vp.wheelbase
+        seg = c.seg
+        kk = np.arange(N)
+        v0 = c.speed
+        blend = np.minimum(1.0, kk * dt / max(cfg.speed_blend_s, 1e-3))
+        vr = seg.speed_at(c.proj.s + abs(v0) * dt * kk)
+        v = v0 + (vr - v0) * blend
+        s = c.proj.s + np.concatenate(([0.0], np.cumsum(np.abs(v) * dt)))
+        kap = seg.curvature_at(0.5 * (s[:-1] + s[1:]))
+        dr = np.clip(np.arctan(L * kap), -self.vp.max_steer, self.vp.max_steer)
+        gdt = v / (L * np.cos(dr) ** 2) * dt
+        b, a = self.beta, self.a
+        # per-step A_k, B_k, d_k
+        A = np.zeros((N, 3, 3))
+        A[:, 0, 0] = 1.0
+        A[:, 0, 1] = v * dt
+        A[:, 0, 2] = 0.5 * v * dt * gdt * b
+        A[:, 1, 0] = -v * kap * kap * dt
+        A[:, 1, 1] = 1.0
+        A[:, 1, 2] = gdt * b
+        A[:, 2, 2] = a
+        B = np.stack([0.5 * v * dt * gdt * (1 - b), gdt * (1 - b), np.full(N, 1 - a)], 1)
+        d = np.stack([-0.5 * v * dt * gdt * dr, -gdt * dr, np.zeros(N)], 1)
+        # free response and input response of e_y, e_psi at k = 1..N
+        G = np.zeros((N + 1, 3, N))
+        xf = np.zeros((N + 1, 3))
+        xf[0] = (c.proj.lateral, c.proj.heading, c.steer)
+        for k in range(N):
+            Ak = A[k]
+            xf[k + 1] = Ak @ xf[k] + d[k]
+            G[k + 1] = Ak @ G[k]
+            G[k + 1, :, k] += B[k]
+        return dr, xf, G
+
+    def compute(self, c: "LateralContext") -> float:
+        cfg, N = self.cfg, self.N
+        dr, xf, G = self._prediction(c)
+        Gy, Gp = G[1:, 0, :], G[1:, 1, :]
+        H = (Gy.T * self.wy) @ Gy + (Gp.T * self.wp) @ Gp + self.R
+        f = Gy.T @ (self.wy * xf[1:, 0]) + Gp.T @ (self.wp * xf[1:, 1]) - cfg.r_steer * dr
+        f[0] -= cfg.r_steer_rate * c.steer_cmd_prev
+        try:
+            U = -np.linalg.solve(H, f)
+        except np.linalg.LinAlgError:
+            U = None
+        d0 = self.ak * c.steer                           # free response of delta_k
+        ms, du = self.vp.max_steer, self.du_max
+        feasible = U is not None and np.all(np.isfinite(U))
+        if feasible:
+            rate = U - (self.Gd @ U + d0)
+            feasible = (np.max(np.abs(U)) <= ms + 1e-9 and np.max(np.abs(rate)) <= du + 1e-9)
+        if feasible:
+            self.last_status = "unconstrained"
+        else:
+            self.constrained_solves += 1
+            Hs = 2.0 * H
+            self.solver.update(Px=Hs[self._P_rows, self._P_cols], q=2.0 * f,
+                               l=np.concatenate((np.full(N, -ms), d0 - du)),
+                               u=np.concatenate((np.full(N, ms), d0 + du)))
+            res = self.solver.solve(raise_error=False)
+            st = res.info.status
+            self.last_status = st
+            if res.x is None or not np.all(np.isfinite(res.x)) or st not in (
+                    "solved", "solved inaccurate", "maximum iterations reached"):
+                raise RuntimeError(f"MPC: OSQP {st}")
+            U = res.x
+        self.predicted_lateral = np.concatenate(([xf[0, 0]], xf[1:, 0] + Gy @ U))
+        self.last_solution = U
+        return float(U[0])
+
+    def reset(self) -> None:
+        pass
 
 
 @dataclass

@@ -133,3 +133,29 @@ def test_longitudinal_feedforward_and_pid_track_a_speed_ramp():
     pid = LongitudinalPID(LongitudinalConfig())
     a = pid.compute(0.0, -1.0, -0.5, -1, dt, 0.0)
     assert a < 0 and pid.gear == -1
+
+
+@pytest.mark.parametrize("lateral,heading,steer", [(0.05, 0.01, 0.0), (-0.2, 0.02, 0.05),
+                                                   (1.5, -0.1, 0.0)])
+def test_condensed_mpc_matches_the_sparse_osqp_formulation(lateral, heading, steer):
+    """The fast path (unconstrained Cholesky solve, OSQP only when a constraint binds) gives
+    the same command as the full sparse QP solved by OSQP; the last case binds the
+    steering-rate constraint."""
+    from autonomy_control.lateral import (LateralContext, LateralMPC, LateralMPCSparse,
+                                          MPCConfig)
+    from autonomy_control.reference import PathSegment, Projection
+    road = curvy_road(length=200.0, v_max=15.0, seed=4, v_start=15.0)
+    seg = road.segment()
+    s0 = 120.0
+    x, y, yaw = seg.point_at(s0)
+    ctx = LateralContext(seg=seg, proj=Projection(s0, lateral, heading, 0, 0, 0, abs(lateral)),
+                         x=x, y=y, yaw=yaw, speed=12.0, steer=steer, steer_cmd_prev=steer,
+                         dt=0.02)
+    fast = LateralMPC(VehicleParams(), MPCConfig())
+    ref = LateralMPCSparse(VehicleParams(), MPCConfig(eps=1e-7, max_iter=20000))
+    u_fast, u_ref = fast.compute(ctx), ref.compute(ctx)
+    assert u_fast == pytest.approx(u_ref, abs=2e-4)
+    assert np.allclose(fast.predicted_lateral, ref.predicted_lateral, atol=2e-3)
+    if abs(lateral) > 1.0:
+        assert fast.last_status != "unconstrained"
+        assert abs(u_fast - steer) <= fast.du_max + 1e-6
