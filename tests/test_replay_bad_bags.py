@@ -203,3 +203,31 @@ def test_topic_the_graph_needs_but_nobody_provides_is_a_warning(tmp_path, capsys
     assert {"kind": "unfed_topic", "topic": "/test/unfed",
             "message": "subscribed by unfed_listener but neither in the bag nor published "
                        "by a running node"} in rep["problems"]
+
+
+def test_sigterm_stops_replay_with_130_and_a_valid_output_bag(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    bag = write_synthetic_bag(tmp_path / "long", duration=6.0, odom_hz=20, cameras=(),
+                              ground_truth=False)
+    out = tmp_path / "out.mcap"
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import sys; from autonomy_stack.replay import main; "
+                             "sys.exit(main(sys.argv[1:]))", str(bag), "--record", str(out),
+                             "--wait", "0.2", "--settle", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    line = ""
+    while "playback started" not in line and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.communicate(timeout=20)[0]
+    assert proc.returncode == C.EXIT_INTERRUPTED, rest
+    assert "interrupted; closing the output bag" in rest
+    # OUT.mcap -> rosbag2 directory OUT/ with OUT.mcap; closed (metadata written), readable
+    assert (tmp_path / "out" / "metadata.yaml").exists() and (tmp_path / "out" / "out.mcap").exists()
+    BagReader(tmp_path / "out").close()

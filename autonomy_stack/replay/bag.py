@@ -161,6 +161,9 @@ class BagReader:
         raise BagError(f"{self.path}: not a rosbag2 (expected a bag directory, .mcap or .db3)")
 
     def _open(self) -> None:
+        if (not self.path.exists() and self.path.suffix == ".mcap"
+                and self.path.with_suffix("").is_dir()):
+            self.path = self.path.with_suffix("")      # `record --out X.mcap` wrote X/
         if not self.path.exists():
             raise BagError(f"{self.path}: no such bag")
         self._files = self._storage_files()

@@ -21,7 +21,7 @@ Exit codes (when several apply, the first in this list wins):
 from __future__ import annotations
 
 import argparse
-import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -55,7 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start the graph of this mode (config/graph.yaml) with use_sim_time "
                         "for the replay and stop it afterwards; default: use the running graph")
     p.add_argument("--record", metavar="OUT", default=None,
-                   help="record the graph's outputs into this new rosbag2 (MCAP) directory")
+                   help="record the graph's outputs into this new rosbag2 (MCAP) directory "
+                        "(OUT.mcap -> directory OUT/ holding OUT.mcap, as the simulator's "
+                        "recorder does)")
     p.add_argument("--record-topics", nargs="+", default=None, metavar="PATTERN",
                    help="topics (fnmatch patterns) to record (default: every topic in the "
                         "graph that the bag does not hold); topics named without wildcards "
@@ -111,6 +113,10 @@ def _graph_subscribed_topics(mode: str) -> List[str]:
             if t not in out:
                 out.append(t)
     return out
+
+
+def _raise_interrupt(*_):
+    raise KeyboardInterrupt
 
 
 def exit_code_for(codes: Sequence[int]) -> int:
@@ -170,6 +176,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             tmp = tempfile.TemporaryDirectory(prefix="replay_")
             record = Path(tmp.name) / "output_bag"
+    if record is not None and record.suffix == ".mcap":
+        record = record.with_suffix("")     # rosbag2 directory X/ holding X.mcap (+ metadata)
     if record is not None and record.exists():
         err(f"replay: output bag {record} exists already; choose a new path")
         return EXIT_USAGE
@@ -218,6 +226,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{(bag.end_ns - bag.start_ns) * 1e-9:.2f} s, {len(bag.topics)} topics) at rate "
         f"{args.rate if args.rate > 0 else 'max'}")
     player = Player(bag, opts, log=log)
+    old_term = None
+    try:   # SIGTERM ends the replay like Ctrl-C: the output bag is closed properly
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:      # not the main thread
+        pass
     try:
         stats = player.run()
     except Exception as exc:
@@ -226,7 +239,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             runner.stop()
         return EXIT_GRAPH
     finally:
-        pass
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     if runner is not None:
         try:
             runner.stop()

@@ -321,15 +321,18 @@ class Player:
             raise RuntimeError("bag holds no readable message")
         start_ns = bag.start_ns + int(round(opt.start * 1e9))
         stop_ns = None if opt.duration is None else start_ns + int(round(opt.duration * 1e9))
-        self._setup()
-        tracker = StampOrderTracker({n: t.msgtype for n, t in bag.topics.items()},
-                                    self._recorder.typestore if self._recorder else
-                                    bag.typestore())
         had_subs = set()
         wall0 = None
+        tracker = None
         try:
+            self._setup()
+            tracker = StampOrderTracker({n: t.msgtype for n, t in bag.topics.items()},
+                                        self._recorder.typestore if self._recorder else
+                                        bag.typestore())
             self._wait_for_subscribers(start_ns)
             had_subs.update(self.stats.had_subscribers)
+            self.log(f"replay: playback started after {self.stats.wait_s:.2f} s waiting for "
+                     f"subscribers ({len(had_subs)} bag topics matched)")
             # latched topics recorded before --start are delivered at the start
             if opt.start > 0:
                 latched = [t for t in self.pubs if t in LATCHED_TOPICS]
@@ -377,7 +380,8 @@ class Player:
             self._shutdown()
         self.stats.had_subscribers = sorted(had_subs)
         self.stats.unused_topics = sorted(t for t in self.pubs if t not in had_subs)
-        self.stats.problems.extend(tracker.problems())
+        if tracker is not None:
+            self.stats.problems.extend(tracker.problems())
         return self.stats
 
     def _publish(self, topic, data, had_subs):
@@ -402,18 +406,20 @@ class Player:
 
     def _shutdown(self):
         self._stop.set()
-        try:
-            self._spin_thread.join(timeout=2.0)
-        except Exception:
-            pass
+        thread = getattr(self, "_spin_thread", None)
+        if thread is not None:
+            thread.join(timeout=2.0)
         if self._recorder is not None:
             self._recorder.close()
             self.stats.recorded = dict(self._recorder.counts)
             self.stats.record_skipped.update(self._recorder.skipped)
         try:
-            self.executor.shutdown(timeout_sec=1.0)
-            self.node.destroy_node()
+            if hasattr(self, "executor"):
+                self.executor.shutdown(timeout_sec=1.0)
+            if hasattr(self, "node"):
+                self.node.destroy_node()
         except Exception:
             pass
-        import rclpy
-        rclpy.try_shutdown(context=self.ctx)
+        if hasattr(self, "ctx"):
+            import rclpy
+            rclpy.try_shutdown(context=self.ctx)
