@@ -864,6 +864,9 @@ class RigRenderer:
             self._index_to_id[i + 1] = o.id
         if len(snap.objects) >= 65535:
             raise ValueError("at most 65534 objects per snapshot")
+        self._lut_256 = np.zeros(256, np.int32)
+        n = min(256, len(self._index_to_id))
+        self._lut_256[:n] = self._index_to_id[:n]
         v = object_vertices(snap.objects, snap.object_colors, index_of)
         self._n_obj_vertices = len(v)
         if len(v) == 0:
@@ -1022,15 +1025,17 @@ class RigRenderer:
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
                 lin = cv2.remap(self._buf_range, m.map1, m.map2, cv2.INTER_LINEAR,
                                 borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
-                with np.errstate(invalid="ignore"):
-                    smooth = np.abs(lin - invz) < m.edge_invz
-                np.copyto(invz, lin, where=smooth)
+                smooth = cv2.compare(cv2.absdiff(lin, invz), m.edge_invz, cv2.CMP_LT)
+                cv2.copyTo(lin, smooth, invz)          # NaN compares false: stays nearest
                 with np.errstate(divide="ignore", invalid="ignore"):
-                    rng = m.range_scale / invz          # 1/0 -> inf (sky)
-                depth = rng * m.ray_z
+                    rng = np.divide(m.range_scale, invz)     # 1/0 -> inf (sky)
+                depth = cv2.multiply(rng, m.ray_z)
                 if m.wide:       # rays beyond 90 deg: inf * (z <= 0) would not be +inf
                     np.copyto(depth, rng, where=np.isinf(rng))
-            inst = self._index_to_id[idx] if "instance" in outputs else None
+            inst = None
+            if "instance" in outputs:
+                inst = (cv2.LUT(np.ascontiguousarray(idx), self._lut_256) if n_idx <= 256
+                        else self._index_to_id[idx])
             frames[name] = CameraFrame(name, rgb, depth, rng if "range" in outputs or
                                        "depth" in outputs else None,
                                        sem if "semantic" in outputs else None, inst, vis)
