@@ -122,3 +122,28 @@ def test_replay_starts_graph_mode_with_sim_time_and_writes_report(in_bag, tmp_pa
     assert (rep / "report.md").read_text().startswith("# Replay report")
     assert (rep / "frames" / "topdown_0001.png").exists()
     assert (rep / "frames" / "mosaic_0001.png").exists() and (rep / "replay.gif").exists()
+
+
+@pytest.mark.timeout(90)
+def test_regression_mode_against_a_reference_replay(graph, in_bag, tmp_path, capsys):
+    """Replay twice through the relays: the second run matches the first within the
+    tolerances (exit 0); a shorter replay differs (exit 1) with a readable diff."""
+    from autonomy_stack.replay import main
+    ref = tmp_path / "reference"
+    common = ["--wait-for", "/odom", "--record-topics", "/test/odom_a", "/test/odom_b",
+              "--settle", "0.5", "--tail", "0.3", "--quiet"]
+    assert main([str(in_bag), "--record", str(ref), *common]) == 0
+    tol = tmp_path / "tol.yaml"
+    # relay_b stamps with its own (sim) clock: pair by position, allow 30 ms on the stamp
+    tol.write_text("topics:\n  /test/odom_b:\n    pair: index\n    fields:\n"
+                   "      'header.stamp.*': {abs: 30000000}\n")
+    capsys.readouterr()
+    assert main([str(in_bag), "--reference", str(ref), "--tolerances", str(tol), *common]) == 0
+    assert "REGRESSION PASSED: 2 topics match" in capsys.readouterr().out
+    code = main([str(in_bag), "--duration", "0.5", "--reference", str(ref), "--tolerances",
+                 str(tol), *common])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "REGRESSION FAILED" in out
+    assert "/test/odom_a: 25 messages vs reference 50 (tolerance ±0)" in out
+    assert "/test/odom_a @ stamp 100.500000 s: only in the reference" in out

@@ -13,10 +13,13 @@ Tolerances (YAML; every key optional, shown with its default):
         count: {abs: 1}
         fields: {"points[*].speed": {abs: 0.05}, "points[*].pose.*": {abs: 0.01}}
         ignore_fields: [maneuver]
+      /planning/agent_futures:
+        pair: index                  # stamps made from the node's clock: pair by position
 
 Field paths look like `points[3].pose.position.x`; in patterns `[*]` matches any index and
 `*` any characters (fnmatch). Messages are paired by header.stamp when the type has a
-header (a stamp present on one side only is a difference), else by position. Strings must
+header (a stamp present on one side only is a difference), else (or with `pair: index`)
+by position. Strings must
 match exactly; numeric arrays are compared element-wise.
 
     python -m autonomy_stack.replay.regression OUT_BAG REFERENCE_BAG [--tolerances FILE]
@@ -83,8 +86,10 @@ def load_tolerances(source=None) -> dict:
     if "max_diffs_per_topic" in user:
         tol["max_diffs_per_topic"] = int(user["max_diffs_per_topic"])
     for topic, spec in (user.get("topics") or {}).items():
-        if not isinstance(spec, dict) or set(spec) - {"count", "fields", "ignore_fields"}:
-            raise ToleranceError(f"topics.{topic}: expected keys count/fields/ignore_fields")
+        if not isinstance(spec, dict) or set(spec) - {"count", "fields", "ignore_fields", "pair"}:
+            raise ToleranceError(f"topics.{topic}: expected keys count/fields/ignore_fields/pair")
+        if spec.get("pair", "stamp") not in ("stamp", "index"):
+            raise ToleranceError(f"topics.{topic}.pair: 'stamp' or 'index'")
         if "count" in spec:
             _check_tol(spec["count"], f"topics.{topic}.count")
         for f, t in (spec.get("fields") or {}).items():
@@ -252,7 +257,7 @@ def compare_bags(output, reference, tolerances=None) -> RegressionResult:
         if abs(len(o) - len(r)) > lim:
             res.differences.append(f"{topic}: {len(o)} messages vs reference {len(r)} "
                                    f"(tolerance ±{lim:g})")
-        pairs, lines = _pair(topic, o, r)
+        pairs, lines = _pair(topic, o, r, tol["topics"].get(topic, {}).get("pair", "stamp"))
         shown = 0
         for line in lines:
             if shown < limit:
@@ -293,10 +298,10 @@ def _when(m, t) -> str:
             else f"log time {t * 1e-9:.6f} s")
 
 
-def _pair(topic, o, r):
+def _pair(topic, o, r, mode="stamp"):
     """Pair by header stamp when both sides have headers, else by index."""
     has_header = all(m is not None and hasattr(m, "header") for _, m in o + r) and o and r
-    if not has_header:
+    if not has_header or mode == "index":
         return list(zip(o, r)), []
     ro = {}
     for e in r:
