@@ -6,7 +6,8 @@ report, and (regression mode) compares the outputs to a reference bag.
 
 Exit codes (when several apply, the first in this list wins):
   2  usage error, or the bag cannot be read at all (nothing was replayed)
-  6  the graph could not be started (--nodes) or the output bag could not be written
+  6  the graph could not be started (--nodes), a node of it died during the replay, or
+     the output bag could not be written
   1  regression mode: outputs differ from the reference beyond the tolerances
   3  damaged bag (truncated / corrupt): the readable part was replayed
   4  incomplete input: topics of unknown message type skipped, or topics the graph
@@ -54,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", metavar="MODE", default=None,
                    help="start the graph of this mode (config/graph.yaml) with use_sim_time "
                         "for the replay and stop it afterwards; default: use the running graph")
+    p.add_argument("--up-timeout", type=float, default=60.0,
+                   help="with --nodes: seconds for every node to come up (default 60)")
     p.add_argument("--record", metavar="OUT", default=None,
                    help="record the graph's outputs into this new rosbag2 (MCAP) directory "
                         "(OUT.mcap -> directory OUT/ holding OUT.mcap, as the simulator's "
@@ -213,9 +216,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             runner = Runner(args.nodes, overrides=overrides, log_dir=log_dir,
                             out=sys.stderr if args.quiet else sys.stdout)
             runner.start()
-            up = runner.wait_until_up(timeout=args.wait)
+            up = runner.wait_until_up(timeout=args.up_timeout)
             if len(up) < len(runner.children):
-                raise RuntimeError(f"only {up} came up within {args.wait:.0f} s")
+                raise RuntimeError(f"only {up} came up within {args.up_timeout:.0f} s")
         except Exception as exc:
             if runner is not None:
                 runner.stop()
@@ -242,6 +245,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
     if runner is not None:
+        died = [f"{c.spec.fully_qualified_name} (exit code {c.proc.returncode})"
+                for c in runner.children if c.proc.poll() is not None]
+        if died:
+            err(f"replay: node(s) died during the replay: {', '.join(died)}"
+                + (f"; logs in {report_dir / 'node_logs'}" if report_dir is not None else ""))
+            codes.append(EXIT_GRAPH)
         try:
             runner.stop()
         except Exception as exc:
