@@ -250,17 +250,28 @@ class FuturePredictor:
             v_lim = max(v0, scene.speed_limit if lane_id is None else
                         (scene.lane(lane_id).speed_limit if scene.lane(lane_id) else scene.speed_limit))
             # static obstacles of this agent in its frame
-            occ, stops = self._static_occupancy(ref, statics, s0, a)
+            occ, stops, span = self._static_occupancy(ref, statics, s0, a)
             hl = (0.5 * a.length, 0.5 * a.length, 0.5 * a.width)
             # lateral: keep + go around (left and right) + lane changes
             H = cfg.horizon + 10.0
             specs = [("keep", 0.0, 0.0, 3.0, H, 0.0)]
             blocked = len(stops) > 0
             if blocked and not name:
-                for off in cfg.go_around_offsets:
-                    for sg in (1.0, -1.0):
-                        for ret in (4.0, 6.0):
-                            specs.append(("go_around", sg * off, 0.0, 2.5, ret, 0.0))
+                # go around the blocking cluster: pull out ~12 m before it, back after it
+                s_start, s_end, need_l, need_r = span
+                vv = max(v0, 2.0)
+                t_out = max(0.0, (s_start - 12.0) / vv)
+                if abs(dd0) > 0.2 or abs(d0) > 0.3:
+                    t_out = 0.0          # already pulling out
+                # a driver steers back only once its rear has cleared the cluster, and at
+                # low speed needs ~12 m to do so
+                du_out = max(2.5, 10.0 / vv)
+                t_back = max(t_out + du_out, (s_end + 0.5 * a.length + 2.0) / vv + 0.5)
+                du_back = max(3.0, 12.0 / vv)
+                for off in (need_l,):
+                    specs.append(("go_around", off, t_out, du_out, t_back, 0.0, du_back))
+                for off in (need_r,):
+                    specs.append(("go_around", off, t_out, du_out, t_back, 0.0, du_back))
             if lane_id is not None and not name and v0 > 2.0:
                 for nb_id, off in self._neighbours.get(lane_id, []):
                     specs.append(("lane_change_left" if off > 0 else "lane_change_right",
@@ -294,9 +305,11 @@ class FuturePredictor:
                 add("yield", i_keep, j_yield if j_yield is not None else j_brake)
                 ga = np.where(kinds == "go_around")[0]
                 if len(ga):
-                    sub = C[ga][:, [j_keep, j_acc]]
+                    # a (nearly) stopped car that goes around has to start moving
+                    js = [j_acc] if v0 < 2.0 else [j_keep, j_acc]
+                    sub = C[ga][:, js]
                     ii, jj = np.unravel_index(int(np.argmin(sub)), sub.shape)
-                    add("go_around", int(ga[ii]), [j_keep, j_acc][jj])
+                    add("go_around", int(ga[ii]), js[jj])
             elif v0 < 0.5:
                 add("stationary" if not name else "keep_lane", i_keep, j_keep)
                 add("start", i_keep, j_acc)
@@ -352,7 +365,7 @@ class FuturePredictor:
                                     np.array([o.width for o in statics]), rel)
         m = (s > s0) & (s < s0 + max(a.speed, 3.0) * self.cfg.horizon + 30.0) & (np.abs(d) < 6.0)
         if not np.any(m):
-            return Occupancy.empty(T), []
+            return Occupancy.empty(T), [], None
         K = int(m.sum())
         occ = Occupancy(s=np.repeat(s[m][:, None], T, 1), d=np.repeat(d[m][:, None], T, 1),
                         hs=np.repeat(hs[m][:, None], T, 1), hd=np.repeat(hd[m][:, None], T, 1),
@@ -362,7 +375,26 @@ class FuturePredictor:
         blocking = (np.abs(d[m]) - hd[m]) < 0.5 * a.width + 0.6
         stops = sorted(float(ss - h - 0.5 * a.length - 2.0 - s0)
                        for ss, h, b in zip(s[m], hs[m], blocking) if b)
-        return occ, stops
+        span = None
+        if stops:
+            # the cluster of obstacles starting with the first blocking one (gaps shorter
+            # than a car length + 4 m belong to it) and the offsets that clear it
+            sm, dm, hsm, hdm = s[m] - s0, d[m], hs[m], hd[m]
+            order = np.argsort(sm)
+            first = next(k for k in order if blocking[k])
+            start = sm[first] - hsm[first]
+            end = sm[first] + hsm[first]
+            members = [first]
+            for k in order:
+                if sm[k] - hsm[k] > end + a.length + 4.0:
+                    break
+                if sm[k] + hsm[k] > start:
+                    end = max(end, sm[k] + hsm[k])
+                    members.append(k)
+            need_l = max(dm[k] + hdm[k] for k in members) + 0.5 * a.width + 0.5
+            need_r = min(dm[k] - hdm[k] for k in members) - 0.5 * a.width - 0.5
+            span = (float(start), float(end), float(max(need_l, 0.8)), float(min(need_r, -0.8)))
+        return occ, stops, span
 
     # -------------------------------------------------------------- weights
     def _update_weights(self, a: ObjectState, hyps: List[_Hyp]) -> np.ndarray:
@@ -394,15 +426,21 @@ class FuturePredictor:
     # -------------------------------------------------------------- output
     def _to_traj(self, h: _Hyp, a: ObjectState, stamp: float) -> Trajectory:
         x, y, hd = h.ref.to_xy(h.s, h.d)
-        dd = np.gradient(h.d, self.cfg.dt)
+        dt = self.cfg.dt
+        dd = np.empty_like(h.d)
+        dd[1:] = np.diff(h.d) / dt
+        dd[0] = dd[1] if len(dd) > 1 else 0.0
         yaw = hd + np.arctan2(dd, np.maximum(h.v, 0.3))
-        yaw[0] = a.yaw
+        yaw[0] = hd[0] + float(wrap(a.yaw - hd[0]))
         # keep the last heading while stopped
         moving = h.v > 0.3
         moving[0] = True
         idx = np.maximum.accumulate(np.where(moving, np.arange(len(yaw)), 0))
-        yaw = np.unwrap(yaw[idx])
-        curv = np.gradient(yaw, self.cfg.dt) / np.maximum(h.v, 0.5)
+        yaw = yaw[idx]
+        curv = np.empty_like(yaw)
+        curv[1:] = np.diff(yaw) / dt
+        curv[0] = curv[1] if len(curv) > 1 else 0.0
+        curv /= np.maximum(h.v, 0.5)
         return Trajectory(t=self.t.copy(), x=x, y=y, yaw=wrap(yaw), speed=h.v.copy(),
                           accel=h.a.copy(), curvature=curv, stamp=stamp, maneuver=h.label)
 
@@ -416,10 +454,10 @@ class FuturePredictor:
 
 def futures_to_occupancy(futures: List[AgentFuture], agents: Dict[int, ObjectState],
                          ref: ReferencePath, t: np.ndarray, min_probability: float = 0.02,
-                         inflate_per_s: float = 0.05) -> Occupancy:
+                         inflate_per_s: float = 0.08, inflate_lat_per_s: float = 0.02) -> Occupancy:
     """Project every hypothesis onto the ego reference path on the time grid `t` (the
     futures are sampled on the same grid). Uncertainty grows with time by inflating the
-    extents by `inflate_per_s` metres per second."""
+    extents by `inflate_per_s` (along) / `inflate_lat_per_s` (across) metres per second."""
     T = len(t)
     rows = []
     for k, f in enumerate(futures):
@@ -433,10 +471,19 @@ def futures_to_occupancy(futures: List[AgentFuture], agents: Dict[int, ObjectSta
             rows.append((k, f, h, a, tr))
     if not rows:
         return Occupancy.empty(T)
-    xs = np.stack([np.interp(t, r[4].t, r[4].x) for r in rows])
-    ys = np.stack([np.interp(t, r[4].t, r[4].y) for r in rows])
-    yaws = np.stack([np.interp(t, r[4].t, np.unwrap(r[4].yaw)) for r in rows])
-    vs = np.stack([np.interp(t, r[4].t, r[4].speed) for r in rows])
+    if all(len(r[4].t) == len(t) and abs(r[4].t[-1] - t[-1]) < 1e-9 for r in rows):
+        xs = np.stack([r[4].x for r in rows])
+        ys = np.stack([r[4].y for r in rows])
+        vs = np.stack([r[4].speed for r in rows])
+    else:
+        xs = np.stack([np.interp(t, r[4].t, r[4].x) for r in rows])
+        ys = np.stack([np.interp(t, r[4].t, r[4].y) for r in rows])
+        vs = np.stack([np.interp(t, r[4].t, r[4].speed) for r in rows])
+    same_t = all(len(r[4].t) == len(t) and abs(r[4].t[-1] - t[-1]) < 1e-9 for r in rows)
+    if same_t:
+        yaws = np.stack([r[4].yaw for r in rows])
+    else:
+        yaws = np.stack([np.interp(t, r[4].t, np.unwrap(r[4].yaw)) for r in rows])
     s, d = ref.project(np.column_stack([xs.ravel(), ys.ravel()]))
     s = s.reshape(xs.shape)
     d = d.reshape(xs.shape)
@@ -444,10 +491,9 @@ def futures_to_occupancy(futures: List[AgentFuture], agents: Dict[int, ObjectSta
     L = np.array([r[3].length for r in rows])[:, None]
     W = np.array([r[3].width for r in rows])[:, None]
     hs, hd = box_frenet_extents(L, W, rel)
-    grow = inflate_per_s * t[None, :]
     static = np.array([r[2].label == "static" for r in rows])
-    hs = hs + np.where(static[:, None], 0.0, grow)
-    hd = hd + np.where(static[:, None], 0.0, grow)
+    hs = hs + np.where(static[:, None], 0.0, inflate_per_s * t[None, :])
+    hd = hd + np.where(static[:, None], 0.0, inflate_lat_per_s * t[None, :])
     return Occupancy(s=s, d=d, hs=hs, hd=hd, p=np.array([r[2].probability for r in rows]),
                      agent=np.array([r[3].id for r in rows]), static=static,
                      vs=vs * np.cos(rel))

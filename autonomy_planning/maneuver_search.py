@@ -34,11 +34,12 @@ class SearchConfig:
     lc_start_times: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.5)
     lc_durations: Sequence[float] = (3.0, 4.5, 6.0)
     nudge_offsets: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
-    nudge_starts: Sequence[float] = (0.0, 1.0, 2.5)
-    nudge_returns: Sequence[float] = (3.0, 5.0, 7.0, 99.0)   # 99 = stay out
+    nudge_starts: Sequence[float] = (0.0, 1.5)
+    nudge_returns: Sequence[float] = (4.0, 7.0, 99.0)   # 99 = stay out
     nudge_duration: float = 2.5
     pull_over_starts: Sequence[float] = (0.0, 1.0)
     pull_over_durations: Sequence[float] = (2.5, 4.0)
+    pull_over_margin: float = 0.25      # m between the body and the road edge
     cruise_fractions: Sequence[float] = (1.0, 0.8, 0.6, 0.4, 0.2)
     cruise_accels: Sequence[float] = (1.0, 1.8)
     stop_distances: Sequence[float] = (0.5, 2.0, 4.0, 7.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0)
@@ -55,13 +56,17 @@ class SearchConfig:
     lat_margin_hard: float = 0.25
     lon_margin_hard: float = 0.5
     lat_soft: float = 1.2
+    lat_soft_oncoming: float = 2.0
+    lat_margin_oncoming_fast: float = 0.8   # m of clearance to pass an oncoming vehicle ...
+    oncoming_fast: float = 2.0              # ... faster than this (m/s)
+    oncoming_speed_scale: float = 3.0   # m/s: risk x (1 + v_ego / scale) next to oncoming
     lon_soft: float = 3.0
     headway: float = 1.2
     # weights
     w_collision: float = 5000.0     # x time-discounted collision probability
     w_collision_any: float = 200.0  # x collision probability anywhere in the horizon
     w_switch: float = 4.0           # changing the lateral kind / stop-vs-go decision
-    w_risk: float = 30.0
+    w_risk: float = 40.0
     w_offroad: float = 3000.0
     w_oncoming: float = 3.0
     w_lat_acc: float = 4.0
@@ -73,6 +78,7 @@ class SearchConfig:
     w_speed: float = 10.0
     w_route: float = 400.0
     w_lane: float = 2.0
+    w_route_lane: float = 2.0
     w_nudge: float = 1.5
     w_goal: float = 4.0
     w_consistency: float = 3.0
@@ -118,7 +124,8 @@ class LongitudinalSet:
 
 
 def lateral_profiles(t: np.ndarray, d0: float, dd0: float, specs: Sequence[tuple]) -> LateralSet:
-    """specs: (kind, d_target, t_start, duration, t_return, d_return) tuples. The profile
+    """specs: (kind, d_target, t_start, duration, t_return, d_return[, return_duration])
+    tuples. The profile
     blends from d0 to d_target with a quintic smoothstep over [t_start, t_start+duration]
     and, if t_return < horizon, back to d_return; the initial lateral velocity dd0 is
     carried by a term that decays to zero within 2 s."""
@@ -129,8 +136,9 @@ def lateral_profiles(t: np.ndarray, d0: float, dd0: float, specs: Sequence[tuple
     du = np.array([sp[3] for sp in specs], dtype=float)[:, None]
     tr = np.array([sp[4] for sp in specs], dtype=float)[:, None]
     dr = np.array([sp[5] for sp in specs], dtype=float)[:, None]
+    dub = np.array([sp[6] if len(sp) > 6 else sp[3] for sp in specs], dtype=float)[:, None]
     T = t[None, :]
-    d = d0 + (tgt - d0) * smoothstep((T - ts) / du) + (dr - tgt) * smoothstep((T - tr) / du)
+    d = d0 + (tgt - d0) * smoothstep((T - ts) / du) + (dr - tgt) * smoothstep((T - tr) / dub)
     tc = 2.0
     carry = dd0 * T * np.clip(1.0 - T / tc, 0.0, None) ** 2
     d = d + carry
@@ -196,7 +204,7 @@ def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[
                           np.minimum(ac, -np.minimum(need * 1.1, emergency_decel)), ac)
             # creep towards a far stop point when (almost) stopped
             creep = (rem > 1.0) & (vs < 2.0) & (need < 0.5 * comfort_decel)
-            ac = np.where(creep, np.clip(ac, 0.8, 1.0), ac)
+            ac = np.where(creep, np.minimum(np.maximum(ac, 0.8), 1.0), ac)
             ac = np.where(~far & (vs < 0.3), -3.0, ac)
             a_c[st] = ac
         if nl:
@@ -355,15 +363,26 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
             # hit[k, i, j] = sum_t w_t * overlap: a conflict at time t weighs exp(-t/tau)
             # (imminent conflicts cost most; far ones can still be re-planned away)
             hit = np.matmul(hl, np.swapaxes(hn, 1, 2))          # (K, I, J)
+            # oncoming movers (moving against the reference): meeting one faster than
+            # `oncoming_fast` needs `lat_margin_oncoming_fast` of lateral clearance
+            onc = (occ.vs[keep].min(axis=1) < -1.0) if occ.vs is not None else np.zeros(len(op), bool)
+            if np.any(onc):
+                hl2 = ((glat[onc] >= cfg.lat_margin_hard) &
+                       (glat[onc] < cfg.lat_margin_oncoming_fast)).astype(f32)
+                fast = (V > cfg.oncoming_fast).astype(f32)[None]
+                hit[onc] += np.matmul(hl2, np.swapaxes(hn[onc] * fast, 1, 2))
             opf = op.astype(np.float32)
             coll = np.minimum(1.0, np.tensordot(opf, (hit > 0).astype(np.float32), axes=1))
-            soon = np.tensordot(opf, np.minimum(hit * (dt / 0.6), 1.0), axes=1)
+            soon = np.tensordot(opf, np.minimum(hit * (dt / 0.6), 3.0), axes=1)
             # soft clearance; longitudinal soft distance grows with the ego speed when
-            # the other is ahead (headway)
-            pl = np.clip(1.0 - glat / cfg.lat_soft, 0.0, 1.0).astype(np.float32)
+            # the other is ahead (headway); oncoming movers are given more room
+            lsoft_lat = np.where(onc, cfg.lat_soft_oncoming, cfg.lat_soft).astype(f32)[:, None, None]
+            pl = np.clip(1.0 - glat / lsoft_lat, 0.0, 1.0).astype(np.float32)
             ahead = (os_[:, None] > Sr[None])
             lsoft = cfg.lon_soft + np.where(ahead, cfg.headway * V[None], 0.0)
             pn = (np.clip(1.0 - glon / lsoft, 0.0, 1.0) * wt[None, None]).astype(np.float32)
+            # meeting an oncoming vehicle closely costs more the faster we pass it
+            pn = pn * np.where(onc[:, None, None], 1.0 + V[None] / cfg.oncoming_speed_scale, 1.0).astype(f32)
             risk = np.tensordot(op.astype(np.float32), np.matmul(pl, np.swapaxes(pn, 1, 2)), axes=1) * dt
             cost += cfg.w_collision * soon + cfg.w_collision_any * coll + cfg.w_risk * risk
     comp["collision"] = coll
@@ -434,7 +453,8 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
         # not reaching the deadline within the horizon is fine if still far from it
         reached = passed.any(axis=1)
         cost += cfg.w_route * np.where(reached[None, :], miss, 0.1 * miss * (rem < 40.0)[None, :])
-        cost += cfg.w_lane * 2.0 * np.abs(D[:, -1])[:, None]
+    # ---- the route lane (d = 0) is preferred over the neighbouring lanes
+    cost += cfg.w_route_lane * np.abs(D[:, -1])[:, None]
     # ---- consistency with the previous choice
     if prev is not None:
         dprev, vprev = prev[0], prev[1]
@@ -479,7 +499,7 @@ def ego_lateral_specs(cfg: SearchConfig, d0: float, lane_offsets: np.ndarray, la
                     if tr < 90 and tr <= ts + cfg.nudge_duration:
                         continue
                     specs.append((name, tgt, ts, cfg.nudge_duration, ts + tr if tr < 90 else H, cur))
-    po = road_right_now + cfg.half_width + 0.35
+    po = road_right_now + cfg.half_width + cfg.pull_over_margin
     if po < cur - 0.3:
         for ts in cfg.pull_over_starts:
             for du in cfg.pull_over_durations:

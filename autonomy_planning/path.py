@@ -78,6 +78,9 @@ class ReferencePath:
     def project(self, xy: np.ndarray):
         """Nx2 points -> (s, d) arrays (d positive left of the path)."""
         q = np.atleast_2d(np.asarray(xy, dtype=float))[:, :2]
+        if len(q) == 1:
+            s1, d1 = self._project_one(float(q[0, 0]), float(q[0, 1]))
+            return np.array([s1]), np.array([d1])
         _, i = self._tree.query(q)
         i = np.clip(i, 0, len(self.s) - 2)
         # choose the segment (i-1,i) or (i,i+1) whose projection parameter is valid
@@ -105,6 +108,28 @@ class ReferencePath:
             out_s = np.where(better, self.s[j] + tc, out_s)
             out_d = np.where(better, dd, out_d)
         return out_s, out_d
+
+    def _project_one(self, x: float, y: float):
+        """Scalar fast path of `project` (one point)."""
+        import math
+        _, i = self._tree.query((x, y))
+        n = len(self.s)
+        best = (math.inf, 0.0, 0.0)
+        for j in (min(max(i, 0), n - 2), min(max(i - 1, 0), n - 2)):
+            ax, ay = self.xy[j]
+            bx, by = self.xy[j + 1]
+            ux, uy = bx - ax, by - ay
+            L = math.hypot(ux, uy) or 1e-9
+            ux, uy = ux / L, uy / L
+            t = (x - ax) * ux + (y - ay) * uy
+            tc = min(max(t, 0.0), L)
+            if (j == 0 and t < 0) or (j == n - 2 and t > L):
+                tc = t
+            rx, ry = x - (ax + ux * tc), y - (ay + uy * tc)
+            dist = math.hypot(rx, ry)
+            if dist < best[0]:
+                best = (dist, float(self.s[j]) + tc, ux * ry - uy * rx)
+        return best[1], best[2]
 
     def heading_at(self, s):
         return np.interp(s, self.s, self.heading)

@@ -159,6 +159,60 @@ def locate_lane(lanes: Sequence[Lane], x: float, y: float, yaw: float,
     return best
 
 
+class LaneIndex:
+    """k-d tree over the samples of every lane centreline: locates points on lanes with
+    one query instead of one projection per lane."""
+
+    def __init__(self, lanes: Sequence[Lane], paths: Optional[Dict] = None):
+        self.lanes = {l.id: l for l in lanes}
+        pts, ids, hs = [], [], []
+        for ln in lanes:
+            p = lane_path(ln, paths)
+            m = (p.s >= 0) & (p.s <= p.original_length)
+            pts.append(p.xy[m]); ids.append(np.full(int(m.sum()), ln.id)); hs.append(p.heading[m])
+        from scipy.spatial import cKDTree
+        self.tree = cKDTree(np.vstack(pts)) if pts else None
+        self.ids = np.concatenate(ids) if ids else np.zeros(0, int)
+        self.heading = np.concatenate(hs) if hs else np.zeros(0)
+        self.pts = np.vstack(pts) if pts else np.zeros((0, 2))
+
+    def locate(self, x, y, yaw, max_dist=4.0, heading_tol=1.2):
+        """(lane, signed lateral offset) of the best lane at (x, y) driven along yaw."""
+        if self.tree is None:
+            return None, 0.0
+        idx = self.tree.query_ball_point([x, y], max_dist)
+        best, best_cost, best_d = None, np.inf, 0.0
+        for i in idx:
+            dh = abs(float(wrap(yaw - self.heading[i])))
+            if dh > heading_tol:
+                continue
+            dx, dy = x - self.pts[i, 0], y - self.pts[i, 1]
+            h = self.heading[i]
+            d = -np.sin(h) * dx + np.cos(h) * dy
+            cost = abs(d) + 0.3 * abs(np.cos(h) * dx + np.sin(h) * dy) + 2.0 * dh
+            if cost < best_cost:
+                best, best_cost, best_d = self.ids[i], cost, d
+        return (self.lanes[int(best)], float(best_d)) if best is not None else (None, 0.0)
+
+    def near(self, x, y, yaw, radius=12.0, min_cos=0.9):
+        """Ids of lanes with a sample within `radius` heading along yaw."""
+        if self.tree is None:
+            return []
+        idx = self.tree.query_ball_point([x, y], radius)
+        out = {int(self.ids[i]) for i in idx if np.cos(yaw - self.heading[i]) > min_cos}
+        return sorted(out)
+
+
+def lane_index(lanes: Sequence[Lane], paths: Optional[Dict] = None) -> LaneIndex:
+    key = ("lane_index", _fingerprint([l.centerline for l in lanes]))
+    if paths is not None and key in paths:
+        return paths[key]
+    li = LaneIndex(lanes, paths)
+    if paths is not None:
+        paths[key] = li
+    return li
+
+
 def lane_path(lane: Lane, cache: Optional[Dict[int, ReferencePath]] = None) -> ReferencePath:
     if cache is not None and lane.id in cache:
         return cache[lane.id]
@@ -196,7 +250,7 @@ def route_to_goal(scene: PlanningScene, start: Lane, goal_lane: Optional[Lane],
     return []
 
 
-def _fingerprint(arrays) -> tuple:
+def _fingerprint(arrays) -> tuple:  # noqa: E302
     out = []
     for a in arrays:
         a = np.asarray(a, dtype=float)
@@ -229,14 +283,15 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
                      lookahead: float = 220.0) -> RoadFrame:
     ego = scene.ego
     lanes = [l for l in scene.lanes if len(l.centerline) >= 2]
-    ego_lane, _, _ = locate_lane(lanes, ego.x, ego.y, ego.yaw, max_dist=4.0, paths=paths)
+    li = lane_index(lanes, paths)
+    ego_lane, _ = li.locate(ego.x, ego.y, ego.yaw, max_dist=4.0)
     goal_lane = None
     if scene.goal is not None:
         if scene.goal.lane_id is not None:
             goal_lane = scene.lane(scene.goal.lane_id)
         else:
-            goal_lane, _, _ = locate_lane(lanes, scene.goal.x, scene.goal.y, scene.goal.yaw,
-                                          max_dist=4.0, paths=paths, heading_tol=1.6)
+            goal_lane, _ = li.locate(scene.goal.x, scene.goal.y, scene.goal.yaw, max_dist=4.0,
+                                     heading_tol=1.6)
     route: List[int] = list(scene.route_lane_ids)
     if route:
         # a route may start with lane changes (consecutive lanes that are neighbours, not
@@ -250,18 +305,9 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
                 k0 = k
         route = route[k0:]
     if ego_lane is not None and not route:
-        ego_path = lane_path(ego_lane, paths)
         # same-direction lanes next to the ego lane (parallel at the ego)
-        s_e = float(ego_path.project([[ego.x, ego.y]])[0][0])
-        parallel = []
-        for ln in lanes:
-            if ln.oncoming or ln.id == ego_lane.id:
-                continue
-            p = lane_path(ln, paths)
-            s, d = p.project([[ego.x, ego.y]])
-            if -2.0 <= s[0] <= p.original_length + 2.0 and abs(d[0]) < 12.0 and \
-                    np.cos(wrap(p.heading_at(s[0]) - ego_path.heading_at(s_e))) > 0.9:
-                parallel.append(ln.id)
+        parallel = [i for i in li.near(ego.x, ego.y, ego.yaw, 12.0, 0.9)
+                    if i != ego_lane.id and not li.lanes[i].oncoming]
         route = route_to_goal(scene, ego_lane, goal_lane, parallel)
         if not route:
             # follow successors (straightest) from the ego lane
@@ -378,7 +424,7 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
     # reference starts with the route lane; if the ego is not in it, it must get there
     # before the route lane's end)
     deadline = np.inf
-    if route and abs(d_e) > lane_width / 2.0:
+    if route:
         deadline = float(ref.project([by_id[route[0]].centerline[-1]])[0][0])
     goal_station = np.inf
     if scene.goal is not None:

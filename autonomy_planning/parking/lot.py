@@ -87,7 +87,7 @@ def car_corners(pose: Pose, vp: VehicleParams = VehicleParams()) -> np.ndarray:
 
 
 def bay_goal_pose(bay: np.ndarray, heading: float, reverse_in: bool,
-                  vp: VehicleParams = VehicleParams(), back_gap: float = 0.45) -> Pose:
+                  vp: VehicleParams = VehicleParams(), back_gap: float = 0.6) -> Pose:
     """Rear-axle pose of a car parked in `bay` (nose-in: facing `heading`), centred
     laterally, its far end `back_gap` metres from the back of the bay (or centred when the
     bay is too short for that)."""
@@ -329,23 +329,29 @@ def sample_start(lot: Lot, goal: Pose, cspace, rng, vp: VehicleParams = VehicleP
 
 
 def make_problem(seed: int, vp: VehicleParams = VehicleParams()) -> ParkingProblem:
-    """One seeded parking problem drawn from the simulator's `parking_lot` world."""
+    """One seeded parking problem drawn from the simulator's `parking_lot` world. Worlds
+    whose goal pose is not collision-free under the planner's (conservative) footprint
+    check are redrawn from the same seed's generator."""
     from autonomy_simulator.worlds import parking_lot
-    rng = np.random.default_rng(seed)
-    world = parking_lot(int(rng.integers(2 ** 31)),
-                        bays_per_row=int(rng.integers(7, 14)),
-                        bay_width=float(rng.uniform(2.6, 3.0)),
-                        bay_depth=float(rng.uniform(5.3, 5.8)),
-                        aisle=float(rng.uniform(6.5, 7.5)),
-                        occupancy=float(rng.uniform(0.5, 0.95)),
-                        n_cones=int(rng.integers(0, 5)))
-    lot = lot_from_world(world)
-    reverse_in = bool(rng.random() < 0.5)
-    goal = bay_goal_pose(lot.bays[lot.target_bay], lot.bay_headings[lot.target_bay], reverse_in, vp)
     from autonomy_planning.parking.primitives import CSpace, SearchConfig
+    rng = np.random.default_rng(seed)
     cfg = SearchConfig()
-    grid = LotGrid(lot, res=cfg.grid_res)
-    cspace = CSpace(grid, 0.0, cfg, vp)
+    for _attempt in range(20):
+        world = parking_lot(int(rng.integers(2 ** 31)),
+                            bays_per_row=int(rng.integers(7, 14)),
+                            bay_width=float(rng.uniform(2.7, 3.0)),
+                            bay_depth=float(rng.uniform(5.3, 5.8)),
+                            aisle=float(rng.uniform(6.5, 7.5)),
+                            occupancy=float(rng.uniform(0.5, 0.95)),
+                            n_cones=int(rng.integers(0, 5)))
+        lot = lot_from_world(world)
+        reverse_in = bool(rng.random() < 0.5)
+        goal = bay_goal_pose(lot.bays[lot.target_bay], lot.bay_headings[lot.target_bay],
+                             reverse_in, vp)
+        grid = LotGrid(lot, res=cfg.grid_res)
+        cspace = CSpace(grid, 0.0, cfg, vp)
+        if cspace.free(*goal):
+            break
     start = sample_start(lot, goal, cspace, rng, vp)
     pb = ParkingProblem(lot=lot, start=start, goal=goal, seed=seed, reverse_in=reverse_in)
     pb.cache = {"grid": grid, "cspace": cspace}
