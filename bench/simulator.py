@@ -9,6 +9,9 @@ pixel counts) at full 1280x960 and at the training resolution, and at full resol
 more with RGB + visible pixel counts only (what the bag recorder and sim node ask for). Reports the median time per
 frame (GL draw + read back + lens remap + label decoding; the simulation step is timed
 separately) and the frames per hour that follow at the training resolution.
+`cpu_s` in the breakdowns is the process CPU time per frame (all threads, llvmpipe's
+included): on a shared machine the wall time also contains waiting for a core.
+`load_avg_1min` is the machine's load when the benchmark started.
 Last line: one JSON object.
 """
 import argparse
@@ -33,16 +36,19 @@ def bench(rig, snaps, density, warmup=1, outputs=("rgb", "depth", "semantic", "i
     init_s = time.perf_counter() - t0
     for s in snaps[:warmup]:
         r.render(s)
-    tot, gl, remap = [], [], []
+    tot, gl, remap, cpu = [], [], [], []
     for s in snaps[warmup:]:
         t = time.perf_counter()
+        c = time.process_time()
         f = r.render(s, outputs=outputs)
         tot.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
         gl.append(f.render_s)
         remap.append(f.remap_s)
     info = {"init_s": round(init_s, 2), "atlas": list(r.atlas_size),
             "atlas_megapixels": round(r.atlas_pixels / 1e6, 2),
             "gl_s": round(statistics.median(gl), 3), "remap_s": round(statistics.median(remap), 3),
+            "cpu_s": round(statistics.median(cpu), 3),
             "renderer": r.ctx.info.get("GL_RENDERER", "?")}
     r.release()
     return statistics.median(tot), info
@@ -59,6 +65,7 @@ def main(argv=None):
                     help="ideal-view sampling density (default: the renderer's)")
     a = ap.parse_args(argv)
     tw, th = (int(v) for v in a.train_res.split("x"))
+    load0 = os.getloadavg()[0]
     sc = scenarios.make(a.scenario, seed=a.seed)
     snaps = []
     step_t = []
@@ -90,6 +97,7 @@ def main(argv=None):
         "scenario": a.scenario, "seed": a.seed, "density": dens,
         "outputs": "rgb+depth+semantic+instance+visible_pixels",
         "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "load_avg_1min": round(load0, 2),
     }
     print(json.dumps(res))
 
