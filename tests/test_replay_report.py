@@ -101,6 +101,9 @@ def _write_outputs(path, in_bag, occluded_kept=False, shift_m=1.0, plan_into_age
         c_bev = w.add_connection("/perception/bev/drivable", "nav_msgs/msg/OccupancyGrid", typestore=ts)
         c_tr = w.add_connection("/planning/trajectory", "autonomy_interfaces/msg/Trajectory", typestore=ts)
         c_lat = w.add_connection("/perception/latency", "autonomy_interfaces/msg/LatencyReport", typestore=ts)
+        c_fut = w.add_connection("/planning/agent_futures", "autonomy_interfaces/msg/AgentFutureArray", typestore=ts)
+        c_cor = w.add_connection("/planning/corridor", "autonomy_interfaces/msg/Corridor", typestore=ts)
+        c_road = w.add_connection("/perception/road", "autonomy_interfaces/msg/RoadStructure", typestore=ts)
         for (t, g), (_, b) in zip(gts, bevs):
             g.objects = [o for o in g.objects if occluded_kept or not o.occluded]
             for o in g.objects:
@@ -131,6 +134,41 @@ def _write_outputs(path, in_bag, occluded_kept=False, shift_m=1.0, plan_into_age
                 lat.stages.append(st)
             lat.total_ms = 30.0
             w.write(c_lat, t + 30_000_000, ts.serialize_cdr(lat, "autonomy_interfaces/msg/LatencyReport"))
+            fut = default_msg(ts, "autonomy_interfaces/msg/AgentFutureArray")
+            fut.header = g.header
+            for o in g.objects:
+                a = default_msg(ts, "autonomy_interfaces/msg/AgentFuture")
+                a.agent_id = o.id
+                for label, prob, dy in (("keep_lane", 0.7, 0.0), ("turn", 0.3, 2.0)):
+                    h = default_msg(ts, "autonomy_interfaces/msg/PredictedPath")
+                    h.label, h.probability = label, prob
+                    for k in range(10):
+                        p = default_msg(ts, "autonomy_interfaces/msg/TrajectoryPoint")
+                        p.pose.position.x = o.pose.position.x + o.velocity.x * 0.3 * k
+                        p.pose.position.y = o.pose.position.y + dy * k / 10
+                        h.points.append(p)
+                    a.hypotheses.append(h)
+                fut.agents.append(a)
+            w.write(c_fut, t + 40_000_000, ts.serialize_cdr(fut, "autonomy_interfaces/msg/AgentFutureArray"))
+            cor = default_msg(ts, "autonomy_interfaces/msg/Corridor")
+            cor.header = g.header
+            for k in range(15):
+                sl = default_msg(ts, "autonomy_interfaces/msg/CorridorSlice")
+                sl.station, sl.reference.x = float(k), x0 + k
+                sl.left_bound, sl.right_bound = 1.8, -1.8
+                cor.slices.append(sl)
+            w.write(c_cor, t + 40_000_000, ts.serialize_cdr(cor, "autonomy_interfaces/msg/Corridor"))
+            road = default_msg(ts, "autonomy_interfaces/msg/RoadStructure")
+            road.header = g.header
+            for k, y in enumerate((-4.1, 4.1)):
+                line = default_msg(ts, "autonomy_interfaces/msg/RoadLine")
+                line.id, line.line_type, line.confidence = k, 4, 0.9
+                for xx in (x0 - 20, x0 + 40):
+                    pt = default_msg(ts, "geometry_msgs/msg/Point")
+                    pt.x, pt.y = xx, y
+                    line.points.append(pt)
+                road.lines.append(line)
+            w.write(c_road, t + 30_000_000, ts.serialize_cdr(road, "autonomy_interfaces/msg/RoadStructure"))
     r.close()
     return path
 
@@ -198,6 +236,9 @@ def test_render_writes_png_frames_and_video(bags, tmp_path):
     assert np.any((rgb[:, 1] > 100) & (rgb[:, 0] < 60) & (rgb[:, 2] < 60))
     assert np.any((rgb[:, 0] > 200) & (rgb[:, 1] < 60) & (rgb[:, 2] < 60))
     assert np.any((rgb[:, 2] > 200) & (rgb[:, 0] < 60) & (rgb[:, 1] < 60))
+    # agent futures (dark orange) and the corridor (cyan)
+    assert np.any((rgb[:, 0] > 200) & (rgb[:, 1] > 100) & (rgb[:, 1] < 170) & (rgb[:, 2] < 60))
+    assert np.any((rgb[:, 0] < 60) & (rgb[:, 1] > 150) & (rgb[:, 2] > 150))
     gif = imageio.mimread(tmp_path / "replay.gif")
     assert len(gif) == 3
     assert (tmp_path / "replay.mp4").stat().st_size > 1000
@@ -220,7 +261,8 @@ def test_regression_passes_on_identical_and_fails_with_readable_diff(bags, tmp_p
     # within tolerances: the origin differs by 0.2 m, the object lists by one occluded object
     tol = R.load_tolerances({"topics": {
         "/perception/bev/drivable": {"fields": {"info.origin.*": {"abs": 0.25}}},
-        "/perception/objects": {"ignore_fields": ["objects*"]}}})
+        "/perception/objects": {"ignore_fields": ["objects*"]},
+        "/planning/agent_futures": {"ignore_fields": ["agents*"]}}})
     assert R.compare_bags(other, out, tol).passed
     # message counts
     tol_cnt = R.load_tolerances({"ignore_topics": ["/perception/*", "/planning/*"]})

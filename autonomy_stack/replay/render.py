@@ -76,7 +76,7 @@ def _draw_grid(ax, msg, cmap, alpha, ego_msgs=None):
     c, s = math.cos(g.origin_yaw), math.sin(g.origin_yaw)
     X = g.origin_x + c * jj - s * ii
     Y = g.origin_y + s * jj + c * ii
-    occ = np.ma.masked_less(data.astype(float), 0) / 100.0
+    occ = np.ma.masked_less_equal(data.astype(float), 0) / 100.0   # free/unknown: clear
     ax.pcolormesh(X, Y, occ, cmap=cmap, vmin=0, vmax=1, alpha=alpha, zorder=0,
                   shading="flat")
 
