@@ -11,8 +11,8 @@ from autonomy_perception.camera_models import load_rig, scale_rig
 from autonomy_simulator.scene import PaintedLine, SceneSnapshot
 from autonomy_stack.vector_space import EgoState, LineType, ObjectClass, ObjectState, RoadLine
 
-renderer = pytest.importorskip("autonomy_simulator.renderer")
-from autonomy_simulator.renderer import (SEM_CURB, SEM_LANE_MARKING, SEM_ROAD, SEM_SKY,  # noqa
+from autonomy_simulator import renderer
+from autonomy_simulator.renderer import (SEM_CURB, SEM_LANE_MARKING, SEM_ROAD, SEM_SKY,
                                          RigRenderer, label_visibility,
                                          semantic_of_object_class)
 
