@@ -179,7 +179,7 @@ def _clip_targets(net, B, rng):
         d = detection_target(grid, objs, net.cfg["heads"]["detection"]["classes"])
         rr, cc = np.mgrid[0:grid.H, 0:grid.W]
         seg = np.stack([(np.cos(a) * (rr - grid.H / 2) + np.sin(a) * (cc - grid.W / 2) > o)
-                        for a, o in zip(rng.uniform(0, 2 * np.pi, 4), rng.uniform(-4, 4, 4))])
+                        for a, o in zip(rng.uniform(0, 2 * np.pi, 3), rng.uniform(-4, 4, 3))])
         seg = seg.astype(np.float32)
         d["seg"] = seg
         tg.append(d)
@@ -197,7 +197,7 @@ def test_full_network_shapes_and_gradient_flow_through_every_block():
         out, state = net.forward_step(torch.rand(B, 4, 3, 32, 64), None,
                                       torch.tensor([[5.0, 0.0, 0.1]] * B), torch.full((B,), 0.1), state)
         total = total + sum(net.losses(out, tgt).values())
-    assert out["seg"].shape == (B, 4, 16, 16) and out["obj"].shape == (B, 1, 16, 16)
+    assert out["seg"].shape == (B, 3, 16, 16) and out["obj"].shape == (B, 1, 16, 16)
     assert out["cls"].shape == (B, 5, 16, 16) and out["vel"].shape == (B, 2, 16, 16)
     total.backward()
     blocks = ["backbone", "fpn", "level_merge", "img2bev", "fuse", "rnn", "trunk", "heads"]
@@ -262,7 +262,7 @@ def test_checkpoint_roundtrip_and_clear_errors(tmp_path):
     imgs = (np.random.default_rng(0).random((4, 3, 32, 64)) * 255).astype(np.uint8)
     o1 = m.step(imgs, None, (5.0, 0.0, 0.0), 0.1)
     o2 = m.step(imgs, None, (5.0, 0.0, 0.0), 0.1)
-    assert o1["seg"].shape == (4, 16, 16) and o1["obj"].shape == (16, 16)
+    assert o1["seg"].shape == (3, 16, 16) and o1["obj"].shape == (16, 16)
     assert not np.allclose(o1["obj"], o2["obj"])   # video state is kept between steps
     m.reset()
     assert np.allclose(m.step(imgs, None, (5.0, 0.0, 0.0), 0.1)["obj"], o1["obj"], atol=1e-6)

@@ -12,8 +12,9 @@ import yaml
 CAMERAS = ["main", "narrow", "fisheye", "left_pillar", "right_pillar",
            "left_repeater", "right_repeater", "rear"]
 
-# Seg channels of the BEV segmentation head, in order.
-SEG_CLASSES = ["drivable", "lane", "road_edge", "curb"]
+# Seg channels of the BEV segmentation head, in order (the simulator's BEV label layers:
+# drivable area, lane paint, road edges + curbs).
+SEG_CLASSES = ["drivable", "lane", "edge"]
 # Detection classes (names map onto autonomy_stack.vector_space.ObjectClass).
 DET_CLASSES = ["car", "truck", "pedestrian", "cyclist", "static"]
 
@@ -21,9 +22,13 @@ DEFAULTS: Dict[str, Any] = {
     "name": "tiny_cpu",
     "input_hw": [96, 128],
     "cameras": list(CAMERAS),
-    # Virtual (rectified) camera rig at the network input resolution. `source: default` uses
-    # autonomy_perception.network.geometry.default_virtual_rig; a list of dicts overrides it.
-    "rig": {"source": "default"},
+    # Virtual (rectified) camera rig at the network input resolution.
+    #   source: virtual_cameras -> config/virtual_cameras.yaml (the rectification layer's
+    #           virtual cameras) scaled to input_hw; resolved into explicit numbers when
+    #           the config is built, so a checkpoint carries its own geometry;
+    #   source: default -> geometry.default_virtual_rig (synthetic tests);
+    #   source: explicit, cameras: [...] -> as stored in a checkpoint.
+    "rig": {"source": "virtual_cameras"},
     "regnet": {"depth": 8, "w0": 16, "wa": 12.0, "wm": 2.0, "group_width": 8,
                "bottleneck": 1.0, "stem_width": 16, "se_ratio": 0.25},
     "fpn": {"channels": 48, "layers": 2, "levels": [1, 2, 3]},
@@ -52,7 +57,7 @@ class ConfigError(ValueError):
 def _merge(base: Dict[str, Any], over: Dict[str, Any], path: str = "") -> Dict[str, Any]:
     out = copy.deepcopy(base)
     for k, v in (over or {}).items():
-        if k not in base and path != "" and not path.startswith("heads") and path != "rig":
+        if k not in base and path != "" and not path.startswith(("heads", "rig")):
             raise ConfigError(f"unknown model config key '{path}{k}'")
         if isinstance(v, dict) and isinstance(out.get(k), dict):
             out[k] = _merge(out[k], v, f"{path}{k}.")
@@ -68,6 +73,9 @@ def model_config(over: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
         raise ConfigError(f"input_hw {cfg['input_hw']} must be multiples of 32")
     if len(cfg["cameras"]) < 1:
         raise ConfigError("cameras must not be empty")
+    if cfg["rig"].get("source") == "virtual_cameras":
+        from .geometry import resolve_virtual_cameras
+        cfg["rig"] = resolve_virtual_cameras(cfg["cameras"], w, h, cfg["rig"].get("path"))
     return cfg
 
 

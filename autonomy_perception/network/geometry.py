@@ -109,18 +109,45 @@ def default_virtual_rig(names: Sequence[str], width: int, height: int) -> List[V
     return out
 
 
+def resolve_virtual_cameras(names: Sequence[str], width: int, height: int,
+                            path=None) -> Dict:
+    """The rectification layer's virtual cameras (autonomy_perception.virtual_camera,
+    config/virtual_cameras.yaml) at the network input size, as an explicit rig dict."""
+    from autonomy_perception.virtual_camera import load_virtual_cameras
+    vcs = load_virtual_cameras(path, width=width, height=height)
+    cams = []
+    for n in names:
+        if n not in vcs:
+            raise KeyError(f"camera '{n}' is not in the virtual cameras ({sorted(vcs)})")
+        v = vcs[n]
+        T = v.T_base_virtual
+        cams.append({"name": n, "model": v.model,
+                     # +0.5: this module puts pixel centres at +0.5 (OpenCV: at 0)
+                     "fx": float(v.K[0, 0]), "fy": float(v.K[1, 1]),
+                     "cx": float(v.K[0, 2]) + 0.5, "cy": float(v.K[1, 2]) + 0.5,
+                     "R": np.round(T[:3, :3], 9).tolist(), "t": np.round(T[:3, 3], 9).tolist()})
+    return {"source": "explicit", "from": "config/virtual_cameras.yaml", "cameras": cams}
+
+
 def rig_from_config(cfg: Dict) -> List[VirtualCamera]:
-    """The model config's `rig`: {source: default} or {source: list, cameras: [{name, x, y,
-    z, yaw_deg, pitch_deg, hfov_deg, model}, ...]} at the network input resolution."""
+    """The model config's `rig` (see config.DEFAULTS) -> cameras at the input resolution."""
     h, w = cfg["input_hw"]
     rig = cfg.get("rig", {"source": "default"})
-    if rig.get("source", "default") == "default":
+    src = rig.get("source", "default")
+    if src == "default":
         return default_virtual_rig(cfg["cameras"], w, h)
+    if src == "virtual_cameras":
+        rig = resolve_virtual_cameras(cfg["cameras"], w, h, rig.get("path"))
     by_name = {c["name"]: c for c in rig["cameras"]}
     out = []
     for n in cfg["cameras"]:
         c = by_name[n]
-        out.append(camera_from_mount(n, c["x"], c["y"], c["z"], c["yaw_deg"], c["pitch_deg"],
-                                     c["hfov_deg"], c.get("model", "pinhole"), w, h,
-                                     c.get("roll_deg", 0.0)))
+        if "R" in c:
+            out.append(VirtualCamera(n, w, h, c["fx"], c["fy"], c["cx"], c["cy"],
+                                     np.asarray(c["R"], float), np.asarray(c["t"], float),
+                                     c.get("model", "pinhole")))
+        else:
+            out.append(camera_from_mount(n, c["x"], c["y"], c["z"], c["yaw_deg"],
+                                         c["pitch_deg"], c["hfov_deg"], c.get("model", "pinhole"),
+                                         w, h, c.get("roll_deg", 0.0)))
     return out

@@ -1,0 +1,1 @@
+"""Evaluation of the perception network: metrics (pure numpy) and the evaluate command."""
