@@ -134,6 +134,7 @@ class ClosedLoopResult:
     corridor: List[dict]                       # per cycle checks
     plans: List[tuple] = field(default_factory=list)    # (t, planned t, speed) subsample
     timings: List[dict] = field(default_factory=list)
+    decisions: List[tuple] = field(default_factory=list)  # (t, label, min v over 4 s, v at 10 s)
     agents: Dict[int, dict] = field(default_factory=dict)
     goal_reached: bool = False
     candidates_per_cycle: int = 0
@@ -211,6 +212,9 @@ def run_scenario(scenario, duration: float, planner: Optional[Planner] = None,
             res.timings.append(dict(pr.timings_ms, solves=getattr(planner, "last_solves", [])))
             res.candidates_per_cycle = max(res.candidates_per_cycle, pr.candidates_per_cycle)
             res.maneuvers.append((sim.t, pr.maneuver))
+            tr = pr.trajectory
+            res.decisions.append((sim.t, pr.maneuver, float(tr.speed[tr.t <= 4.0].min()),
+                                  float(tr.speed[-1])))
             if pr.emergency:
                 res.emergency_t.append(sim.t)
             if check_corridor:

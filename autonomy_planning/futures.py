@@ -357,7 +357,7 @@ class FuturePredictor:
     def _static_occupancy(self, ref: ReferencePath, statics, s0, a):
         T = len(self.t)
         if not statics:
-            return Occupancy.empty(T), []
+            return Occupancy.empty(T), [], None
         xy = np.array([[o.x, o.y] for o in statics])
         s, d = ref.project(xy)
         rel = ref.frenet_heading(s, np.array([o.yaw for o in statics]))

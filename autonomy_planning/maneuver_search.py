@@ -36,7 +36,7 @@ class SearchConfig:
     nudge_offsets: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
     nudge_starts: Sequence[float] = (0.0, 1.5)
     nudge_returns: Sequence[float] = (4.0, 7.0, 99.0)   # 99 = stay out
-    nudge_duration: float = 2.5
+    nudge_duration: float = 3.5
     pull_over_starts: Sequence[float] = (0.0, 1.0)
     pull_over_durations: Sequence[float] = (2.5, 4.0)
     pull_over_margin: float = 0.25      # m between the body and the road edge

@@ -84,20 +84,26 @@ def safe_stop_trajectory(ego: EgoState, decel: float = 3.0, dt: float = 0.1,
     """Straight-ahead stop with a jerk-limited ramp to `decel` (the fallback for stale
     or missing inputs and solver failures)."""
     t = np.arange(int(round(horizon / dt)) + 1) * dt
-    v = np.zeros_like(t)
-    a = np.zeros_like(t)
-    v[0] = max(ego.speed, 0.0)
-    a[0] = min(ego.accel, 0.0) if v[0] > 0 else 0.0
-    for k in range(len(t) - 1):
-        if v[k] <= 1e-6:
-            a[k + 1] = 0.0
-            v[k + 1] = 0.0
-            continue
-        an = max(a[k] - jerk * dt, -decel)
-        vn = v[k] + 0.5 * (a[k] + an) * dt
-        if vn <= 0:
+    # integrate finely (jerk-limited ramp in; a >= -sqrt(2 j v) ramps out smoothly so the
+    # deceleration reaches 0 with the speed), then sample at dt
+    h = 0.005
+    n = int(round(horizon / h)) + 1
+    vf = np.zeros(n)
+    af = np.zeros(n)
+    vf[0] = max(ego.speed, 0.0)
+    af[0] = min(ego.accel, 0.0) if vf[0] > 0 else 0.0
+    for k in range(n - 1):
+        if vf[k] <= 0.0:
+            break
+        an = max(af[k] - jerk * h, -decel, -math.sqrt(2.0 * jerk * vf[k]))
+        an = min(an, af[k] + jerk * h)
+        vn = vf[k] + 0.5 * (af[k] + an) * h
+        if vn <= 0.0:
             vn, an = 0.0, 0.0
-        v[k + 1], a[k + 1] = vn, an
+        vf[k + 1], af[k + 1] = vn, an
+    tf = np.arange(n) * h
+    v = np.interp(t, tf, vf)
+    a = np.interp(t, tf, af)
     s = np.concatenate([[0.0], np.cumsum(0.5 * (v[1:] + v[:-1]) * dt)])
     x = ego.x + s * math.cos(ego.yaw)
     y = ego.y + s * math.sin(ego.yaw)

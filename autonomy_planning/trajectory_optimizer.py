@@ -236,7 +236,7 @@ class SpeedQP:
         if self.solver is None:
             self.solver = osqp.OSQP()
             self.solver.setup(self.P, q, self.A, l, u, verbose=False, eps_abs=cfg.eps,
-                              eps_rel=cfg.eps, max_iter=cfg.max_iter, polish=True,
+                              eps_rel=cfg.eps, max_iter=cfg.max_iter, polishing=True,
                               warm_starting=True, time_limit=cfg.time_limit)
         else:
             self.solver.update(q=q, l=l, u=u)
@@ -304,7 +304,7 @@ class TrajectoryOptimizer:
         if self._path_solver is None or self._path_K != K:
             solver = osqp.OSQP()
             solver.setup(P, q, A, l, u, verbose=False, eps_abs=cfg.eps, eps_rel=cfg.eps,
-                         max_iter=cfg.max_iter, polish=True, warm_starting=True,
+                         max_iter=cfg.max_iter, polishing=True, warm_starting=True,
                          time_limit=cfg.time_limit)
             self._path_solver, self._path_K = solver, K
         else:
