@@ -138,6 +138,7 @@ class ClosedLoopResult:
     levels: np.ndarray
     emergency: np.ndarray
     states: List[EgoState] = field(default_factory=list)
+    step_cpu_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def metrics(self, skip: float = 2.0) -> Dict[str, float]:
         m = self.t >= skip
@@ -194,7 +195,7 @@ def run_closed_loop(route: Route, cfg: ControllerConfig, duration: float,
     hint = None
     n = int(round(duration / dt))
     out = {k: np.zeros(n) for k in ("t", "lat", "hd", "ve", "v", "a", "d", "ay", "ms", "lvl",
-                                    "em")}
+                                    "em", "cpu")}
     modes, states = [], []
     now = 0.0
     for i in range(n):
@@ -218,6 +219,7 @@ def run_closed_loop(route: Route, cfg: ControllerConfig, duration: float,
         out["v"][i], out["a"][i], out["d"][i] = ego.speed, a_model, cmd.steering_angle
         out["ay"][i] = ego.speed * ego.yaw_rate
         out["ms"][i], out["lvl"][i], out["em"][i] = st.step_ms, st.level, cmd.emergency
+        out["cpu"][i] = st.step_cpu_ms
         modes.append(st.mode)
         if keep_states:
             states.append(ego)
@@ -232,7 +234,8 @@ def run_closed_loop(route: Route, cfg: ControllerConfig, duration: float,
             break
     o = {k: v[:n] for k, v in out.items()}
     return ClosedLoopResult(o["t"], o["lat"], o["hd"], o["ve"], o["v"], o["a"], o["d"],
-                            o["ay"], o["ms"], modes[:n], o["lvl"], o["em"].astype(bool), states)
+                            o["ay"], o["ms"], modes[:n], o["lvl"], o["em"].astype(bool), states,
+                            o["cpu"])
 
 
 def parking_trajectory(stamp: float = 0.0, forward: float = 8.0, radius: float = 6.0,

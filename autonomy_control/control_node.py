@@ -187,6 +187,7 @@ class ControlNode(Node):
               ("reference_speed_mps", f"{st.reference_speed:.3f}"),
               ("speed_mps", f"{st.speed:.3f}"),
               ("step_ms", f"{st.step_ms:.3f}"),
+              ("step_cpu_ms", f"{st.step_cpu_ms:.3f}"),
               ("faults", "; ".join(st.faults)),
               ("lateral_fallbacks", str(st.lateral_fallbacks))]
         kv += [(k, str(v)) for k, v in st.counters.items()]

@@ -57,7 +57,8 @@ class ControlStatus:
     steer_estimate: float = 0.0
     lateral_controller: str = ""
     lateral_fallbacks: int = 0
-    step_ms: float = 0.0
+    step_ms: float = 0.0                      # wall time of this step
+    step_cpu_ms: float = 0.0                  # CPU time of this step (this thread)
     counters: Dict[str, int] = field(default_factory=dict)
 
 
@@ -124,7 +125,7 @@ class TrackingController:
 
     # ---------------------------------------------------------------- step
     def step(self, now: float):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         cfg = self.cfg
         dt = self.dt_nominal if self.last_now is None else now - self.last_now
         if not (0.0 < dt < 0.5):
@@ -205,6 +206,7 @@ class TrackingController:
         st.lateral_fallbacks = self.lateral_fallbacks
         st.counters = dict(self.counters)
         st.step_ms = (time.perf_counter() - t0) * 1e3
+        st.step_cpu_ms = (time.thread_time() - c0) * 1e3
         gear = self.longitudinal.gear
         cmd = ControlCommand(stamp=now, steering_angle=steer, steering_rate=rate,
                              acceleration=model_accel_to_command(accel, gear),

@@ -45,7 +45,11 @@ class MPCConfig:
     q_heading: float = 4.0      # weight on heading error (per rad^2)
     q_terminal: float = 5.0     # terminal weight multiplier
     r_steer: float = 1.0        # weight on (command - feed-forward) (per rad^2)
-    r_steer_rate: float = 60.0  # weight on command change between steps (per rad^2)
+    r_steer_rate: float = 600.0  # weight on command change between steps (per rad^2):
+                                 # trades a few mm of tracking for lateral jerk
+    rate_weight_speed: float = 10.0  # m/s: below it r_steer_rate shrinks with (v/this)^2
+    rate_weight_min: float = 0.05    # ... down to this fraction (parking speeds): lateral
+                                     # jerk grows with v^2 * steering rate
     speed_blend_s: float = 1.0  # s to blend from measured speed to the reference profile
     max_iter: int = 200
     eps: float = 1e-4
@@ -135,7 +139,7 @@ class LateralMPCSparse:
         self.l[n_eq + N:], self.u[n_eq + N:] = -self.du_max, self.du_max
         self.solver = osqp.OSQP()
         self.solver.setup(self.P, self.q, A, self.l, self.u, verbose=False, warm_starting=True,
-                          polishing=False, eps_abs=cfg.eps, eps_rel=cfg.eps,
+                          polishing=cfg.eps < 1e-5, eps_abs=cfg.eps, eps_rel=cfg.eps,
                           max_iter=cfg.max_iter, check_termination=10, adaptive_rho=True)
         self.last_status = ""
         self.last_solution = None
@@ -232,7 +236,8 @@ class LateralMPC:
         self.Gd = Gd
         self.ak = self.a ** np.arange(N)
         D = np.eye(N) - np.eye(N, k=-1)
-        self.R = cfg.r_steer * np.eye(N) + cfg.r_steer_rate * (D.T @ D)
+        self.DtD = D.T @ D
+        self.Ir = cfg.r_steer * np.eye(N)
         w = np.ones(N)
         w[-1] = cfg.q_terminal
         self.wy, self.wp = cfg.q_lateral * w, cfg.q_heading * w
@@ -291,9 +296,11 @@ class LateralMPC:
         cfg, N = self.cfg, self.N
         dr, xf, G = self._prediction(c)
         Gy, Gp = G[1:, 0, :], G[1:, 1, :]
-        H = (Gy.T * self.wy) @ Gy + (Gp.T * self.wp) @ Gp + self.R
+        r_rate = cfg.r_steer_rate * min(1.0, max(cfg.rate_weight_min,
+                                                 (c.speed / cfg.rate_weight_speed) ** 2))
+        H = (Gy.T * self.wy) @ Gy + (Gp.T * self.wp) @ Gp + self.Ir + r_rate * self.DtD
         f = Gy.T @ (self.wy * xf[1:, 0]) + Gp.T @ (self.wp * xf[1:, 1]) - cfg.r_steer * dr
-        f[0] -= cfg.r_steer_rate * c.steer_cmd_prev
+        f[0] -= r_rate * c.steer_cmd_prev
         try:
             U = -np.linalg.solve(H, f)
         except np.linalg.LinAlgError:
