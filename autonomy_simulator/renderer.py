@@ -192,16 +192,18 @@ BASE = (-1.0, -1.0, -1.0)    # placeholder colour: replaced by the object's colo
 def _mesh_for_class(c: ObjectClass) -> np.ndarray:
     """Normalised mesh (x, y in [-0.5, 0.5] of length/width, z in [0, 1] of height)."""
     if c == ObjectClass.CAR:
-        v = _box(-0.5, 0.5, -0.5, 0.5, 0.17, 0.55, BASE)
-        v += _box(-0.30, 0.20, -0.44, 0.44, 0.55, 0.92, GLASS)
-        v += _box(-0.28, 0.18, -0.42, 0.42, 0.92, 1.0, BASE)
+        # the body is a little narrower than the box so that the tyres' outer faces stand
+        # proud of it (coplanar faces would z-fight)
+        v = _box(-0.5, 0.5, -0.48, 0.48, 0.17, 0.55, BASE)
+        v += _box(-0.30, 0.20, -0.43, 0.43, 0.55, 0.92, GLASS)
+        v += _box(-0.28, 0.18, -0.41, 0.41, 0.92, 1.0, BASE)
         for xs in (-0.33, 0.31):
             for ys in (-0.42, 0.42):
                 v += _box(xs - 0.07, xs + 0.07, ys - 0.08, ys + 0.08, 0.0, 0.30, TYRE)
     elif c == ObjectClass.TRUCK:
-        v = _box(0.30, 0.5, -0.5, 0.5, 0.10, 0.55, BASE)
-        v += _box(0.31, 0.49, -0.47, 0.47, 0.55, 0.78, GLASS)
-        v += _box(-0.5, 0.27, -0.5, 0.5, 0.14, 1.0, (0.80, 0.80, 0.78))
+        v = _box(0.30, 0.5, -0.48, 0.48, 0.10, 0.55, BASE)
+        v += _box(0.31, 0.49, -0.46, 0.46, 0.55, 0.78, GLASS)
+        v += _box(-0.5, 0.27, -0.48, 0.48, 0.17, 1.0, (0.80, 0.80, 0.78))
         for xs in (-0.42, -0.32, 0.38):
             for ys in (-0.42, 0.42):
                 v += _box(xs - 0.04, xs + 0.04, ys - 0.08, ys + 0.08, 0.0, 0.16, TYRE)
