@@ -69,24 +69,25 @@ def project(points: np.ndarray, s_cum: np.ndarray, q: np.ndarray) -> Tuple[np.nd
     Points beyond the ends are extrapolated along the end segments."""
     p = np.asarray(points, dtype=float)[:, :2]
     q = np.atleast_2d(np.asarray(q, dtype=float))[:, :2]
-    a = p[:-1]
-    ab = p[1:] - a                                  # (S,2)
-    L2 = np.maximum((ab ** 2).sum(1), 1e-12)
-    aq = q[:, None, :] - a[None, :, :]              # (K,S,2)
-    t = (aq * ab[None]).sum(2) / L2[None]           # (K,S)
+    ax, ay = p[:-1, 0], p[:-1, 1]
+    abx, aby = p[1:, 0] - ax, p[1:, 1] - ay          # (S,)
+    L2 = np.maximum(abx * abx + aby * aby, 1e-12)
+    aqx = q[:, 0:1] - ax                             # (K,S)
+    aqy = q[:, 1:2] - ay
+    t = (aqx * abx + aqy * aby) / L2
     tc = np.clip(t, 0.0, 1.0)
-    closest = a[None] + tc[..., None] * ab[None]
-    dist2 = ((q[:, None, :] - closest) ** 2).sum(2)
-    j = np.argmin(dist2, axis=1)                    # (K,)
+    dx = aqx - tc * abx
+    dy = aqy - tc * aby
+    j = np.argmin(dx * dx + dy * dy, axis=1)         # (K,)
     k = np.arange(len(q))
     tj = t[k, j]
+    last = len(ax) - 1
     # extrapolate only on the first / last segment
-    tj = np.where((j == 0) & (tj < 0), tj, np.where((j == len(a) - 1) & (tj > 1), tj,
+    tj = np.where((j == 0) & (tj < 0), tj, np.where((j == last) & (tj > 1), tj,
                                                     np.clip(tj, 0.0, 1.0)))
     seg_len = np.sqrt(L2[j])
     s = s_cum[j] + tj * seg_len
-    cross = ab[j, 0] * aq[k, j, 1] - ab[j, 1] * aq[k, j, 0]
-    d = cross / seg_len
+    d = (abx[j] * aqy[k, j] - aby[j] * aqx[k, j]) / seg_len
     return s, d
 
 
