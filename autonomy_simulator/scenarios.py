@@ -209,8 +209,9 @@ def highway_cut_in(seed: int = 0, cut_in_time: float = 3.0, cut_in_gap: float = 
 
 def pedestrian_crossing(seed: int = 0, pedestrians: int = 3, crossing_x: float = 70.0,
                         jaywalker: bool = False, autopilot: bool = True) -> Scenario:
-    """Two-lane road with a crossing at `crossing_x`; pedestrians cross in front of the
-    ego (waiting for a gap, or not: `jaywalker`)."""
+    """Two-lane road with a crossing at `crossing_x`; pedestrians step onto it while the
+    ego is still far away (later ones wait for a gap, or not: `jaywalker`); the ego has to
+    stop for them."""
     w = worlds.road(seed, length=200.0, lanes_forward=1, lanes_backward=1, curved=False,
                     speed_limit=13.9, n_cones=0)
     rng = np.random.default_rng(seed + 1)
@@ -224,7 +225,7 @@ def pedestrian_crossing(seed: int = 0, pedestrians: int = 3, crossing_x: float =
         y0 = side * (half + 2.0)
         agents.append(PedestrianAgent(1 + k, np.array([[x, y0], [x, -y0]]),
                                       speed=float(rng.uniform(1.0, 1.6)),
-                                      start_time=float(rng.uniform(1.0, 5.0)),
+                                      start_time=0.4 * k + float(rng.uniform(0.0, 0.4)),
                                       wait_for_gap=not jaywalker, road_span=(2.0, 2.0 + 2 * half)))
     bwd = [lid for lid in w.lanes if lid != fwd]
     agents += _traffic(w, rng, 2, bwd, 20, speed_frac=(0.6, 0.9))

@@ -110,3 +110,45 @@ def test_stop_line_all_way_stop():
     assert stopped_at is not None, "did not stop at the stop line"
     assert stop_s - 0.5 * car.length - 3.0 < stopped_at < stop_s, (stopped_at, stop_s)
     assert car.s > stop_s + 10.0 or not car.active, "never went on after stopping"
+
+
+def _overlap(a, b):
+    A, B = a.corners(), b.corners()
+    for P in (A, B):
+        for i in range(4):
+            e = P[(i + 1) % 4] - P[i]
+            n = np.array([-e[1], e[0]])
+            pa, pb = A @ n, B @ n
+            if pa.max() < pb.min() or pb.max() < pa.min():
+                return False
+    return True
+
+
+def test_highway_cut_in_happens_and_the_autopilot_keeps_clear():
+    sc = scenarios.make("highway_cut_in", seed=0, cut_in_time=2.0, cut_in_gap=15.0)
+    sim = sc.sim
+    cutter, brain = sim.agents[0], sim.autopilot.brain
+    ego_lane = brain.path.lanes[0]
+    assert cutter.path.lane_at(cutter.s) != ego_lane
+    min_decel, hit = 0.0, False
+    for _ in range(int(7.0 / sim.dt)):
+        sim.step()
+        min_decel = min(min_decel, sim.ego.accel)
+        hit |= _overlap(sim.ego_object(), cutter.to_object())
+    assert cutter.path.lane_at(cutter.s) == ego_lane, "the car did not cut in"
+    assert cutter.x > sim.ego.x and not hit
+    assert min_decel < -2.0, "the ego did not react to the cut-in"
+
+
+def test_pedestrian_crossing_jaywalkers_stop_the_ego():
+    sc = scenarios.make("pedestrian_crossing", seed=2, jaywalker=True)
+    sim = sc.sim
+    peds = [a for a in sim.agents if a.object_class.name == "PEDESTRIAN"]
+    min_v, hit = 1e9, False
+    for _ in range(int(12.0 / sim.dt)):
+        sim.step()
+        min_v = min(min_v, sim.ego.speed)
+        eo = sim.ego_object()
+        hit |= any(_overlap(eo, p.to_object()) for p in peds)
+    assert min_v < 0.5 and not hit
+    assert any(p.s > 1.0 for p in peds)
