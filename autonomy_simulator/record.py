@@ -17,7 +17,9 @@ Topics (stamps = sim time, the bag's time = sim time in ns):
   /tf (odom->base_link)                          every step
   /tf_static (base_link->camera_<cam>)           once: this vehicle's actual (mis)mounting
   /ground_truth/ego (nav_msgs/Odometry)          every step
-  /ground_truth/objects (ObjectArray, odom)      --gt-rate (visibility from the renderer)
+  /ground_truth/objects (ObjectArray, odom)      --gt-rate (visibility: pixel counts of the
+                                                 latest camera frame; 0 / not occluded
+                                                 without images)
   /ground_truth/bev/<layer> (OccupancyGrid, base_link, 0/100)  --gt-rate
   /ground_truth/road (RoadStructure, odom)       1 Hz
   /planning/goal (geometry_msgs/PoseStamped)     1 Hz
@@ -289,6 +291,7 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
     slow_every = max(1, int(round(1.0 / sim.dt)))
     t_render = 0.0
     n_frames = 0
+    vis = None                 # per-object visible pixels of the latest camera frame
     try:
         t0 = sim.t
         if vc is not None:
@@ -311,7 +314,6 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
                 M.tf([M.transform(t, "odom", "base_link", (k.x, k.y, 0.0), yaw=k.yaw)]), t)
             put("/ground_truth/ego", "nav_msgs/msg/Odometry",
                 M.odometry(t, k.x, k.y, k.yaw, k.speed, k.yaw_rate), t)
-            vis = None
             if cam_every and i % cam_every == 0:
                 tr = time.perf_counter()
                 frame = vc.render(sim.snapshot(), outputs=("rgb",))

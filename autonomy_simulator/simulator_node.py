@@ -120,6 +120,7 @@ class SimulatorNode(Node):
             "slow": max(1, int(round(1.0 / self.sim.dt))),
         }
         self.render_s = 0.0
+        self.last_visibility = None        # per-object pixel counts of the latest camera frame
         self._publish_goal_and_road()
         self.timer = self.create_timer(self.sim.dt / p["real_time_factor"], self._tick,
                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
@@ -165,11 +166,10 @@ class SimulatorNode(Node):
                                        gear=1 if sim.ego.speed >= 0 else -1))
         self._publish_state()
         n = sim.steps
-        vis = None
         if self.cams is not None and n % self.step_every["cam"] == 0:
-            vis = self._publish_cameras()
+            self.last_visibility = self._publish_cameras()
         if n % self.step_every["gt"] == 0:
-            self._publish_ground_truth(vis)
+            self._publish_ground_truth(self.last_visibility)
         if n % self.step_every["slow"] == 0:
             self._publish_goal_and_road()
             self._publish_diagnostics()
