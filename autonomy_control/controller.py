@@ -85,7 +85,7 @@ class TrackingController:
         self.history: deque = deque([(0.0, 0.0)] * n, maxlen=n) if n > 0 else None
         self.mode = "idle"
         self.counters = {"trajectories": 0, "trajectories_rejected": 0, "odometry": 0,
-                         "odometry_rejected": 0, "mpc_failures": 0, "faults": 0}
+                         "odometry_rejected": 0, "mpc_failures": 0, "fault_episodes": 0}
         self.lateral_fallbacks = 0
 
     # ---------------------------------------------------------------- inputs
@@ -177,7 +177,7 @@ class TrackingController:
                         steer = self.steer_cmd
             if wd.faults:
                 if self.mode == "tracking":
-                    self.counters["faults"] += 1
+                    self.counters["fault_episodes"] += 1
                 self.mode = "stopping" if abs(v_meas) > 1e-3 else "stopped"
                 st.level = ERROR
                 st.message = "stopping: " + "; ".join(wd.faults) if self.mode == "stopping" \
