@@ -5,6 +5,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from autonomy_simulator import labels as lab
 from autonomy_simulator import record
 
 GT_TOPICS = ("/ground_truth/objects", "/ground_truth/road", "/ground_truth/ego",
@@ -66,3 +67,29 @@ def test_bag_with_images_calibration_tf_and_visibility(tmp_path):
     vis = [o.visible_pixels for o in objs.objects]
     assert max(vis) > 0, "no object visible in any camera"
     assert any(o.occluded and o.visible_pixels == 0 for o in objs.objects), "occluded objects must stay"
+
+
+def test_intersection_occlusion_hides_far_side_objects_temporarily():
+    """The scenario does what it is for: crossing traffic fully occludes far-side cars /
+    pedestrians for a while (visibility label 0, object kept), before and after they are seen."""
+    pytest.importorskip("moderngl")
+    from autonomy_simulator import scenarios
+    sc = scenarios.make("intersection_occlusion", seed=0)
+    sim = sc.sim
+    far = [a.id for a in sim.agents if a.id >= 50]          # north-arm cars + pedestrians
+    vc = record.VehicleCameras(160, 120, ["main"], 0)
+    seen = {i: [] for i in far}
+    try:
+        for i in range(int(10.0 / sim.dt)):
+            sim.step()
+            if sim.t >= 6.0 and i % 10 == 0:
+                vis = vc.render(sim.snapshot()).visible_pixels
+                labels = {o.id: o for o in lab.object_labels(sim.objects(), vis)}
+                for k in far:
+                    assert k in labels                       # occluded objects stay labelled
+                    seen[k].append(labels[k].visible_pixels)
+    finally:
+        vc.release()
+    hidden_then_seen = [k for k, v in seen.items()
+                        if 0 in v and any(p > 0 for p in v[:v.index(0)]) and any(p > 0 for p in v[v.index(0):])]
+    assert hidden_then_seen, seen
