@@ -280,12 +280,14 @@ class PerceptionNode(Node):
                 self.engine.fill_camera(ci.index, None)
                 mask[ci.index] = False
         stages["convert"] = (time.perf_counter() - t_sync) * 1e3
-        kin, _ = self._kinematics()
+        kin, odom_ok = self._kinematics()
         result = self.engine.run(mask, kin, frame.stamp)
         stages.update({k: v for k, v in result.stages_ms.items() if k != "download"})
         stages["network"] += result.stages_ms.get("download", 0.0)
         t_post = time.perf_counter()
-        vspace = self.post.process(result.outputs, stamp=frame.stamp, frame_id=self.p["output_frame"])
+        # tracking runs in the odom frame when odometry is there, in the ego frame otherwise
+        vspace = self.post.process(result.outputs, stamp=frame.stamp, frame_id=self.p["output_frame"],
+                                   ego=self.odom[0] if odom_ok else None)
         stages["postprocess"] = (time.perf_counter() - t_post) * 1e3
         t_pub = time.perf_counter()
         self._publish(frame, vspace, result.outputs)
