@@ -1,0 +1,165 @@
+"""Perception node end-to-end latency vs the bare network forward, measured in one run.
+
+CPU (default): the node (own process, default config/perception.yaml, committed checkpoint)
+receives 8 rectified images per frame at the network's input size over DDS; latency =
+arrival of /perception/objects at the driver - the frame's header stamp (wall clock, same
+machine). In the same run the driver times the bare network forward (InferenceEngine.run
+on the same checkpoint) -> overhead_ratio = node p50 / forward p50.
+CUDA (--device cuda): 8 raw 1280x960 bgr8 images + CameraInfo + /tf_static; the node
+rectifies on the GPU (input: raw) -> latency including rectification.
+
+    bench/run perception_node [--device cpu|cuda] [--frames 60] [--rate 5]
+Last line: JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+CAMS = ["main", "narrow", "fisheye", "left_pillar", "right_pillar", "left_repeater",
+        "right_repeater", "rear"]
+
+
+def bare_forward_ms(ckpt: Path, device: str, n: int = 30) -> list:
+    import torch
+    torch.set_num_threads(2)
+    from autonomy_perception.inference_engine import InferenceEngine
+    from autonomy_perception.network.model import PerceptionModel
+    eng = InferenceEngine(PerceptionModel.from_checkpoint(ckpt), device=device,
+                          precision="fp32" if device == "cpu" else "fp16")
+    h, w = eng.input_hw
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 255, (h, w, 3), dtype=np.uint8) for _ in CAMS]
+    times = []
+    for k in range(n + 3):
+        t = time.perf_counter()
+        for i, img in enumerate(imgs):
+            eng.fill_camera(i, img)
+        eng.run([True] * len(CAMS), (5.0, 0.0, 0.0), 1.0 + 0.1 * k)
+        if k >= 3:
+            times.append((time.perf_counter() - t) * 1e3)
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--rate", type=float, default=5.0, help="frames/s sent (below the node's capacity)")
+    ap.add_argument("--checkpoint", default=str(ROOT / "models" / "perception_tiny.pt"))
+    args = ap.parse_args()
+    os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
+    os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    ckpt = Path(args.checkpoint)
+    if not ckpt.exists():
+        raise SystemExit(f"checkpoint {ckpt} not found (train it: see models/README.md)")
+
+    import rclpy
+    from autonomy_interfaces.msg import LatencyReport, ObjectArray
+    from sensor_msgs.msg import CameraInfo, Image
+    from tf2_msgs.msg import TFMessage
+
+    from autonomy_stack.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
+    from autonomy_stack.ros_conversions import numpy_to_image, sec_to_stamp, stamp_to_sec
+    from ros_helpers import start_node, stop
+
+    raw = args.device == "cuda"
+    params = {"checkpoint": str(ckpt), "device": args.device, "input": "raw" if raw else "rect"}
+    if raw:
+        params["precision"] = "fp16"
+    proc = start_node("perception_node", name="perception", params_files=["perception.yaml"], params=params)
+    rclpy.init()
+    node = rclpy.create_node("perception_bench_driver")
+    lat, stages = [], []
+    try:
+        from autonomy_perception.network.model import PerceptionModel
+        hw = PerceptionModel.from_checkpoint(ckpt).input_hw
+        topic = "image_raw" if raw else "image_rect"
+        pubs = {c: node.create_publisher(Image, f"/cameras/{c}/{topic}", SENSOR_IMAGES) for c in CAMS}
+        recv = {}
+        node.create_subscription(ObjectArray, "/perception/objects",
+                                 lambda m: recv.setdefault(round(stamp_to_sec(m.header.stamp), 6), time.time()), OUTPUTS)
+        node.create_subscription(LatencyReport, "/perception/latency",
+                                 lambda m: stages.append({s.stage: s.duration_ms for s in m.stages}), OUTPUTS)
+        rng = np.random.default_rng(1)
+        if raw:
+            from autonomy_perception.camera_models import load_rig
+            from autonomy_stack.vehicle_description_node import rig_transforms
+            rig = load_rig()
+            info_pubs = {c: node.create_publisher(CameraInfo, f"/cameras/{c}/camera_info", STATE) for c in CAMS}
+            tf_pub = node.create_publisher(TFMessage, "/tf_static", LATCHED)
+            tf_pub.publish(TFMessage(transforms=rig_transforms(rig, "base_link", "camera_", node.get_clock().now().to_msg())))
+            infos = {}
+            for c in CAMS:
+                cal = rig[c]
+                ci = CameraInfo(width=cal.width, height=cal.height, distortion_model=cal.distortion_model)
+                ci.k = np.asarray(cal.K, dtype=float).reshape(9)
+                ci.d = list(np.asarray(cal.D, dtype=float))
+                infos[c] = ci
+            msgs = {c: numpy_to_image(rng.integers(0, 255, (rig[c].height, rig[c].width, 3), dtype=np.uint8), "bgr8")
+                    for c in CAMS}
+        else:
+            msgs = {c: numpy_to_image(rng.integers(0, 255, (hw[0], hw[1], 3), dtype=np.uint8), "bgr8") for c in CAMS}
+        t0 = time.monotonic()
+        while any(p.get_subscription_count() == 0 for p in pubs.values()) or \
+                node.count_publishers("/perception/objects") == 0:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            if time.monotonic() - t0 > 90:
+                raise SystemExit("perception node did not come up: " + stop(proc)[-2000:])
+        time.sleep(1.0)
+        sent = []
+        period = 1.0 / args.rate
+        next_t = time.monotonic()
+        for k in range(args.frames + 5):
+            now = time.time()
+            st = sec_to_stamp(now)
+            for c in CAMS:
+                if raw:
+                    infos[c].header.stamp = st
+                    info_pubs[c].publish(infos[c])
+                msgs[c].header.stamp = st
+                pubs[c].publish(msgs[c])
+            if k >= 5:              # first frames warm up the node
+                sent.append(round(stamp_to_sec(st), 6))
+            next_t += period
+            while time.monotonic() < next_t:
+                rclpy.spin_once(node, timeout_sec=max(0.0, next_t - time.monotonic()))
+        end = time.monotonic() + 5
+        while time.monotonic() < end and not all(s in recv for s in sent[-3:]):
+            rclpy.spin_once(node, timeout_sec=0.05)
+        lat = [(recv[s] - s) * 1e3 for s in sent if s in recv]
+    finally:
+        node.destroy_node()
+        rclpy.shutdown()
+        out = stop(proc)
+    if not lat:
+        raise SystemExit("no outputs received; node output:\n" + out[-3000:])
+    fwd = bare_forward_ms(ckpt, args.device)
+    st_p50 = {k: round(float(np.median([s[k] for s in stages if k in s])), 2) for k in (stages[-1] if stages else {})}
+    res = {
+        "device": args.device,
+        "gpu": __import__("torch").cuda.get_device_name(0) if args.device == "cuda" else None,
+        "input": "8 x raw 1280x960 bgr8 (+GPU rectification)" if raw else f"8 x rectified {hw[1]}x{hw[0]} bgr8",
+        "input_hw": list(hw),
+        "frames_sent": len(sent),
+        "frames_out": len(lat),
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+        "model_forward_ms_p50": round(float(np.percentile(fwd, 50)), 2),
+        "overhead_ratio": round(float(np.percentile(lat, 50) / np.percentile(fwd, 50)), 3),
+        "stage_ms_p50": st_p50,
+    }
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
