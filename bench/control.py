@@ -45,6 +45,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter runs, no catalogue")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--catalogue-seeds", type=lambda t: [int(x) for x in t.split(",")],
+                    default=[0, 1, 2], help="scenario seeds of the catalogue runs")
     ap.add_argument("--timing-reps", type=int, default=3,
                     help="repetitions of the MPC run for the step timing (best p95 kept)")
     args = ap.parse_args()
@@ -122,16 +124,21 @@ def main() -> None:
                     out[pre + "rms_speed_error_mps"] = msim["rms_speed_error_mps"]
                     out[pre + "max_lateral_jerk_mps3"] = msim["max_lateral_jerk_mps3"]
         if not args.quick:
-            cat = catalogue_runs(ControllerConfig(), v_cap=20.0, seed=args.seed)
-            for name, mc in cat.items():
-                print(f"catalogue {name:30s} {json.dumps(r4(mc))}", flush=True)
+            cat = {}
+            for sd in args.catalogue_seeds:
+                for name, mc in catalogue_runs(ControllerConfig(), v_cap=20.0, seed=sd).items():
+                    cat[f"{name}/{sd}"] = mc
+                    print(f"catalogue {name + '/' + str(sd):32s} {json.dumps(r4(mc))}", flush=True)
+            out["catalogue_mean_rms_lateral_m"] = float(np.mean([v["rms_lateral_m"]
+                                                                 for v in cat.values()]))
             out["catalogue_worst_rms_lateral_m"] = max(v["rms_lateral_m"] for v in cat.values())
             out["catalogue_worst_max_lateral_m"] = max(v["max_lateral_m"] for v in cat.values())
             out["catalogue_worst_rms_speed_error_mps"] = max(v["rms_speed_error_mps"]
                                                              for v in cat.values())
             out["catalogue_max_lateral_jerk_mps3"] = max(v["max_lateral_jerk_mps3"]
                                                          for v in cat.values())
-            out["catalogue_scenarios"] = len(cat)
+            out["catalogue_runs"] = len(cat)
+            out["catalogue_max_speed_mps"] = max(v["max_speed_mps"] for v in cat.values())
 
     # ---- reverse parking (forward, cusp, reverse 90 degrees into a bay)
     tr = parking_trajectory()
