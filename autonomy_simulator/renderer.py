@@ -496,7 +496,6 @@ uniform vec4 u_fine_rect;    // x0, y0, 1/extent_x, 1/extent_y
 uniform sampler2D u_coarse_col;
 uniform sampler2D u_coarse_cls;
 uniform vec4 u_coarse_rect;
-uniform sampler2D u_noise;
 uniform vec3 u_verge;
 """ + _FS_COMMON + """
 void main() {
@@ -515,10 +514,14 @@ void main() {
         col = u_verge;
         cls = 2.0;
     }
-    // fine grain (the coarse variation is baked into the ground rasters)
-    float n2 = texture(u_noise, p * 0.9 + vec2(0.37, 0.71)).r;
-    float grain = (cls == 2.0) ? 0.45 : 0.22;
-    col *= 1.0 + grain * (n2 - 0.5);
+    // fine grain near the camera: a hash per 2.5 cm cell (arithmetic is much cheaper than
+    // another filtered texture fetch on llvmpipe); the coarser variation is baked into the
+    // ground rasters
+    vec2 cell = floor(p * 40.0);
+    float h = fract(sin(dot(cell, vec2(12.9898, 78.233))) * 43758.5453);
+    float fade = clamp(1.0 - length(v_world - u_campos) / 25.0, 0.0, 1.0);
+    float grain = (cls == 2.0) ? 0.35 : 0.18;
+    col *= 1.0 + grain * fade * (h - 0.5);
     float diff = max(u_sun.z, 0.0);
     col *= 0.55 + 0.55 * diff;
     emit(col, cls, 0.0);
@@ -557,6 +560,13 @@ void main() {
     o_invz = 0.0;                // infinitely far
 }
 """
+
+
+def _set(prog, name: str, value) -> None:
+    """Set a uniform if the shader uses it (GLSL compilers drop unused ones)."""
+    u = prog.get(name, None)
+    if u is not None:
+        u.value = value
 
 
 def _view_matrix(R_world_face: np.ndarray, p_world: np.ndarray) -> np.ndarray:
@@ -703,9 +713,6 @@ class RigRenderer:
             tk.filter = (moderngl.NEAREST, moderngl.NEAREST)
             tk.repeat_x = tk.repeat_y = False
             self._tex[name] = (tc, tk)
-        self._noise_seed = None
-        self.noise_tex = ctx.texture((512, 512), 1, dtype="f1")
-        self.noise_tex.filter = (moderngl.LINEAR_MIPMAP_LINEAR, moderngl.LINEAR)
         # big ground quad (world coordinates, moved with the ego each frame)
         self.ground_vbo = ctx.buffer(reserve=6 * 3 * 4)
         self.ground_vao = ctx.vertex_array(self.prog_ground, [(self.ground_vbo, "3f", "in_pos")])
@@ -832,10 +839,6 @@ class RigRenderer:
                 tc.write(np.ascontiguousarray(col).tobytes())
                 tc.build_mipmaps()
                 tk.write(np.ascontiguousarray(cls).tobytes())
-        if self._noise_seed != snap.seed:
-            self.noise_tex.write(self._noise_img(snap.seed).tobytes())
-            self.noise_tex.build_mipmaps()
-            self._noise_seed = snap.seed
         if key != self._curb_key:
             cv = curb_vertices(snap.curbs)
             if self.curb_vbo is not None:
@@ -906,27 +909,25 @@ class RigRenderer:
         ctx.disable(mgl.CULL_FACE | mgl.BLEND)
         fog = np.asarray(SKY_HORIZON) * 0.92 + np.asarray(snap.ground_color) * 0.08
         for p in (self.prog_obj, self.prog_ground):
-            p["u_clip"].value = (self.near, self.far)
-            p["u_sun"].value = tuple(self.sun)
-            p["u_fog"].value = tuple(fog)
-            p["u_fog_dist"].value = self.fog_dist
+            _set(p, "u_clip", (self.near, self.far))
+            _set(p, "u_sun", tuple(self.sun))
+            _set(p, "u_fog", tuple(fog))
+            _set(p, "u_fog_dist", self.fog_dist)
         g = self.prog_ground
         for name, lay, unit in (("fine", self.fine, 0), ("coarse", self.coarse, 2)):
             tc, tk = self._tex[name]
             tc.use(unit)
             tk.use(unit + 1)
-            g[f"u_{name}_col"].value = unit
-            g[f"u_{name}_cls"].value = unit + 1
+            _set(g, f"u_{name}_col", unit)
+            _set(g, f"u_{name}_cls", unit + 1)
             ext = lay.size * lay.res
-            g[f"u_{name}_rect"].value = (lay.x0, lay.y0, 1.0 / ext, 1.0 / ext)
-        self.noise_tex.use(4)
-        g["u_noise"].value = 4
-        g["u_verge"].value = tuple(snap.ground_color)
+            _set(g, f"u_{name}_rect", (lay.x0, lay.y0, 1.0 / ext, 1.0 / ext))
+        _set(g, "u_verge", tuple(snap.ground_color))
         ps = self.prog_sky
-        ps["u_zenith"].value = SKY_ZENITH
-        ps["u_horizon"].value = SKY_HORIZON
-        ps["u_fog"].value = tuple(fog)
-        ps["u_sun"].value = tuple(self.sun)
+        _set(ps, "u_zenith", SKY_ZENITH)
+        _set(ps, "u_horizon", SKY_HORIZON)
+        _set(ps, "u_fog", tuple(fog))
+        _set(ps, "u_sun", tuple(self.sun))
         want = set(cameras) if cameras is not None else None
         faces = [f for f in self.faces if want is None or f.camera in want]
         # sky quads for all faces in one buffer
@@ -957,9 +958,9 @@ class RigRenderer:
                     2 * (f.cy + 0.5) / f.h - 1)
             mat = tuple(view.T.astype(np.float32).ravel())     # column-major
             for p in (self.prog_obj, self.prog_ground):
-                p["u_view"].value = mat
-                p["u_intr"].value = intr
-                p["u_campos"].value = tuple(p_w)
+                _set(p, "u_view", mat)
+                _set(p, "u_intr", intr)
+                _set(p, "u_campos", tuple(p_w))
             # near things first, the sky last: hidden fragments fail the early depth test
             ctx.depth_func = "<="
             if self.obj_vao is not None and self._n_obj_vertices:
