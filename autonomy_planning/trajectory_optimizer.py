@@ -65,8 +65,8 @@ class OptimizerConfig:
     w_d2: float = 50.0
     w_d3: float = 2000.0
     sqp_iterations: int = 2
-    w_slack_lat: float = 5000.0
-    w_slack_kappa: float = 5.0e4
+    w_slack_lat: float = 2000.0
+    w_slack_kappa: float = 2000.0
     max_iter: int = 1500
     eps: float = 1e-3
     time_limit: float = 0.03             # s per QP solve
@@ -112,11 +112,12 @@ def _jerk_rows(n: int, r0: int, offset: int = 0):
     return rows, cols, vals, r0 + n
 
 
-def _path_matrices(K: int, h: float):
+def _path_matrices(K: int, h: float, front: float = 3.8, rear: float = 0.9):
     """Constraint matrix of the path QP, variables [d | d' | d'' | e | e2] (e, e2 >= 0:
     slacks of the lateral and curvature bounds, so the QP is always feasible). Fixed
     sparsity for a given K; values depend on h. Row blocks (returned offsets):
-    dynamics (2n, = 0) | jerk (n) | d + e >= lo | d - e <= hi | d' | d'' + e2 >= lo2 |
+    dynamics (2n, = 0) | jerk (n) | d + e >= lo | d - e <= hi | the same for the front
+    (d + front d') and rear (d - rear d') body corners | d' | d'' + e2 >= lo2 |
     d'' - e2 <= hi2 | e >= 0 | e2 >= 0 | d_0 | d''_0."""
     n = K - 1
     r, c, v, nr = _pj_dynamics(n, h)
@@ -135,6 +136,11 @@ def _path_matrices(K: int, h: float):
 
     add("lo", [(k, 1.0), (3 * K + k, 1.0)])
     add("hi", [(k, 1.0), (3 * K + k, -1.0)])
+    # body corners (small-angle): front d + front * d', rear d - rear * d'
+    add("flo", [(k, 1.0), (K + k, front), (3 * K + k, 1.0)])
+    add("fhi", [(k, 1.0), (K + k, front), (3 * K + k, -1.0)])
+    add("rlo", [(k, 1.0), (K + k, -rear), (3 * K + k, 1.0)])
+    add("rhi", [(k, 1.0), (K + k, -rear), (3 * K + k, -1.0)])
     add("d1", [(K + k, 1.0)])
     add("lo2", [(2 * K + k, 1.0), (4 * K + k, 1.0)])
     add("hi2", [(2 * K + k, 1.0), (4 * K + k, -1.0)])
@@ -252,20 +258,23 @@ class TrajectoryOptimizer:
         self.speed_qp = SpeedQP(self.cfg)
         self._prev = None
         self._path_solver = None
-        self._path_K = None      # (abs stations of speed solution, times, x) for warm start
+        self._path_K = None
+        self._prev_path = None      # (abs stations of speed solution, times, x) for warm start
 
     def reset(self):
         self._prev = None
+        self._prev_path = None
 
     # -------------------------------------------------------------- path QP
-    def _path_qp(self, sig, lo, hi, d_ref, mid, v_at, kref, d0, d1_0, d2_0, fix_d2, warm=None):
+    def _path_qp(self, sig, lo, hi, d_ref, mid, v_at, kref, d0, d1_0, d2_0, fix_d2, warm=None,
+                 corners=None, body=(3.8, 0.9)):
         """Piecewise-jerk path QP with soft lateral / curvature bounds (slacks with a
         large penalty: always feasible; a non-zero slack is reported). The OSQP workspace
         is kept (same sparsity every cycle): only values, bounds and costs are updated."""
         cfg = self.cfg
         K = len(sig)
         h = float(sig[1] - sig[0])
-        A, R = _path_matrices(K, h)
+        A, R = _path_matrices(K, h, body[0], body[1])
         m = A.shape[0]
         INF = np.inf
         l = np.zeros(m)
@@ -275,6 +284,11 @@ class TrajectoryOptimizer:
         u[R["jerk"]:R["jerk"] + K - 1] = dk
         l[R["lo"]:R["lo"] + K], u[R["lo"]:R["lo"] + K] = lo, INF
         l[R["hi"]:R["hi"] + K], u[R["hi"]:R["hi"] + K] = -INF, hi
+        flo, fhi, rlo, rhi = corners if corners is not None else (lo, hi, lo, hi)
+        l[R["flo"]:R["flo"] + K], u[R["flo"]:R["flo"] + K] = flo, INF
+        l[R["fhi"]:R["fhi"] + K], u[R["fhi"]:R["fhi"] + K] = -INF, fhi
+        l[R["rlo"]:R["rlo"] + K], u[R["rlo"]:R["rlo"] + K] = rlo, INF
+        l[R["rhi"]:R["rhi"] + K], u[R["rhi"]:R["rhi"] + K] = -INF, rhi
         l[R["d1"]:R["d1"] + K], u[R["d1"]:R["d1"] + K] = -2.0, 2.0
         l[R["d1"]] = u[R["d1"]] = d1_0
         kmax = np.minimum(cfg.max_curvature, cfg.lat_acc_max / np.maximum(v_at, 0.1) ** 2)
@@ -291,7 +305,8 @@ class TrajectoryOptimizer:
         wv = 1.0 + v_at ** 2
         w3 = cfg.w_d3 / (h * h)
         diag = np.concatenate([np.full(K, cfg.w_ref + cfg.w_center), np.full(K, cfg.w_d1),
-                               cfg.w_d2 * wv, np.full(K, cfg.w_slack_lat), np.full(K, cfg.w_slack_kappa)])
+                               cfg.w_d2 * wv, np.full(K, 0.1 * cfg.w_slack_lat),
+                               np.full(K, 0.1 * cfg.w_slack_kappa)])
         diag[2 * K:3 * K] += w3 * np.r_[1.0, np.full(K - 2, 2.0), 1.0]
         off = np.zeros(5 * K - 1)
         off[2 * K:3 * K - 1] = -w3
@@ -357,6 +372,24 @@ class TrajectoryOptimizer:
             hi = np.interp(sig_abs, st, left_w)
             return lo + hw + cfg.body_margin, hi - hw - cfg.body_margin
 
+        right_1 = maximum_filter1d(corridor.right, size=3, mode="nearest")
+        left_1 = minimum_filter1d(corridor.left, size=3, mode="nearest")
+
+        def corner_bounds(sig_abs, d1_0):
+            m = hw + cfg.body_margin
+            flo = np.interp(sig_abs + front, st, right_1) + m
+            fhi = np.interp(sig_abs + front, st, left_1) - m
+            rlo = np.interp(sig_abs - rear, st, right_1) + m
+            rhi = np.interp(sig_abs - rear, st, left_1) - m
+            # the current pose is always admissible
+            near = sig_abs - sig_abs[0] < 3.0
+            f0, r0 = d_e + front * d1_0, d_e - rear * d1_0
+            flo = np.where(near, np.minimum(flo, f0 - 0.05), flo)
+            fhi = np.where(near, np.maximum(fhi, f0 + 0.05), fhi)
+            rlo = np.where(near, np.minimum(rlo, r0 - 0.05), rlo)
+            rhi = np.where(near, np.maximum(rhi, r0 + 0.05), rhi)
+            return flo, fhi, rlo, rhi
+
         v_path = np.maximum(V_ref, 0.0)
         length = max(S_ref[-1] - s_e + 10.0, 20.0)
         path = None
@@ -384,8 +417,18 @@ class TrajectoryOptimizer:
                              v_path if it == 0 else speed_x[:, 1])
             kref = ref.curvature_at(sig_abs)
             d1_0 = float(np.tan(np.clip(rel_yaw, -1.2, 1.2)))
+            warm_p = None
+            if self._prev_path is not None and len(sig) == len(self._prev_path[0]):
+                ps, pp = self._prev_path
+                warm_p = np.concatenate([np.interp(sig_abs, ps, pp[:, 0]),
+                                         np.interp(sig_abs, ps, pp[:, 1]),
+                                         np.interp(sig_abs, ps, pp[:, 2]), np.zeros(2 * len(sig))])
             path = self._path_qp(sig, lo, hi, d_ref, mid, v_at, kref, d_e, d1_0,
-                                 kappa_e - float(kref[0]), fix_d2=v0 > 1.0)
+                                 kappa_e - float(kref[0]), fix_d2=v0 > 1.0,
+                                 corners=corner_bounds(sig_abs, d1_0), body=(front, rear),
+                                 warm=warm_p)
+            if path is not None:
+                self._prev_path = (sig_abs.copy(), path.copy())
             if path is None:
                 d_fb = np.interp(sig_abs, Sm, D_ref)
                 path = np.column_stack([d_fb, np.gradient(d_fb, sig), np.zeros(K)])
