@@ -377,10 +377,14 @@ class TrajectoryOptimizer:
 
         def corner_bounds(sig_abs, d1_0):
             m = hw + cfg.body_margin
-            flo = np.interp(sig_abs + front, st, right_1) + m
-            fhi = np.interp(sig_abs + front, st, left_1) - m
-            rlo = np.interp(sig_abs - rear, st, right_1) + m
-            rhi = np.interp(sig_abs - rear, st, left_1) - m
+            # a body corner L ahead of / behind the reference point lies kappa L^2 / 2
+            # towards the outside of a curved reference: shift its bounds accordingly
+            k = ref.curvature_at(sig_abs)
+            cf, cr = 0.5 * k * front ** 2, 0.5 * k * rear ** 2
+            flo = np.interp(sig_abs + front, st, right_1) + m + cf
+            fhi = np.interp(sig_abs + front, st, left_1) - m + cf
+            rlo = np.interp(sig_abs - rear, st, right_1) + m + cr
+            rhi = np.interp(sig_abs - rear, st, left_1) - m + cr
             # the current pose is always admissible
             near = sig_abs - sig_abs[0] < 3.0
             f0, r0 = d_e + front * d1_0, d_e - rear * d1_0
