@@ -216,33 +216,72 @@ def polygon_distance(P: np.ndarray, Q: np.ndarray) -> float:
     return best
 
 
-def footprint_clearance(lot: Lot, pose: Pose, vp: VehicleParams = VehicleParams()) -> float:
-    """Exact (geometric, no raster) clearance of the car footprint at `pose` to the lot's
-    boxes, curbs (their width included) and drivable border; <= 0 means collision."""
-    car = car_corners(pose, vp)
-    best = math.inf
-    for b in lot.boxes:
-        best = min(best, polygon_distance(car, b.corners()))
+def _lot_geometry(lot: Lot):
+    """Boxes (corners, centres, radii) and obstacle segments (curbs with their half width,
+    drivable border with 0) as arrays, cached on the lot."""
+    cache = getattr(lot, "_geometry", None)
+    if cache is not None:
+        return cache
+    corners = [b.corners() for b in lot.boxes]
+    centres = np.array([[b.x, b.y] for b in lot.boxes]).reshape(-1, 2)
+    radii = np.array([math.hypot(b.length, b.width) / 2 for b in lot.boxes])
+    segs, widths = [], []
     for pl in lot.curbs:
         pl = np.asarray(pl, float)[:, :2]
         for a, bb in zip(pl[:-1], pl[1:]):
-            if _point_in_convex(a, car):
-                return -lot.curb_width / 2
-            for i in range(4):
-                best = min(best, _seg_dist(car[i], car[(i + 1) % 4], a, bb) - lot.curb_width / 2)
+            segs.append((a, bb))
+            widths.append(lot.curb_width / 2)
     if lot.drivable is not None:
         poly = np.asarray(lot.drivable, float)
-        for c in car:
-            if not _points_in_polygon(np.array([c[0]]), np.array([c[1]]), poly)[0]:
-                return 0.0
-        n = len(poly)
-        for j in range(n):
+        for j in range(len(poly)):
+            segs.append((poly[j], poly[(j + 1) % len(poly)]))
+            widths.append(0.0)
+    A = np.array([sg[0] for sg in segs]).reshape(-1, 2)
+    B = np.array([sg[1] for sg in segs]).reshape(-1, 2)
+    cache = (corners, centres, radii, A, B, np.array(widths))
+    lot._geometry = cache
+    return cache
+
+
+def footprint_clearance(lot: Lot, pose: Pose, vp: VehicleParams = VehicleParams()) -> float:
+    """Exact (geometric, no raster) clearance of the car footprint at `pose` to the lot's
+    boxes, curbs (their width included) and drivable border; <= 0 means collision.
+    Clearances above ~1 m are not resolved (far obstacles are skipped)."""
+    car = car_corners(pose, vp)
+    centre = car.mean(0)
+    car_r = math.hypot(vp.length, vp.width) / 2
+    horizon = 1.0
+    best = horizon
+    corners, centres, radii, A, B, W = _lot_geometry(lot)
+    if len(centres):
+        near = np.flatnonzero(np.hypot(*(centres - centre).T) - radii - car_r < horizon)
+        for i in near.tolist():
+            best = min(best, polygon_distance(car, corners[i]))
+    if len(A):
+        dseg = _dist_to_segment_many(centre, A, B)
+        for j in np.flatnonzero(dseg - car_r - W < horizon).tolist():
+            a, bb, w = A[j], B[j], W[j]
+            if w > 0 and _point_in_convex(a, car):
+                return -w
             for i in range(4):
-                best = min(best, _seg_dist(car[i], car[(i + 1) % 4], poly[j], poly[(j + 1) % n]))
+                best = min(best, _seg_dist(car[i], car[(i + 1) % 4], a, bb) - w)
+    if lot.drivable is not None:
+        poly = np.asarray(lot.drivable, float)
+        inside = _points_in_polygon(car[:, 0], car[:, 1], poly)
+        if not np.all(inside):
+            return 0.0
     xmin, ymin, xmax, ymax = lot.bounds
     best = min(best, float(np.min(car[:, 0] - xmin)), float(np.min(xmax - car[:, 0])),
                float(np.min(car[:, 1] - ymin)), float(np.min(ymax - car[:, 1])))
     return best
+
+
+def _dist_to_segment_many(p, A, B):
+    d = B - A
+    L2 = np.maximum(np.sum(d * d, axis=1), 1e-12)
+    t = np.clip(np.sum((p - A) * d, axis=1) / L2, 0.0, 1.0)
+    q = A + t[:, None] * d
+    return np.hypot(*(p - q).T)
 
 
 # ------------------------------------------------------------------ sources of lots

@@ -47,52 +47,73 @@ class CSpace:
     rear axle anywhere in cell (ix, iy) and its yaw anywhere in heading bin b (bins centred
     on phi0 + b * 2 pi / n) does not touch an obstacle cell. Built by correlating the
     conservative occupancy raster with the footprint swept over the bin, inflated by the
-    raster error and half the sample spacing along an arc (FFT)."""
+    raster error and half the sample spacing along an arc (FFT). Bins are computed lazily,
+    on first use (`ensure`), so a search that visits few headings pays for few bins."""
 
     def __init__(self, grid: LotGrid, phi0: float, cfg: "SearchConfig", vp: VehicleParams):
-        from scipy.signal import fftconvolve
-        self.grid, self.phi0 = grid, float(phi0)
+        from scipy import fft as sfft
+        self.grid, self.phi0, self.vp = grid, float(phi0), vp
         n = cfg.n_coll_headings
         self.n = n
         self.dbin = 2.0 * math.pi / n
         res = grid.res
         rmin = vp.wheelbase / math.tan(vp.max_steer)
         reach = math.hypot(vp.length - vp.rear_overhang, vp.width / 2.0)
+        self.reach = reach
         # reference point anywhere in its cell + obstacle cell centre test + half sample gap
         # (translation, plus the rotation it brings at the farthest corner) + safety
         half_gap = 0.5 * cfg.check_ds * (1.0 + reach / rmin)
         self.margin = 2.0 * res * math.sqrt(0.5) + half_gap + cfg.safety
-        m = self.margin
-        front, rear, hw = vp.length - vp.rear_overhang, vp.rear_overhang, vp.width / 2.0
-        R = int(math.ceil((reach + m + res) / res))
+        R = int(math.ceil((reach + self.margin + res) / res))
+        self.R = R
         u = np.arange(-R, R + 1) * res
-        UX, UY = np.meshgrid(u, u, indexing="ij")
+        self.UX, self.UY = np.meshgrid(u, u, indexing="ij")
+        self.shape = (sfft.next_fast_len(grid.nx + 2 * R), sfft.next_fast_len(grid.ny + 2 * R))
+        self._occ_f = sfft.rfft2(grid.occ.astype(np.float32), s=self.shape, workers=1)
+        self.free_arr = np.zeros((n, grid.nx, grid.ny), bool)
+        self.free_flat = self.free_arr.reshape(-1)          # a view: filled in place
+        self.ready = np.zeros(n, bool)
+
+    def kernel(self, b: int) -> np.ndarray:
+        """Footprint (rear axle at the centre) swept over heading bin b, inflated."""
+        vp, m = self.vp, self.margin
+        front, rear, hw = vp.length - vp.rear_overhang, vp.rear_overhang, vp.width / 2.0
         n_sub = 5                                   # yaws sampled across the bin
-        sub = (np.arange(n_sub) + 0.5) / n_sub - 0.5
-        sub_inflate = reach * (self.dbin / n_sub / 2.0)
-        occ = grid.occ.astype(np.float32)
-        free = np.empty((n, grid.nx, grid.ny), bool)
-        for b in range(n):
-            K = np.zeros(UX.shape, bool)
-            for f in sub:
-                yaw = phi0 + b * self.dbin + f * self.dbin
-                c, s = math.cos(yaw), math.sin(yaw)
-                lx = UX * c + UY * s
-                ly = -UX * s + UY * c
-                mm = m + sub_inflate
-                K |= (lx <= front + mm) & (lx >= -rear - mm) & (np.abs(ly) <= hw + mm)
-            # collision at cell c when any occ[c + u] with K[u]: correlation = conv with flip
-            hit = fftconvolve(occ, K[::-1, ::-1].astype(np.float32), mode="same")
-            free[b] = hit < 0.5
-        self.free_arr = free
-        self.free_flat = free.ravel()
+        sub_inflate = self.reach * (self.dbin / n_sub / 2.0)
+        mm = m + sub_inflate
+        K = np.zeros(self.UX.shape, bool)
+        for f in (np.arange(n_sub) + 0.5) / n_sub - 0.5:
+            yaw = self.phi0 + (b + f) * self.dbin
+            c, s = math.cos(yaw), math.sin(yaw)
+            lx = self.UX * c + self.UY * s
+            ly = -self.UX * s + self.UY * c
+            K |= (lx <= front + mm) & (lx >= -rear - mm) & (np.abs(ly) <= hw + mm)
+        return K
+
+    def ensure(self, bins):
+        from scipy import fft as sfft
+        for b in np.unique(np.asarray(bins)).tolist():
+            if self.ready[b]:
+                continue
+            K = self.kernel(b)[::-1, ::-1].astype(np.float32)     # correlation = conv w/ flip
+            hit = sfft.irfft2(self._occ_f * sfft.rfft2(K, s=self.shape, workers=1),
+                              s=self.shape, workers=1)
+            R = self.R
+            self.free_arr[b] = hit[R:R + self.grid.nx, R:R + self.grid.ny] < 0.5
+            self.ready[b] = True
+
+    def ensure_all(self):
+        self.ensure(np.arange(self.n))
 
     def bin_of(self, yaw):
         return np.round((np.asarray(yaw) - self.phi0) / self.dbin).astype(np.int64) % self.n
 
     def free(self, x: float, y: float, yaw: float) -> bool:
         ix, iy = self.grid.index(x, y)
-        return bool(self.free_arr[int(self.bin_of(yaw)), int(ix), int(iy)])
+        b = int(self.bin_of(yaw))
+        if not self.ready[b]:
+            self.ensure([b])
+        return bool(self.free_arr[b, int(ix), int(iy)])
 
 
 @dataclass(frozen=True)
@@ -205,6 +226,7 @@ class SearchSpace:
                           g.y0 + g.ny * g.res - reach)
         self._goal_near = cfg.step + self.goal_radius + 0.1
         self._no_goal = np.full(self.n_prims, -1, np.int64)
+        self._h_ready = np.zeros(nh, bool)
 
     # ---------------------------------------------------------------- helpers
     def yaw_of(self, h: int) -> float:
@@ -235,6 +257,9 @@ class SearchSpace:
         end_x, end_y (P,), end_h (P,), cost (P,)). A primitive with goal_k >= 0 ends at that
         sample (collision-checked up to it); otherwise it is valid when all samples are free.
         """
+        if not self._h_ready[h]:
+            self.cspace.ensure(self.tab_cbin[h] // (self._nx * self._ny))
+            self._h_ready[h] = True
         sx = x + self.tab_x[h]                                      # (P, S)
         sy = y + self.tab_y[h]
         inv = self._inv

@@ -5,7 +5,7 @@
 
 1. Data: for each training lot (seeds `lot.train_seeds`, disjoint from the held-out seeds
    of the bench) the problem's start plus `starts - 1` more start poses are solved with
-   A* (navigation-route heuristic, admissible); every node on a solution path gives one
+   A* (navigation-route heuristic, weighted by `--weight` for speed); every node on a solution path gives one
    sample: ego raster + car state -> the primitive taken (policy target) and the
    remaining cost of the path (value target). Cached in `<work>/data.npz`.
 2. Training: cross-entropy (policy, masked to the collision-free primitives) + Huber loss
@@ -34,7 +34,7 @@ from autonomy_planning.parking.primitives import SearchSpace
 
 
 def collect_lot(args):
-    seed, n_starts, max_nodes = args
+    seed, n_starts, max_nodes, weight = args
     torch.set_num_threads(1)
     pb = make_problem(seed)
     rng = np.random.default_rng(seed + 7919)
@@ -48,7 +48,7 @@ def collect_lot(args):
     for st in starts:
         sp = SearchSpace(pb.lot, st, pb.goal, grid=pb.cache["grid"], cspace=pb.cache["cspace"])
         feats = SceneFeatures(sp)
-        r = astar(sp, "route", max_nodes=max_nodes)
+        r = astar(sp, "route", max_nodes=max_nodes, weight=weight)
         stats["tried"] += 1
         if not r.success:
             continue
@@ -68,12 +68,13 @@ def collect_lot(args):
     return out, stats
 
 
-def collect(n_lots: int, n_starts: int, workers: int, max_nodes: int = 150_000, offset: int = 0):
+def collect(n_lots: int, n_starts: int, workers: int, max_nodes: int = 150_000, offset: int = 0,
+            weight: float = 1.0):
     seeds = train_seeds(n_lots, offset)
     data = {"raster": [], "state": [], "action": [], "valid": [], "ctg": [], "lot": []}
     all_stats = []
     t0 = time.time()
-    jobs = [(s, n_starts, max_nodes) for s in seeds]
+    jobs = [(s, n_starts, max_nodes, weight) for s in seeds]
     it = Pool(workers).imap(collect_lot, jobs) if workers > 1 else map(collect_lot, jobs)
     for i, (out, st) in enumerate(it):
         for k in data:
@@ -159,6 +160,8 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--max-nodes", type=int, default=150_000)
+    ap.add_argument("--weight", type=float, default=1.5,
+                    help="A* heuristic weight of the expert (1 = optimal, >1 faster)")
     ap.add_argument("--out", default="models/parking_policy.pt")
     ap.add_argument("--work", default="build/parking_train")
     ap.add_argument("--reuse-data", action="store_true", help="use <work>/data.npz if present")
@@ -171,7 +174,7 @@ def main(argv=None):
         data = dict(np.load(path))
         cstats = json.load(open(os.path.join(a.work, "collect_stats.json")))
     else:
-        data, stats = collect(a.lots, a.starts, a.workers, a.max_nodes)
+        data, stats = collect(a.lots, a.starts, a.workers, a.max_nodes, weight=a.weight)
         np.savez_compressed(path, **data)
         solved = sum(s["solved"] for s in stats)
         tried = sum(s["tried"] for s in stats)
