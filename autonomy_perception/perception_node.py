@@ -49,6 +49,8 @@ PARAMS = [
     ParamSpec("publish_markers", True, "publish RViz markers"),
     ParamSpec("diagnostics_period_s", 1.0, "seconds between /diagnostics", min=0.05, max=60.0),
     ParamSpec("error_throttle_s", 2.0, "min seconds between identical error logs", min=0.0, max=3600.0),
+    ParamSpec("torch_threads", 1, "CPU threads of the network (0: torch's default). On a "
+              "small CPU shared with the other nodes, 1 avoids OpenMP threads thrashing", min=0, max=256),
     ParamSpec("base_frame", "base_link", "vehicle frame of the camera mountings (input: raw)"),
     ParamSpec("camera_frame_prefix", "camera_", "real camera frame prefix (input: raw)"),
 ]
@@ -90,6 +92,9 @@ class PerceptionNode(Node):
         from autonomy_stack.qos import OUTPUTS, SENSOR_IMAGES, STATE
 
         ckpt = resolve_checkpoint(p["checkpoint"])
+        if p["torch_threads"] > 0:
+            import torch
+            torch.set_num_threads(p["torch_threads"])
         try:
             model = PerceptionModel.from_checkpoint(ckpt, device="cpu", video=p["video"])
             self.engine = InferenceEngine(model, p["device"], p["precision"], p["compile"], p["tensorrt"])
