@@ -15,7 +15,7 @@ AUTONOMY_STACK = str(Path(sys.executable).parent / "autonomy-stack")
 
 
 def start_runner(*extra):
-    return subprocess.Popen([AUTONOMY_STACK, "up", "--mode", "smoke", *extra],
+    return subprocess.Popen([AUTONOMY_STACK, "up", "--mode", "smoke", "--up-timeout", "90", *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
 
@@ -53,13 +53,13 @@ def alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)
 def test_runner_brings_graph_up_and_sigterm_stops_all_children():
     specs = nodes_for_mode("smoke")
     assert len(specs) >= 2
     proc = start_runner()
     try:
-        out = read_until(proc, "node(s) up", timeout=40)
+        out = read_until(proc, "node(s) up", timeout=100)
         for spec in specs:
             assert f"[runner] up: {spec.fully_qualified_name}" in out, out
         pids = child_pids(out)
@@ -75,11 +75,11 @@ def test_runner_brings_graph_up_and_sigterm_stops_all_children():
             os.killpg(proc.pid, signal.SIGKILL)
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)
 def test_killed_node_makes_runner_exit_nonzero_and_stop_the_rest():
     proc = start_runner()
     try:
-        out = read_until(proc, "node(s) up", timeout=40)
+        out = read_until(proc, "node(s) up", timeout=100)
         pids = child_pids(out)
         assert len(pids) >= 2
         os.kill(pids[0], signal.SIGKILL)
