@@ -109,8 +109,11 @@ def _match(topic: str, patterns: Optional[Sequence[str]]) -> bool:
 
 
 def _qos_from_bag(topic: str, profiles: list, depth: int):
+    """The QoS the recorder offered; without that record (bags written by rosbags, e.g. the
+    simulator's) the widest offer, RELIABLE + TRANSIENT_LOCAL, which every subscriber
+    accepts (a latched /planning/goal reader as well as a volatile image reader)."""
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    latched = topic in LATCHED_TOPICS
+    latched = topic in LATCHED_TOPICS or not profiles
     best_effort = False
     if profiles:
         names = [(getattr(p.durability, "name", str(p.durability)),
@@ -118,7 +121,7 @@ def _qos_from_bag(topic: str, profiles: list, depth: int):
         latched = latched or all(d == "TRANSIENT_LOCAL" for d, _ in names)
         best_effort = all(r == "BEST_EFFORT" for _, r in names)
     return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST, depth=1 if latched else depth,
+        history=HistoryPolicy.KEEP_LAST, depth=1 if topic in LATCHED_TOPICS else depth,
         reliability=ReliabilityPolicy.BEST_EFFORT if best_effort else ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
