@@ -28,6 +28,7 @@ from rclpy.node import Node
 from autonomy_perception.frame_sync import FrameSynchronizer
 from autonomy_stack.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
+from autonomy_stack.vector_space import transform_vector_space
 from autonomy_stack.ros_conversions import (ImageFormatError, image_to_numpy, odometry_to_ego,
                                             stamp_to_sec, sec_to_stamp)
 
@@ -43,7 +44,9 @@ PARAMS = [
     ParamSpec("sync_tolerance_ms", 5.0, "max stamp spread within one frame", min=0.1, max=500.0),
     ParamSpec("dead_camera_timeout_s", 0.5, "a camera silent this long is masked", min=0.05, max=60.0),
     ParamSpec("odom_timeout_s", 0.5, "odometry older than this is treated as missing", min=0.01, max=60.0),
-    ParamSpec("output_frame", "base_link", "frame of the outputs"),
+    ParamSpec("output_frame", "base_link", "frame of objects/road: base_link (ego) or odom "
+              "(transformed with the latest odometry pose; the planner plans "
+              "in odom)", choices=["base_link", "odom"]),
     ParamSpec("score_threshold", 0.5, "minimum objectness of published objects", min=0.0, max=1.0),
     ParamSpec("publish_bev", True, "publish the BEV rasters as OccupancyGrid"),
     ParamSpec("publish_markers", True, "publish RViz markers"),
@@ -291,8 +294,15 @@ class PerceptionNode(Node):
         stages["network"] += result.stages_ms.get("download", 0.0)
         t_post = time.perf_counter()
         # tracking runs in the odom frame when odometry is there, in the ego frame otherwise
-        vspace = self.post.process(result.outputs, stamp=frame.stamp, frame_id=self.p["output_frame"],
+        vspace = self.post.process(result.outputs, stamp=frame.stamp, frame_id="base_link",
                                    ego=self.odom[0] if odom_ok else None)
+        if self.p["output_frame"] == "odom":
+            if not odom_ok:
+                self._log_throttled("odom_frame", "output_frame is odom but there is no recent "
+                                    "odometry: frame not published")
+                return
+            e = self.odom[0]
+            vspace = transform_vector_space(vspace, e.x, e.y, e.yaw, "odom")
         stages["postprocess"] = (time.perf_counter() - t_post) * 1e3
         t_pub = time.perf_counter()
         self._publish(frame, vspace, result.outputs)
@@ -317,7 +327,7 @@ class PerceptionNode(Node):
             grid = self.engine.net.grid
             for i, layer in enumerate(self.bev_layers):
                 self.pub_bev[layer].publish(probability_grid(
-                    outputs["seg"][i], grid[0], grid[1], grid[2], self.p["output_frame"], stamp))
+                    outputs["seg"][i], grid[0], grid[1], grid[2], "base_link", stamp))
         if self.p["publish_markers"]:
             self.pub_markers.publish(vector_space_markers(vspace, stamp))
 

@@ -165,3 +165,27 @@ class ControlCommand:
     target_speed: float
     gear: int = 1               # 1 forward, -1 reverse, 0 neutral
     emergency: bool = False
+
+
+def transform_vector_space(v: VectorSpace, x: float, y: float, yaw: float,
+                           frame_id: str) -> VectorSpace:
+    """Express `v` (given in a frame whose origin is at (x, y, yaw) of `frame_id`, e.g. the
+    ego frame at the ego pose in odom) in `frame_id`. Headings rotate; speeds are along the
+    heading, so they stay."""
+    c, s = float(np.cos(yaw)), float(np.sin(yaw))
+    R = np.array([[c, -s], [s, c]])
+
+    def pts(a):
+        a = np.asarray(a, dtype=float)
+        out = a.copy()
+        out[:, :2] = a[:, :2] @ R.T + np.array([x, y])
+        return out
+
+    from dataclasses import replace
+    objects = [replace(o, x=x + c * o.x - s * o.y, y=y + s * o.x + c * o.y,
+                       yaw=float(np.arctan2(np.sin(o.yaw + yaw), np.cos(o.yaw + yaw))))
+               for o in v.objects]
+    lines = [replace(line, points=pts(line.points)) for line in v.lines if len(line.points)]
+    area = pts(v.drivable_area) if v.drivable_area is not None and len(v.drivable_area) else None
+    return VectorSpace(stamp=v.stamp, frame_id=frame_id, objects=objects, lines=lines,
+                       drivable_area=area)
