@@ -53,8 +53,12 @@ class NodeSpec:
 
 
 def _param_literal(v: object) -> str:
+    """A value as ROS parses `-p name:=value` (YAML)."""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, (list, tuple, dict)):
+        import json
+        return json.dumps(v)
     return str(v)
 
 
