@@ -17,13 +17,13 @@ DELEGATED = {
 }
 
 
-def _parse_overrides(items: List[str]) -> dict:
+def parse_overrides(items: List[str]) -> dict:
     """-p node.param:=value -> {node: {param: value}} with YAML typing of the value."""
     import yaml
     out: dict = {}
     for item in items:
         if ":=" not in item or "." not in item.split(":=", 1)[0]:
-            raise SystemExit(f"bad -p '{item}': expected node_key.param:=value")
+            raise ValueError(f"bad -p '{item}': expected node_key.param:=value")
         lhs, value = item.split(":=", 1)
         node, param = lhs.split(".", 1)
         out.setdefault(node, {})[param] = yaml.safe_load(value)
@@ -43,15 +43,14 @@ def main(argv: Optional[List[str]] = None) -> int:
                     help="override a parameter: node_key.param:=value (repeatable)")
     sub.add_parser("modes", help="list the graph modes")
     for name, (_, help_text) in DELEGATED.items():
-        p = sub.add_parser(name, help=help_text, add_help=False)
-        p.add_argument("rest", nargs=argparse.REMAINDER)
+        sub.add_parser(name, help=help_text, add_help=False)
 
-    args, rest = parser.parse_known_args(argv)
-    if args.cmd in DELEGATED:
-        module = importlib.import_module(DELEGATED[args.cmd][0])
-        return int(module.main(list(getattr(args, "rest", [])) + rest) or 0)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in DELEGATED:
+        # the subcommand parses its own arguments (order preserved)
+        module = importlib.import_module(DELEGATED[argv[0]][0])
+        return int(module.main(argv[1:]) or 0)
+    args = parser.parse_args(argv)
     if args.cmd == "modes":
         from autonomy_stack.graph import load_graph, modes
         graph = load_graph()
@@ -60,7 +59,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 0
     if args.cmd == "up":
         from autonomy_stack.runner import run_foreground
-        return run_foreground(args.mode, overrides=_parse_overrides(args.param),
+        try:
+            overrides = parse_overrides(args.param)
+        except ValueError as exc:
+            parser.error(str(exc))
+        return run_foreground(args.mode, overrides=overrides,
                               log_dir=args.log_dir, up_timeout=args.up_timeout,
                               duration=args.duration)
     return 1

@@ -36,6 +36,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default out/demo-<time>)")
     ap.add_argument("--fresh", action="store_true", help="record the bag again")
     ap.add_argument("--frames", type=int, default=40, help="rendered report frames")
+    ap.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM:=VALUE",
+                    help="override a node parameter of the demo graph (repeatable)")
     args = ap.parse_args(argv)
 
     base = Path.cwd() / "out" if not (SOURCE_ROOT / ".git").exists() else SOURCE_ROOT / "out"
@@ -72,7 +74,7 @@ def main(argv=None) -> int:
     from autonomy_stack.replay.command import main as replay_main
     code = replay_main([str(cache), "--nodes", "demo", "--rate", str(args.rate),
                         "--record", str(out / "outputs.mcap"), "--report", str(out / "report"),
-                        "--frames", str(args.frames)])
+                        "--frames", str(args.frames)] + [a for p in args.param for a in ("-p", p)])
     took = time.monotonic() - t0
     print(f"[demo] finished in {took:.0f} s (replay exit code {code})")
     print(f"[demo] output folder: {out}")

@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="bag topics to play (default: all)")
     p.add_argument("--exclude", nargs="+", default=(), metavar="PATTERN",
                    help="bag topics not to play")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM:=VALUE",
+                   help="with --nodes: override a node parameter (repeatable), e.g. "
+                        "perception.checkpoint:=/path/model.pt")
     p.add_argument("--wait-for", nargs="+", default=None, metavar="TOPIC",
                    help="topics that must have a subscriber before playback starts "
                         "(default with --nodes: the mode's subscribed topics from graph.yaml)")
@@ -110,10 +113,13 @@ def _graph_subscribed_topics(mode: str) -> List[str]:
     except Exception:
         return []
     nodes = ((graph.get("modes") or {}).get(mode) or {}).get("nodes") or []
+    entries = [((graph.get("nodes") or {}).get(n) or {}) for n in nodes]
+    # topics one node of the mode feeds to another are not expected from the bag
+    internal = {t for e in entries for t in (e.get("publishes") or [])}
     out = []
-    for n in nodes:
-        for t in ((graph.get("nodes") or {}).get(n) or {}).get("subscribes") or []:
-            if t not in out:
+    for e in entries:
+        for t in e.get("subscribes") or []:
+            if t not in out and t not in internal:
                 out.append(t)
     return out
 
@@ -211,7 +217,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return EXIT_GRAPH
         try:
             from autonomy_stack.graph import nodes_for_mode
+            from autonomy_stack.commands import parse_overrides
             overrides = {spec.key: {"use_sim_time": True} for spec in nodes_for_mode(args.nodes)}
+            for key, params in parse_overrides(args.param).items():
+                overrides.setdefault(key, {}).update(params)
             log_dir = report_dir / "node_logs" if report_dir is not None else None
             runner = Runner(args.nodes, overrides=overrides, log_dir=log_dir,
                             out=sys.stderr if args.quiet else sys.stdout)
