@@ -100,7 +100,10 @@ def build_corridor(frame: RoadFrame, t: np.ndarray, D: np.ndarray, S: np.ndarray
                     cuts.append((k, "right", lo_s, hi_s, edge))
                 continue
             # moving agent: cut where the chosen body overlaps it in time
-            b_lo, b_hi = S - rear - cfg.lon_margin, S + front + cfg.lon_margin
+            # (an agent entirely ahead of or behind the body is handled by the station
+            # cap, not by a lateral cut: a crossing pedestrian must not pinch the
+            # corridor around a waiting ego)
+            b_lo, b_hi = S - rear, S + front
             o_lo, o_hi = sk - hs, sk + hs
             ov = (o_hi > b_lo) & (o_lo < b_hi)
             lat_clear = np.abs(D - dk) - (hw + hd)

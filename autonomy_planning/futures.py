@@ -40,6 +40,7 @@ class FuturesConfig:
     horizon: float = 10.0
     dt: float = 0.2
     relevance_radius: float = 120.0
+    static_relevance_radius: float = 300.0   # static objects cost nothing to predict
     max_agents: int = 40
     static_speed: float = 0.3          # below: parked if flagged static or a static class
     sigma_accel: float = 0.8           # m/s^2
@@ -98,9 +99,12 @@ class FuturePredictor:
         self._update_lane_cache(scene.lanes)
         ego = scene.ego
         agents = [a for a in scene.agents
-                  if math.hypot(a.x - ego.x, a.y - ego.y) <= cfg.relevance_radius]
+                  if math.hypot(a.x - ego.x, a.y - ego.y) <=
+                  (cfg.static_relevance_radius if self.is_static(a) else cfg.relevance_radius)]
         agents.sort(key=lambda a: math.hypot(a.x - ego.x, a.y - ego.y))
-        agents = agents[:cfg.max_agents]
+        moving = [a for a in agents if not self.is_static(a)][:cfg.max_agents]
+        keep = {id(a) for a in moving}
+        agents = [a for a in agents if self.is_static(a) or id(a) in keep]
         statics = [a for a in agents if self.is_static(a)]
         self._assign_lanes([a for a in agents if not self.is_static(a)], scene)
         out: List[AgentFuture] = []

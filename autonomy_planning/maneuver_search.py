@@ -81,6 +81,7 @@ class SearchConfig:
     w_route_lane: float = 2.0
     w_nudge: float = 1.5
     w_goal: float = 4.0
+    w_approach: float = 1.0
     w_consistency: float = 3.0
     ttc_tau: float = 3.0
     min_probability: float = 0.02
@@ -197,14 +198,15 @@ def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[
             vs, ss = vk[st], sk[st]
             rem = sd - ss
             far = rem > 0.05
+            # approach speed that a gentle (half comfortable) deceleration can still stop
+            # from, tracked with the P law (this also creeps up to a far stop point)
+            v_cap = np.sqrt(np.maximum(comfort_decel * np.maximum(rem - 0.3, 0.0), 0.0))
+            ac = np.minimum(np.maximum(1.2 * (np.minimum(v_t[st], v_cap) - vs), -emergency_decel),
+                            a_mag[st])
             need = np.where(far, vs * vs / (2.0 * np.maximum(rem, 0.05)),
                             emergency_decel * (vs > 0.05))
-            ac = a_c[st]
             ac = np.where(need > 0.6 * comfort_decel,
                           np.minimum(ac, -np.minimum(need * 1.1, emergency_decel)), ac)
-            # creep towards a far stop point when (almost) stopped
-            creep = (rem > 1.0) & (vs < 2.0) & (need < 0.5 * comfort_decel)
-            ac = np.where(creep, np.minimum(np.maximum(ac, 0.8), 1.0), ac)
             ac = np.where(~far & (vs < 0.3), -3.0, ac)
             a_c[st] = ac
         if nl:
@@ -319,7 +321,7 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
           road_right: np.ndarray, curvature_fn=None, lane_offsets=np.zeros(1),
           oncoming_boundary: Optional[float] = None, route_deadline: float = np.inf,
           goal_station: float = np.inf, prev: Optional[tuple] = None,
-          body=None) -> SearchResult:
+          body=None, approach_stop: Optional[float] = None) -> SearchResult:
     """Cost of every (lateral, longitudinal) pair; returns the best one.
 
     s0: station of the reference point now; the lateral profiles are absolute offsets.
@@ -424,15 +426,22 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
     cost += lon_c[None, :]
     # ---- progress and speed (J,)
     vd = max(v_des, 0.5)
-    reach = S[:, -1]
+    reach = S[:, -1] - s0
     goal_rel = goal_station - s0
-    if np.isfinite(goal_station) and goal_rel < vd * cfg.horizon + 20.0:
-        prog = -cfg.w_goal * np.abs(reach - goal_station) / max(goal_rel, 5.0) * 10.0
-        spd = 0.0
+    # progress along the route, counted up to the goal; beyond it is overshoot
+    prog = cfg.w_progress * np.minimum(reach, max(goal_rel, 0.0)) / (vd * cfg.horizon)
+    extra = cfg.w_goal * np.maximum(reach - max(goal_rel, 0.0), 0.0)
+    if np.isfinite(goal_rel) and goal_rel < vd * cfg.horizon:
+        # the goal is within reach: end there, stopped
+        extra = extra + cfg.w_goal * lon.v[:, -1]
     else:
-        prog = cfg.w_progress * (S[:, -1] - s0) / (vd * cfg.horizon)
-        spd = cfg.w_speed * np.mean(((V - vd) / vd) ** 2, axis=1)
-    cost += (-prog + spd)[None, :] if np.ndim(prog) else (spd - prog)
+        extra = extra + cfg.w_speed * np.mean(((V - vd) / vd) ** 2, axis=1)
+    cost += (extra - prog)[None, :]
+    # waiting: pull up to the required stop point (stop line, obstacle) instead of
+    # stopping short of it
+    if approach_stop is not None and approach_stop > 0.5:
+        short = np.maximum(approach_stop - reach, 0.0) * (lon.v[:, -1] < 0.3)
+        cost += cfg.w_approach * short[None, :]
     # ---- lanes: stay near a lane centre, avoid the oncoming lane (I,)
     lo = np.asarray(lane_offsets, dtype=float)
     dist_lane = np.min(np.abs(D[:, :, None] - lo[None, None, :]), axis=2)    # (I, T)

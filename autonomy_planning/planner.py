@@ -205,7 +205,8 @@ class Planner:
                     road_left=frame.road_left, road_right=frame.road_right,
                     curvature_fn=frame.ref.curvature_at, lane_offsets=frame.lane_offsets,
                     oncoming_boundary=onc, route_deadline=frame.route_deadline,
-                    goal_station=frame.goal_station, prev=prev_prof)
+                    goal_station=frame.goal_station, prev=prev_prof,
+                    approach_stop=min(stops) if stops else None)
         i, j = res.best
         D, S, V = lat.d[i], s_e + lon.s[j], lon.v[j]
         tm["search"] = (time.perf_counter() - t2) * 1e3
