@@ -273,11 +273,28 @@ class TrackingController:
         v_here, v_look = float(seg.speed_at(pr.s)), float(seg.speed_at(s_look))
         v_ref = v_look if abs(v_look) > abs(v_here) else v_here
         a_ref = float(seg.accel_at(s_look if abs(v_look) > abs(v_here) else pr.s))
-        at_end = self.ref.is_last_segment and pr.s >= seg.length - 1e-6
-        if at_end:
-            v_ref, a_ref = float(seg.speed[-1]), 0.0
-        if not self.ref.is_last_segment and pr.s >= seg.length - 0.3:
-            v_ref, a_ref = 0.0, 0.0       # cusp: stop here before changing gear
+        # stop points (a cusp, or the end of a trajectory that ends at standstill): the speed
+        # is capped by the distance left, sqrt(2 a d), and the car creeps the last
+        # centimetres instead of stalling short of the point or rolling past it
+        last = self.ref.is_last_segment
+        end_speed = float(seg.speed[-1]) if last else 0.0
+        remaining = seg.length - pr.s - pr.after_end
+        if abs(end_speed) < lc.standstill_speed:
+            toward = ego.speed * seg.direction          # > 0: moving toward the point
+            need = toward * toward / (2.0 * max(remaining, 0.01))   # decel to stop on it
+            if remaining <= lc.stop_tolerance:
+                v_ref = 0.0
+                a_ref = -seg.direction * min(max(need, 0.5), lc.max_decel) \
+                    if toward > 0.01 else 0.0
+            else:
+                cap = math.sqrt(2.0 * lc.stop_point_decel * remaining)
+                mag = max(min(abs(v_ref), cap), min(lc.creep_speed, cap))
+                v_ref = seg.direction * mag
+                if toward > 0.0 and need > 0.5 * lc.stop_point_decel:
+                    # braking zone: feed forward the deceleration that ends on the point
+                    a_ref = -seg.direction * min(need, lc.max_decel)
+        elif last and pr.after_end > 0.0:
+            v_ref, a_ref = end_speed, 0.0
         steer = self._lateral(ego, pr, dt)
         accel = self.longitudinal.compute(ego.speed, v_ref, a_ref, seg.direction, dt,
                                           self.accel_cmd)

@@ -25,6 +25,9 @@ class LongitudinalConfig:
     standstill_speed: float = 0.05  # m/s
     preview_time: float = 0.0   # s: speed reference looked up this far ahead ...
     preview_distance: float = 0.3  # m ... but at least this far (moves off from standstill)
+    creep_speed: float = 0.2    # m/s: speed to creep the last centimetres to a stop point
+    stop_point_decel: float = 1.0  # m/s^2: speed cap sqrt(2 a d) before a stop point
+    stop_tolerance: float = 0.03   # m: a stop point counts as reached this close
 
 
 class LongitudinalPID:
@@ -50,13 +53,19 @@ class LongitudinalPID:
         if direction != self.gear:
             # still rolling the wrong way: brake to a stop first
             v_ref, a_ref = 0.0, 0.0
+        # moving off: a braking feed-forward (the profile's deceleration into a stop point
+        # just ahead) must not hold the car at standstill
+        if abs(v) < cfg.creep_speed and abs(v_ref) > abs(v) and a_ref * direction < 0:
+            a_ref = 0.0
         err = v_ref - v
         d = 0.0 if self.prev_err is None or dt <= 0 else (err - self.prev_err) / dt
         self.prev_err = err
         a = a_ref + cfg.kp * err + cfg.kd * d + self.integral
-        # integrate with anti-windup (not while saturated in the error's direction)
+        # integrate with anti-windup (not while saturated in the error's direction, nor
+        # while held at standstill against the gear)
         a_sat = min(max(a, -cfg.max_decel), cfg.max_accel)
-        if a == a_sat or (a > a_sat and err < 0) or (a < a_sat and err > 0):
+        held = no_wrong_way(a_sat, v, self.gear) != a_sat
+        if not held and (a == a_sat or (a > a_sat and err < 0) or (a < a_sat and err > 0)):
             self.integral += cfg.ki * err * dt
             self.integral = min(max(self.integral, -cfg.integral_limit), cfg.integral_limit)
         a = a_sat

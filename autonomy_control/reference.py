@@ -173,12 +173,14 @@ class ReferencePath:
             k = i + 1
         self.active = k
 
-    def advance_if_reached(self, pr: Projection, speed: float, tol: float = 0.3) -> bool:
-        """At a cusp: switch to the next segment once the car stands at this one's end."""
+    def advance_if_reached(self, pr: Projection, speed: float, tol: float = 0.1,
+                           overshoot: float = 0.3) -> bool:
+        """At a cusp: switch to the next segment once the car stands at this one's end
+        (or has rolled `overshoot` past it)."""
         if self.is_last_segment:
             return False
         remaining = self.segment.length - pr.s
-        if (remaining < tol and abs(speed) < 0.15) or pr.after_end > tol:
+        if (remaining < tol and abs(speed) < 0.05) or pr.after_end > overshoot:
             self.active += 1
             self.hint = None
             return True

@@ -57,3 +57,39 @@ def test_reverse_parking_through_the_simulator_gears():
     assert gears == {1, -1} and v_min < -1.0     # really reversed (sim applies -accel)
     assert math.hypot(e.x - tr.x[-1], e.y - tr.y[-1]) < 0.15
     assert abs(e.yaw - tr.yaw[-1]) < 0.03 and abs(e.speed) < 1e-3
+
+
+def test_tracks_the_parking_planners_trajectory_with_a_cusp():
+    """Integration with autonomy_planning.parking: its A* trajectory (signed speed, steering
+    curvature, a dwell at the cusp) is driven into the bay within centimetres."""
+    lot_mod = pytest.importorskip("autonomy_planning.parking.lot")
+    planner_mod = pytest.importorskip("autonomy_planning.parking.planner")
+    from autonomy_control.closed_loop import ModelPlant
+    from autonomy_control.vehicle_model import VehicleParams
+    pb = lot_mod.make_problem(2)
+    plan = planner_mod.ParkingPlanner(method="astar_route").plan_detailed(
+        pb.lot, pb.start, pb.goal, grid=pb.cache["grid"])
+    assert plan.success
+    tr = plan.trajectory
+    assert tr.speed.min() < -0.5 and tr.speed.max() > 0.5        # forward and reverse
+    ctl = TrackingController(ControllerConfig())
+    x, y, yaw = pb.start
+    plant = ModelPlant(EgoState(x=x, y=y, yaw=yaw), VehicleParams(), 0.02)
+    now, max_lat, gears = 0.0, 0.0, set()
+    for _ in range(int((tr.t[-1] + 8.0) / 0.02)):
+        e = plant.state
+        ctl.set_trajectory(replace(tr, stamp=now), now)
+        ctl.set_odometry(EgoState(x=e.x, y=e.y, yaw=e.yaw, speed=e.speed,
+                                  yaw_rate=e.yaw_rate, stamp=now), now)
+        cmd, st = ctl.step(now)
+        assert not cmd.emergency or now < 0.25
+        gears.add(cmd.gear)
+        if st.mode == "tracking":
+            max_lat = max(max_lat, abs(st.lateral_error))
+        plant.apply(cmd)
+        now += 0.02
+    e = plant.state
+    assert gears == {1, -1}
+    assert math.hypot(e.x - tr.x[-1], e.y - tr.y[-1]) < 0.05
+    assert abs((e.yaw - tr.yaw[-1] + math.pi) % (2 * math.pi) - math.pi) < 0.02
+    assert max_lat < 0.06 and abs(e.speed) < 1e-3
