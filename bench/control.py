@@ -162,6 +162,50 @@ def main() -> None:
     print(f"parking: final {out['parking_final_position_error_m']:.3f} m, "
           f"{out['parking_final_heading_error_rad']:.4f} rad, max lateral {lat_max:.3f} m")
 
+    # ---- the parking planner's trajectories (autonomy_planning.parking, A*), if present
+    try:
+        from autonomy_planning.parking.lot import make_problem
+        from autonomy_planning.parking.planner import ParkingPlanner
+    except ImportError as exc:
+        print(f"parking planner not available: {exc}")
+    else:
+        errs, yerrs, lats, cusps = [], [], [], 0
+        pp = ParkingPlanner(method="astar_route", max_seconds=20.0)
+        for sd in range(0 if not args.quick else 5, 6):
+            pb = make_problem(sd)
+            plan = pp.plan_detailed(pb.lot, pb.start, pb.goal, grid=pb.cache["grid"])
+            if not plan.success:
+                continue
+            tr = plan.trajectory
+            sg = np.sign(tr.speed[np.abs(tr.speed) > 0.05])
+            cusps += int(np.sum(sg[1:] != sg[:-1]))
+            ctl = TrackingController(ControllerConfig())
+            plant = ModelPlant(EgoState(x=pb.start[0], y=pb.start[1], yaw=pb.start[2]),
+                               VehicleParams(), 0.02)
+            now, lat_max = 0.0, 0.0
+            for _ in range(int((tr.t[-1] + 10.0) / 0.02)):
+                e = plant.state
+                ctl.set_trajectory(replace(tr, stamp=now), now)
+                ctl.set_odometry(EgoState(x=e.x, y=e.y, yaw=e.yaw, speed=e.speed,
+                                          yaw_rate=e.yaw_rate, stamp=now), now)
+                cmd, st = ctl.step(now)
+                if st.mode == "tracking":
+                    lat_max = max(lat_max, abs(st.lateral_error))
+                plant.apply(cmd)
+                now += 0.02
+            e = plant.state
+            errs.append(float(np.hypot(e.x - tr.x[-1], e.y - tr.y[-1])))
+            yerrs.append(abs(float((e.yaw - tr.yaw[-1] + np.pi) % (2 * np.pi) - np.pi)))
+            lats.append(lat_max)
+            print(f"parking planner seed {sd}: final {errs[-1]:.3f} m {yerrs[-1]:.4f} rad, "
+                  f"max lateral {lat_max:.3f} m", flush=True)
+        if errs:
+            out["parking_planner_runs"] = len(errs)
+            out["parking_planner_cusps"] = cusps
+            out["parking_planner_max_final_error_m"] = max(errs)
+            out["parking_planner_max_final_heading_error_rad"] = max(yerrs)
+            out["parking_planner_max_lateral_m"] = max(lats)
+
     # ---- watchdog: trajectory stops at t = 5 s at 15 m/s -> comfortable stop
     res = run_closed_loop(road, ControllerConfig(), 20.0, stop_at_end=False,
                           perturb=lambda t, traj, od: (None if t >= 5.0 else traj, od))
