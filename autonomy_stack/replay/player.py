@@ -263,17 +263,25 @@ class Player:
         # explicitly named output topics (no wildcard) must be recorded from the start
         outputs = [t for t in (self.opt.record_topics or ())
                    if self._recorder is not None and not any(c in t for c in "*?[")]
-        last_matched, last_change = None, t0
+        last_matched, last_state, last_change = None, None, t0
+        me = self.node.get_name()
         self._publish_clock(first_ns)
         while not self._stop.is_set():
             now = time.monotonic()
             self._discover_outputs()
-            matched = {t for t, p in self.pubs.items() if p.get_subscription_count() > 0}
-            if matched != last_matched:
-                last_matched, last_change = matched, now
+            counts = {t: p.get_subscription_count() for t, p in self.pubs.items()}
+            matched = {t for t, n in counts.items() if n > 0}
+            # subscriptions the graph reports (discovery) that are not matched yet
+            pending = [t for t in self.pubs if counts[t] < len(
+                [i for i in self.node.get_subscriptions_info_by_topic(t) if i.node_name != me])]
+            state = (frozenset(counts.items()), tuple(pending))
+            if state != last_state:
+                last_state, last_change = state, now
+            last_matched = matched
             outs_ready = all(t in self._rec_subs and self._rec_subs[t].get_publisher_count() > 0
                              for t in outputs)
-            ready = all(r in matched for r in required) and (required or matched) and outs_ready
+            ready = (all(r in matched for r in required) and (required or matched)
+                     and outs_ready and not pending)
             # repeat the start time: late /clock subscribers (best effort, depth 1) get it
             self._publish_clock(first_ns, force=True)
             if ready and now - last_change >= self.opt.settle:
