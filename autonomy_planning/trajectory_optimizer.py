@@ -51,8 +51,10 @@ class OptimizerConfig:
     emergency_jerk: float = 15.0
     lat_acc_max: float = 3.0
     max_curvature: float = 0.18          # tan(max_steer) / wheelbase with margin
-    max_dkappa: float = 0.05             # 1/m^2: curvature change per metre
-    body_margin: float = 0.05
+    max_dkappa: float = 0.05             # 1/m^2: curvature change per metre (at speed)
+    max_dkappa_low_speed: float = 0.25   # 1/m^2: ... at walking speed
+    steer_rate_curvature: float = 0.2    # 1/(m s): curvature rate the steering allows
+    body_margin: float = 0.12           # m: also absorbs the small-angle corner model error
     # weights
     w_s: float = 0.5
     w_v: float = 2.0
@@ -279,7 +281,11 @@ class TrajectoryOptimizer:
         INF = np.inf
         l = np.zeros(m)
         u = np.zeros(m)
-        dk = cfg.max_dkappa * h
+        # curvature rate per metre: the steering rate limit divided by the speed (slow cars
+        # can re-steer within a short distance), never above max_dkappa_low_speed
+        v_mid = np.maximum(0.5 * (v_at[:-1] + v_at[1:]), 1.0)
+        dk = np.minimum(np.maximum(cfg.steer_rate_curvature / v_mid, cfg.max_dkappa),
+                        cfg.max_dkappa_low_speed) * h
         l[R["jerk"]:R["jerk"] + K - 1] = -dk
         u[R["jerk"]:R["jerk"] + K - 1] = dk
         l[R["lo"]:R["lo"] + K], u[R["lo"]:R["lo"] + K] = lo, INF
@@ -407,11 +413,33 @@ class TrajectoryOptimizer:
             sig_abs = s_e + sig
             lo, hi = lat_bounds(sig_abs)
             # the current position is always admissible
+            # from the first knot where the free width is too small for the body (a
+            # blocked passage: the station cap stops the ego before it) the lateral
+            # bounds of the last passable knot are held: the path beyond a stop is never
+            # driven and must not be bent by a wall it will not reach
             bad = lo > hi
+            flo = fhi = rlo = rhi = None
+            corners = corner_bounds(sig_abs, float(np.tan(np.clip(rel_yaw, -1.2, 1.2))))
             if np.any(bad):
-                c = 0.5 * (lo + hi)
-                lo = np.where(bad, c - 0.01, lo)
-                hi = np.where(bad, c + 0.01, hi)
+                k0 = int(np.argmax(bad))
+                if k0 == 0:
+                    c = 0.5 * (lo + hi)
+                    lo = np.where(bad, c - 0.01, lo)
+                    hi = np.where(bad, c + 0.01, hi)
+                else:
+                    lo[k0:], hi[k0:] = lo[k0 - 1], hi[k0 - 1]
+                    corners = tuple(np.concatenate([b[:k0], np.full(len(b) - k0, b[k0 - 1])])
+                                    for b in corners)
+            # corner bounds that cannot hold (a wall across the road) are dropped the
+            # same way
+            cb = list(corners)
+            for a_, b_ in ((0, 1), (2, 3)):
+                badc = cb[a_] > cb[b_]
+                if np.any(badc):
+                    k0 = int(np.argmax(badc))
+                    if k0 > 0:
+                        cb[a_][k0:], cb[b_][k0:] = cb[a_][k0 - 1], cb[b_][k0 - 1]
+            corners = tuple(cb)
             near = sig < 3.0
             lo = np.where(near, np.minimum(lo, d_e - 0.05), lo)
             hi = np.where(near, np.maximum(hi, d_e + 0.05), hi)
@@ -428,8 +456,8 @@ class TrajectoryOptimizer:
                                          np.interp(sig_abs, ps, pp[:, 1]),
                                          np.interp(sig_abs, ps, pp[:, 2]), np.zeros(2 * len(sig))])
             path = self._path_qp(sig, lo, hi, d_ref, mid, v_at, kref, d_e, d1_0,
-                                 kappa_e - float(kref[0]), fix_d2=v0 > 1.0,
-                                 corners=corner_bounds(sig_abs, d1_0), body=(front, rear),
+                                 kappa_e - float(kref[0]), fix_d2=v0 > 3.0,
+                                 corners=corners, body=(front, rear),
                                  warm=warm_p)
             if path is not None:
                 self._prev_path = (sig_abs.copy(), path.copy())

@@ -367,10 +367,15 @@ def sample_start(lot: Lot, goal: Pose, cspace, rng, vp: VehicleParams = VehicleP
     return start
 
 
-def make_problem(seed: int, vp: VehicleParams = VehicleParams()) -> ParkingProblem:
+def make_problem(seed: int, vp: VehicleParams = VehicleParams(),
+                 start_kind: str = "mixed") -> ParkingProblem:
     """One seeded parking problem drawn from the simulator's `parking_lot` world. Worlds
     whose goal pose is not collision-free under the planner's (conservative) footprint
-    check are redrawn from the same seed's generator."""
+    check are redrawn from the same seed's generator.
+
+    start_kind: "entrance" = the world's own scenario (the ego enters on the entrance road
+    and parks in the target bay); "mixed" = `sample_start` (entrance, another bay or a
+    random aisle pose; used for training)."""
     from autonomy_simulator.worlds import parking_lot
     from autonomy_planning.parking.primitives import CSpace, SearchConfig
     rng = np.random.default_rng(seed)
@@ -391,7 +396,12 @@ def make_problem(seed: int, vp: VehicleParams = VehicleParams()) -> ParkingProbl
         cspace = CSpace(grid, 0.0, cfg, vp)
         if cspace.free(*goal):
             break
-    start = sample_start(lot, goal, cspace, rng, vp)
+    if start_kind == "entrance" and lot.entrance_pose is not None:
+        start = tuple(float(v) for v in lot.entrance_pose)
+    elif start_kind in ("mixed", "entrance"):
+        start = sample_start(lot, goal, cspace, rng, vp)
+    else:
+        raise ValueError(f"unknown start_kind {start_kind!r}")
     pb = ParkingProblem(lot=lot, start=start, goal=goal, seed=seed, reverse_in=reverse_in)
     pb.cache = {"grid": grid, "cspace": cspace}
     return pb
