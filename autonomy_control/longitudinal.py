@@ -26,7 +26,8 @@ class LongitudinalConfig:
     preview_time: float = 0.0   # s: speed reference looked up this far ahead ...
     preview_distance: float = 0.3  # m ... but at least this far (moves off from standstill)
     creep_speed: float = 0.2    # m/s: speed to creep the last centimetres to a stop point
-    stop_point_decel: float = 1.0  # m/s^2: speed cap sqrt(2 a d) before a stop point
+    stop_point_decel: float = 3.0  # m/s^2: speed cap sqrt(2 a d) before a stop point (a
+                                   # safeguard: trajectories normally stop more gently)
     stop_tolerance: float = 0.03   # m: a stop point counts as reached this close
 
 
