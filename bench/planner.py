@@ -32,13 +32,13 @@ from autonomy_planning.planner import Planner, PlannerConfig  # noqa: E402
 from autonomy_simulator import scenarios  # noqa: E402
 
 SCENARIOS = [
-    ("narrow_street_oncoming", dict(oncoming="yield"), 30.0, "narrow_street_oncoming[yield]"),
-    ("narrow_street_oncoming", dict(oncoming="proceed"), 30.0, "narrow_street_oncoming[proceed]"),
+    ("narrow_street_oncoming", dict(oncoming="yield"), 40.0, "narrow_street_oncoming[yield]"),
+    ("narrow_street_oncoming", dict(oncoming="proceed"), 40.0, "narrow_street_oncoming[proceed]"),
     ("double_lane_change_left_turn", dict(), 70.0, "double_lane_change_left_turn"),
-    ("intersection_occlusion", dict(), 40.0, "intersection_occlusion"),
+    ("intersection_occlusion", dict(), 60.0, "intersection_occlusion"),
     ("parking_lot", dict(), 25.0, "parking_lot"),
     ("highway_cut_in", dict(), 25.0, "highway_cut_in"),
-    ("pedestrian_crossing", dict(), 35.0, "pedestrian_crossing"),
+    ("pedestrian_crossing", dict(), 45.0, "pedestrian_crossing"),
 ]
 
 

@@ -45,7 +45,8 @@ def narrow(variant):
             return e.x > x1 + 12.0 and agent.x < e.x - 10.0
 
         RUNS[variant] = (sc, run_scenario(sc, 26.0, planner=planner(), stop_when=done,
-                                          agent_ids=(agent.id,)), (x0, x1))
+                                          agent_ids=(agent.id,), record_plans_every=5),
+                         (x0, x1))
     return RUNS[variant]
 
 
@@ -107,6 +108,20 @@ def test_narrow_street_oncoming_yields_ego_proceeds():
     dec = [(t, decision_class(l, v4)) for t, l, v4, _ in res.decisions]
     ok = [t for t, c in dec if t >= t_change - 1e-6 and c == "proceed"]
     assert ok and ok[0] - t_change <= 1.0, (t_change, ok[:3])
+
+
+@pytest.mark.timeout(120)
+def test_executed_speed_matches_the_plan():
+    """Plan vs actual: the speed each plan predicted 1, 2 and 3 s ahead against the speed
+    the ego then had (10 Hz warm-started replanning, tracked by the controller)."""
+    sc, res, _ = narrow("yield")
+    errs = []
+    for t0, tp, vp in res.plans:
+        for tau in (1.0, 2.0, 3.0):
+            if t0 + tau <= res.t[-1]:
+                errs.append(abs(float(np.interp(tau, tp, vp)) - float(np.interp(t0 + tau, res.t, res.speed))))
+    assert len(errs) > 30
+    assert np.median(errs) < 0.5, np.median(errs)
 
 
 @pytest.mark.timeout(120)
