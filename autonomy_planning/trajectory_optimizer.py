@@ -67,6 +67,7 @@ class OptimizerConfig:
     w_d2: float = 50.0
     w_d3: float = 2000.0
     sqp_iterations: int = 2
+    sqp_speed_tol: float = 1.0           # m/s: re-shape the path if the speed moved more
     w_slack_lat: float = 2000.0
     w_slack_kappa: float = 2000.0
     max_iter: int = 1500
@@ -495,6 +496,12 @@ class TrajectoryOptimizer:
                 speed_x = np.column_stack([x[:K1], np.maximum(x[K1:2 * K1], 0.0), x[2 * K1:3 * K1]])
             new_len = max(speed_x[-1, 0] + 10.0, 20.0)
             if it + 1 < cfg.sqp_iterations:
+                # another path/speed pass only if the speed the path was shaped for (v^2
+                # kappa limits, lateral-acceleration weights) or the path length changed
+                v_used = np.interp(s_e + speed_x[:, 0], sig_abs, v_at)
+                if np.max(np.abs(v_used - speed_x[:, 1])) < cfg.sqp_speed_tol and \
+                        abs(new_len - length) < 0.2 * length and speed_x[-1, 0] < sig[-1]:
+                    break
                 length = new_len
         self._prev = (s_e + speed_x[:, 0], t.copy(), speed_x.copy(), stamp)
         traj, s_abs, d_out = self._assemble(ref, s_e, sig, path, speed_x, t, stamp, frame_id,

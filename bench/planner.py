@@ -37,7 +37,7 @@ SCENARIOS = [
     ("double_lane_change_left_turn", dict(), 70.0, "double_lane_change_left_turn"),
     ("intersection_occlusion", dict(), 60.0, "intersection_occlusion"),
     ("parking_lot", dict(), 25.0, "parking_lot"),
-    ("highway_cut_in", dict(), 25.0, "highway_cut_in"),
+    ("highway_cut_in", dict(), 35.0, "highway_cut_in"),
     ("pedestrian_crossing", dict(), 45.0, "pedestrian_crossing"),
 ]
 
@@ -57,6 +57,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="shorter runs (smoke)")
+    ap.add_argument("--timing-only", action="store_true", help="only the 20-agent timing")
     a = ap.parse_args(argv)
     scale = 0.4 if a.quick else 1.0
     load0 = os.getloadavg()[0]
@@ -67,7 +68,7 @@ def main(argv=None):
           f"stage medians (ms) {json.dumps({k: round(v, 1) for k, v in stages.items()})}, "
           f"load average {load0:.1f} -> {load1:.1f} on {os.cpu_count()} CPUs", flush=True)
     out = {}
-    for name, params, dur, key in SCENARIOS:
+    for name, params, dur, key in ([] if a.timing_only else SCENARIOS):
         sc = scenarios.make(name, seed=a.seed, **params)
         t0 = time.time()
         res = run_scenario(sc, dur * scale, planner=Planner(PlannerConfig()),
