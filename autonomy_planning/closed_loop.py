@@ -21,7 +21,6 @@ import numpy as np
 
 from autonomy_stack.vector_space import EgoState, ObjectClass, ObjectState
 
-from autonomy_planning.path import box_frenet_extents
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig
 from autonomy_planning.scene import Goal, Lane, PlanningScene
 

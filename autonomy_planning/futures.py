@@ -31,8 +31,7 @@ from autonomy_stack.vector_space import (AgentFuture, ObjectClass, ObjectState, 
 from autonomy_planning.maneuver_search import (Occupancy, SearchConfig, constant_accel_profiles,
                                                lateral_profiles, score)
 from autonomy_planning.path import ReferencePath, box_frenet_extents, wrap
-from autonomy_planning.scene import (STATIC_CLASSES, Lane, PlanningScene, lane_path,
-                                     locate_lane)
+from autonomy_planning.scene import STATIC_CLASSES, Lane, PlanningScene, lane_path
 
 
 @dataclass
