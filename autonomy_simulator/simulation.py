@@ -249,7 +249,9 @@ class Simulation:
         else:
             steer, gear = cmd.steering_angle, int(cmd.gear)
             if cmd.emergency:
-                acc = -p.max_decel if self.ego.speed >= 0 else p.max_decel
+                # the watchdog's stop is a bounded deceleration carried in `acceleration`
+                # (along the direction of travel): apply it, do not slam the brakes
+                acc = cmd.acceleration if self.ego.speed >= 0 else -cmd.acceleration
             elif gear >= 1:
                 acc = cmd.acceleration
             elif gear <= -1:
