@@ -206,7 +206,7 @@ class Planner:
                     curvature_fn=frame.ref.curvature_at, lane_offsets=frame.lane_offsets,
                     oncoming_boundary=onc, route_deadline=frame.route_deadline,
                     goal_station=frame.goal_station, prev=prev_prof,
-                    approach_stop=min(stops) if stops else None)
+                    approach_stop=min(stops + ([goal_stop] if goal_stop else [])) if (stops or goal_stop) else None)
         i, j = res.best
         D, S, V = lat.d[i], s_e + lon.s[j], lon.v[j]
         tm["search"] = (time.perf_counter() - t2) * 1e3
