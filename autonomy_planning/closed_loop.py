@@ -133,6 +133,7 @@ class ClosedLoopResult:
     corridor: List[dict]                       # per cycle checks
     plans: List[tuple] = field(default_factory=list)    # (t, planned t, speed) subsample
     timings: List[dict] = field(default_factory=list)
+    plan_cpu_ms: List[float] = field(default_factory=list)   # process CPU time per cycle
     decisions: List[tuple] = field(default_factory=list)  # (t, label, min v over 4 s, v at 10 s)
     agents: Dict[int, dict] = field(default_factory=dict)
     goal_reached: bool = False
@@ -205,9 +206,10 @@ def run_scenario(scenario, duration: float, planner: Optional[Planner] = None,
     for step in range(n):
         if step % every == 0:
             scene = scene_from_simulation(sim, lanes, bounds, scenario.route, goal)
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             pr = planner.plan(scene)
             res.plan_ms.append((time.perf_counter() - t0) * 1e3)
+            res.plan_cpu_ms.append((time.process_time() - c0) * 1e3)
             res.timings.append(dict(pr.timings_ms, solves=getattr(planner, "last_solves", [])))
             res.candidates_per_cycle = max(res.candidates_per_cycle, pr.candidates_per_cycle)
             res.maneuvers.append((sim.t, pr.maneuver))
