@@ -274,6 +274,12 @@ def bench_latency(bag, mode_arg) -> dict:
             code = replay_main(argv)
             died = [(k, p.returncode) for k, p, _ in procs if p.poll() is not None]
             died_tail = _log_tail(d, died[0][0]) if died else []
+            if mode is not None and code == 6:        # the runner could not start the mode
+                logs = sorted(Path(f"{d}/rep/node_logs").glob("*.log"))
+                bad = [(f.stem, ln) for f in logs for ln in f.read_text().splitlines()
+                       if "FATAL" in ln or "Error" in ln or "failed" in ln]
+                if bad:
+                    died, died_tail = [(bad[0][0], "?")], [bad[0][1]]
             rep_path = Path(f"{d}/rep/report.json")
             rep = json.loads(rep_path.read_text()) if rep_path.exists() else {}
         finally:
@@ -290,7 +296,10 @@ def bench_latency(bag, mode_arg) -> dict:
     base = {"pipeline": mode or keys, "replay_exit_code": code}
     if not lat:
         why = "the replay recorded no /perception/latency report"
-        if procs and died:
+        if mode is not None and code == 6:
+            why = (f"the graph of mode '{mode}' did not start: "
+                   f"{died[0][0] if died else '?'}: {(died_tail or [''])[0]}")[:500]
+        elif died:
             why += (f"; node(s) exited during the replay: {died}; "
                     f"{died[0][0]}: {(died_tail or [''])[0]}")[:500]
         return {"stage_latency_ms": None, **base, "stage_latency_reason": why}
