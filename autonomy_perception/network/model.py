@@ -176,8 +176,7 @@ class PerceptionNet(nn.Module):
         return out
 
     def forward_step(self, images=None, camera_mask=None, kin=None, dt=None, state=None,
-                     video: bool = True, feats: Optional[List[torch.Tensor]] = None,
-                     heads_only_from_bev: Optional[torch.Tensor] = None):
+                     video: bool = True, feats: Optional[List[torch.Tensor]] = None):
         """One frame for a batch. Either `images` or precomputed `feats` (feature cache)."""
         if feats is None:
             feats = self.encode(images)
@@ -194,6 +193,23 @@ class PerceptionNet(nn.Module):
         out = self.decode(x)
         out.update(extra)
         return out, state
+
+    def forward(self, images=None, kin=None, dt=None, state=None, video: bool = True,
+                camera_mask=None, feats=None):
+        """A clip (the DistributedDataParallel entry point): images [B, L, N, 3, H, W] float
+        0..1 (or feats: list over levels of [B, L, N, C, h, w]), kin [B, L, 3], dt [B, L].
+        Returns (list of per-frame output dicts, final state)."""
+        L = (images if images is not None else feats[0]).shape[1]
+        outs = []
+        for t in range(L):
+            cm = None if camera_mask is None else camera_mask[:, t]
+            if feats is not None:
+                o, state = self.forward_step(None, cm, kin[:, t], dt[:, t], state, video,
+                                             feats=[f[:, t] for f in feats])
+            else:
+                o, state = self.forward_step(images[:, t], cm, kin[:, t], dt[:, t], state, video)
+            outs.append(o)
+        return outs, state
 
     def losses(self, out, tgt) -> Dict[str, torch.Tensor]:
         ls = {}

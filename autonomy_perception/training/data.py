@@ -100,7 +100,9 @@ class SimDataset:
     """A dataset directory; `sequence(i)` prepares (and LRU-caches) one sequence."""
 
     def __init__(self, root, model_cfg: Dict, rectify: bool = True, memory_s: float = 2.0,
-                 min_visible_px: int = 4, cache_size: int = 256):
+                 min_visible_px: int = 4, cache_size: int = 256, feature_cache=None):
+        """feature_cache: a training.cache_features.FeatureCache; clips then carry the
+        cached encoder features (`feats<i>`) instead of images (which are not prepared)."""
         self.root = Path(root)
         man = self.root / "manifest.json"
         if not man.exists():
@@ -120,6 +122,7 @@ class SimDataset:
         self.min_visible_px = min_visible_px
         self.cache: "OrderedDict[int, Sequence_]" = OrderedDict()
         self.cache_size = cache_size
+        self.feature_cache = feature_cache
         names = list(self.manifest["camera_names"])
         missing = [c for c in model_cfg["cameras"] if c not in names]
         if missing:
@@ -139,7 +142,7 @@ class SimDataset:
         return len(self.files)
 
     def frames(self, i: int) -> int:
-        return self.sequence(i).images.shape[0]
+        return self.sequence(i).seg.shape[0]
 
     def _images(self, d: Dict) -> np.ndarray:
         H, W = self.cfg["input_hw"]
@@ -196,7 +199,8 @@ class SimDataset:
             ids_ign_s = {o.id for o, v in zip(objs[t], vis[t]) if not v}
             det_v.append(detection_target(self.grid, objs[t], self.det_classes, ids_ign_v))
             det_s.append(detection_target(self.grid, objs[t], self.det_classes, ids_ign_s))
-        seq = Sequence_(self.files[i].stem, self._images(d), seg, kin.astype(np.float32), dt,
+        images = self._images(d) if self.feature_cache is None else np.zeros((T, 0), np.uint8)
+        seq = Sequence_(self.files[i].stem, images, seg, kin.astype(np.float32), dt,
                         e[:, [ef.index("x"), ef.index("y"), ef.index("yaw")]].astype(np.float64),
                         objs, vis, recent, det_v, det_s)
         self.cache[i] = seq
@@ -204,14 +208,21 @@ class SimDataset:
             self.cache.popitem(last=False)
         return seq
 
-    def clip(self, i: int, start: int, length: int, video: bool = True) -> Dict[str, np.ndarray]:
+    def clip(self, i: int, start: int, length: int, video: bool = True,
+             first_dt_zero: bool = True) -> Dict[str, np.ndarray]:
         """Arrays of one clip: images [L, N, 3, H, W] uint8, kin [L, 3], dt [L], targets
         (each [L, ...])."""
         s = self.sequence(i)
         sl = slice(start, start + length)
         det = s.det_video if video else s.det_single
-        out = {"images": s.images[sl], "kin": s.kin[sl], "dt": s.dt[sl].copy(), "seg": s.seg[sl]}
-        out["dt"][0] = 0.0
+        out = {"kin": s.kin[sl], "dt": s.dt[sl].copy(), "seg": s.seg[sl]}
+        if self.feature_cache is None:
+            out["images"] = s.images[sl]
+        else:
+            for k, f in enumerate(self.feature_cache.load(s.name)):
+                out[f"feats{k}"] = f[sl]
+        if first_dt_zero:       # a clip starts the video state anew
+            out["dt"][0] = 0.0
         for k in det[0]:
             out[k] = np.stack([det[t][k] for t in range(start, start + length)])
         return out
