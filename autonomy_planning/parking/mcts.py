@@ -2,8 +2,11 @@
 
 One tree from the start pose. Each simulation descends from the root choosing
     argmax_a  -Q(s, a) / cost_scale + c_puct * P(s, a) * sqrt(N(s)) / (1 + N(s, a))
-where Q(s, a) = c(s, a) + mean cost-to-go backed up through the child (first-play urgency
-for unvisited children: the parent's mean cost-to-go), expands one leaf (collision check
+where Q(s, a) = c(s, a) + the cost-to-go backed up through the child (default "min"
+backup, suited to a deterministic single-agent problem: a node's value is the best
+edge cost + child value over its visited children, the network's estimate at a leaf;
+"mean" backup = the AlphaZero average; first-play urgency for unvisited children: the
+parent's value + `fpu_reduction`), expands one leaf (collision check
 of all its primitives + one network evaluation: prior over the valid primitives and a
 predicted cost-to-go), and backs the leaf's cost-to-go up the path, adding the explicit
 edge costs (distance, traversal time, steering, direction changes; collisions are
@@ -29,7 +32,7 @@ from autonomy_planning.parking.primitives import SearchSpace
 
 
 class _Node:
-    __slots__ = ("x", "y", "h", "d", "g", "parent", "prim", "N", "W", "children", "P",
+    __slots__ = ("x", "y", "h", "d", "g", "parent", "prim", "N", "W", "V", "children", "P",
                  "edge", "valid", "expanded", "ends", "key")
 
     def __init__(self, x, y, h, d, g, parent, prim, key):
@@ -37,6 +40,7 @@ class _Node:
         self.parent, self.prim, self.key = parent, prim, key
         self.N = 0
         self.W = 0.0
+        self.V = 0.0          # backed-up cost-to-go (min over expanded children, else network)
         self.children = None
         self.P = None
         self.edge = None
@@ -48,13 +52,21 @@ class _Node:
 class MCTS:
     def __init__(self, net, c_puct: float = 1.5, cost_scale: float = 10.0,
                  fpu_reduction: float = 2.0, dead_end_cost: float = 200.0,
-                 prior_temperature: float = 1.0):
+                 prior_temperature: float = 1.0, backup: str = "min"):
         self.net = net
         self.c_puct = c_puct
         self.cost_scale = cost_scale
         self.fpu_reduction = fpu_reduction
         self.dead_end_cost = dead_end_cost
         self.temp = prior_temperature
+        if backup not in ("min", "mean"):
+            raise ValueError("backup must be 'min' or 'mean'")
+        self.backup = backup
+
+    def _value(self, n: _Node) -> float:
+        if self.backup == "min":
+            return n.V
+        return n.W / n.N if n.N > 0 else n.V
 
     def _evaluate(self, feats: SceneFeatures, node: _Node, yaw: float, valid: np.ndarray):
         r = torch.from_numpy(feats.raster(node.x, node.y, yaw))[None]
@@ -96,12 +108,12 @@ class MCTS:
                 if node.valid is None or not node.valid.any():
                     break
                 sqrtN = math.sqrt(max(node.N, 1))
-                parent_ctg = node.W / node.N if node.N > 0 else 0.0
+                parent_ctg = self._value(node)
                 best, best_a = -math.inf, -1
                 for a in np.flatnonzero(node.valid).tolist():
                     ch = node.children[a]
                     if ch is not None and ch.N > 0:
-                        q = node.edge[a] + ch.W / ch.N
+                        q = node.edge[a] + self._value(ch)
                         n = ch.N
                     else:
                         q = parent_ctg + self.fpu_reduction
@@ -145,14 +157,27 @@ class MCTS:
                 node.P, v = self._evaluate(feats, node, space.yaw_of(node.h), valid)
             else:
                 node.P, v = None, self.dead_end_cost
-                if node.parent is not None:
-                    node.parent.valid[node.prim] = False
-            # ---- backup
+                # prune the dead end (and ancestors left without any valid move)
+                n = node
+                while n.parent is not None:
+                    n.parent.valid[n.prim] = False
+                    if n.parent.valid.any():
+                        break
+                    n = n.parent
+            node.V = v
+            # ---- backup: visit counts, mean return, and the best (min) cost-to-go
             ret = v
             n = node
             while n is not None:
                 n.N += 1
                 n.W += ret
+                if n is not node and self.backup == "min":
+                    best_v = math.inf
+                    for a in np.flatnonzero(n.valid).tolist():
+                        ch = n.children[a]
+                        if ch is not None and ch.N > 0:
+                            best_v = min(best_v, n.edge[a] + ch.V)
+                    n.V = best_v if best_v < math.inf else self.dead_end_cost
                 if n.parent is not None:
                     ret += n.parent.edge[n.prim]
                 n = n.parent
