@@ -156,7 +156,8 @@ def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[
                           v_max: float = 30.0, max_jerk: float = 4.0,
                           comfort_decel: float = 3.0, emergency_decel: float = 7.0,
                           follow_gap: float = 3.0, headway: float = 1.2,
-                          stop_speed: Optional[float] = None) -> LongitudinalSet:
+                          stop_speed: Optional[float] = None,
+                          approach_decel: float = 0.8) -> LongitudinalSet:
     """Jerk-limited rollouts of simple speed controllers, all profiles at once.
 
     cruise: (target_speed, accel_magnitude) pairs; stops: distances (m) to stop at;
@@ -198,9 +199,10 @@ def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[
             vs, ss = vk[st], sk[st]
             rem = sd - ss
             far = rem > 0.05
-            # approach speed that a gentle (half comfortable) deceleration can still stop
-            # from, tracked with the P law (this also creeps up to a far stop point)
-            v_cap = np.sqrt(np.maximum(comfort_decel * np.maximum(rem - 0.3, 0.0), 0.0))
+            # approach speed that a gentle deceleration (`approach_decel`, leaving room
+            # for the jerk limit) can still stop from, tracked with the P law (this also
+            # creeps up to a far stop point without overshooting a near one)
+            v_cap = np.sqrt(2.0 * approach_decel * np.maximum(rem - 0.3, 0.0))
             ac = np.minimum(np.maximum(1.2 * (np.minimum(v_t[st], v_cap) - vs), -emergency_decel),
                             a_mag[st])
             need = np.where(far, vs * vs / (2.0 * np.maximum(rem, 0.05)),
@@ -452,7 +454,7 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
         moving = (V > 0.5).astype(float)
         cost += cfg.w_oncoming * (inside @ moving.T) * dt
     # ---- route: in the route lane (d ~ 0) by the deadline
-    if np.isfinite(route_deadline):
+    if np.isfinite(route_deadline) and route_deadline > s0:
         passed = S >= route_deadline                        # (J, T)
         D = lat.d
         k_dead = np.where(passed.any(axis=1), passed.argmax(axis=1), T - 1)
