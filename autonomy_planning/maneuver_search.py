@@ -202,7 +202,8 @@ def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[
             # approach speed that a gentle deceleration (`approach_decel`, leaving room
             # for the jerk limit) can still stop from, tracked with the P law (this also
             # creeps up to a far stop point without overshooting a near one)
-            v_cap = np.sqrt(2.0 * approach_decel * np.maximum(rem - 0.3, 0.0))
+            a_app = np.minimum(approach_decel + 0.01 * np.maximum(rem, 0.0), 1.5)
+            v_cap = np.sqrt(2.0 * a_app * np.maximum(rem - 0.3, 0.0))
             ac = np.minimum(np.maximum(1.2 * (np.minimum(v_t[st], v_cap) - vs), -emergency_decel),
                             a_mag[st])
             need = np.where(far, vs * vs / (2.0 * np.maximum(rem, 0.05)),

@@ -37,7 +37,7 @@ SCENARIOS = [
     ("double_lane_change_left_turn", dict(), 70.0, "double_lane_change_left_turn"),
     ("intersection_occlusion", dict(), 60.0, "intersection_occlusion"),
     ("parking_lot", dict(), 25.0, "parking_lot"),
-    ("highway_cut_in", dict(), 45.0, "highway_cut_in"),
+    ("highway_cut_in", dict(), 50.0, "highway_cut_in"),
     ("pedestrian_crossing", dict(), 45.0, "pedestrian_crossing"),
 ]
 
