@@ -89,14 +89,36 @@ def collect(n_lots: int, n_starts: int, workers: int, max_nodes: int = 150_000, 
     return arrays, all_stats
 
 
+MIRROR_PERM = [4, 3, 2, 1, 0, 9, 8, 7, 6, 5]   # primitive (d, k) -> (d, -k)
+
+
+def mirror(data: dict, idx: np.ndarray) -> dict:
+    """Left-right mirrored copies of samples `idx` (a mirrored lot is a valid lot): the
+    raster flips across the car's axis, lateral goal offset and heading error change sign,
+    steering primitives swap left/right; the cost-to-go is unchanged."""
+    st = data["state"][idx].copy()
+    st[:, 1] *= -1.0
+    st[:, 3] *= -1.0
+    perm = np.array(MIRROR_PERM)
+    inv = np.argsort(perm)
+    return {"raster": data["raster"][idx][:, :, :, ::-1].copy(), "state": st,
+            "action": perm[data["action"][idx]], "valid": data["valid"][idx][:, inv],
+            "ctg": data["ctg"][idx], "lot": data["lot"][idx]}
+
+
 def train(data: dict, epochs: int, seed: int, work: str, lr: float = 1e-3, batch: int = 128,
-          n_actions: int = 10):
+          n_actions: int = 10, augment_mirror: bool = False):
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     lots = np.unique(data["lot"])
     val_lots = set(rng.choice(lots, size=max(1, len(lots) // 10), replace=False).tolist())
     is_val = np.array([l in val_lots for l in data["lot"]])
     tr, va = np.flatnonzero(~is_val), np.flatnonzero(is_val)
+    if augment_mirror:           # mirrored copies of the training samples only
+        m = mirror(data, tr)
+        n0 = len(data["action"])
+        data = {k: np.concatenate([data[k], m[k]]) for k in data}
+        tr = np.concatenate([tr, n0 + np.arange(len(m["action"]))])
     R = torch.from_numpy(data["raster"]).float() / 2.0
     S = torch.from_numpy(data["state"]).float()
     A = torch.from_numpy(data["action"])
@@ -165,14 +187,16 @@ def main(argv=None):
     ap.add_argument("--out", default="models/parking_policy.pt")
     ap.add_argument("--work", default="build/parking_train")
     ap.add_argument("--reuse-data", action="store_true", help="use <work>/data.npz if present")
+    ap.add_argument("--data", default=None, help="data.npz to use (default <work>/data.npz)")
+    ap.add_argument("--mirror", type=int, default=1, help="1: add left-right mirrored samples")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     os.makedirs(a.work, exist_ok=True)
-    path = os.path.join(a.work, "data.npz")
+    path = a.data or os.path.join(a.work, "data.npz")
     t0 = time.time()
     if a.reuse_data and os.path.exists(path):
         data = dict(np.load(path))
-        cstats = json.load(open(os.path.join(a.work, "collect_stats.json")))
+        cstats = json.load(open(os.path.join(os.path.dirname(path), "collect_stats.json")))
     else:
         data, stats = collect(a.lots, a.starts, a.workers, a.max_nodes, weight=a.weight)
         np.savez_compressed(path, **data)
@@ -183,7 +207,7 @@ def main(argv=None):
         json.dump(cstats, open(os.path.join(a.work, "collect_stats.json"), "w"), indent=1)
     print("data:", cstats, flush=True)
     t1 = time.time()
-    net, m = train(data, a.epochs, a.seed, a.work)
+    net, m = train(data, a.epochs, a.seed, a.work, augment_mirror=bool(a.mirror))
     m["train_s"] = round(time.time() - t1, 1)
     m["collect"] = cstats
     m["command"] = "python -m autonomy_planning.parking.train " + " ".join(
