@@ -73,6 +73,7 @@ class OptimizerConfig:
     max_iter: int = 1500
     eps: float = 1e-3
     time_limit: float = 0.03             # s per QP solve
+    accept_prim_res: float = 0.02        # m: accept an unfinished path QP below this residual
     wheelbase: float = 2.9
 
 
@@ -337,7 +338,13 @@ class TrajectoryOptimizer:
         res = solver.solve()
         self._log.append(("path", str(res.info.status), int(res.info.iter), round(res.info.run_time * 1e3, 2)))
         if not _solved(res):
-            return None
+            # out of time / iterations: keep the iterate if it is (nearly) primal feasible
+            # (better than the unconstrained fallback); otherwise give up
+            ok = res.x is not None and np.all(np.isfinite(res.x)) and \
+                float(res.info.prim_res) < cfg.accept_prim_res and \
+                ("limit" in str(res.info.status) or "maximum" in str(res.info.status))
+            if not ok:
+                return None
         x = res.x
         self.path_slack = float(np.max(x[3 * K:4 * K]))
         return np.column_stack([x[:K], x[K:2 * K], x[2 * K:3 * K]])
