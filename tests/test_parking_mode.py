@@ -25,7 +25,7 @@ def _scene(goal=True, extra=()):
 
 @pytest.mark.timeout(60)
 def test_parking_mode_plans_keeps_plan_and_replans_on_new_obstacle():
-    mode = make_mode({"mode": "parking", "safe_stop_decel": 3.0})
+    mode = make_mode({"mode": "parking", "safe_stop_decel": 3.0, "parking_method": "astar_route"})
     sc = _scene()
     r1 = mode.plan(sc)
     assert r1.status == "ok" and r1.maneuver == "parking" and len(r1.trajectory) > 10
