@@ -4,7 +4,7 @@ the evaluation figures of the committed checkpoint on held-out simulator sequenc
 (seeds never used in training), video vs single-frame.
 
     bench/run perception_model [--checkpoint models/perception_tiny.pt]
-        [--data data/perception/eval] [--sequences 8] [--iters 40] [--threads 2]
+        [--data data/perception/eval] [--sequences 24] [--iters 40] [--threads 2]
 
 If --data does not exist, held-out sequences are written first with the simulator's
 dataset writer (base seed 1000; training used base seed 0). The last printed line is one
@@ -38,7 +38,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default=str(ROOT / "models" / "perception_tiny.pt"))
     ap.add_argument("--data", default=str(ROOT / "data" / "perception" / "eval"))
-    ap.add_argument("--sequences", type=int, default=8)
+    ap.add_argument("--sequences", type=int, default=24)
     ap.add_argument("--iters", type=int, default=40)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--skip-eval", action="store_true")

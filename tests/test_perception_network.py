@@ -220,10 +220,11 @@ def test_single_frame_mode_ignores_history():
     assert torch.allclose(a["obj"], b["obj"]) and not torch.allclose(a["obj"], c["obj"])
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(900)
 def test_tiny_network_overfits_a_handful_of_frames():
-    """4 frames (2 clips x 2 steps); the loss must drop 10x. ~40 Adam steps: < 60 s on an
-    idle 2-core machine (the time limit is generous because the machine is shared)."""
+    """4 frames (2 clips x 2 steps); the loss must drop 10x. ~40 Adam steps: well under 60 s
+    on an idle 2-core machine; the time limit is generous because this machine is shared by
+    many processes (it has taken 5+ minutes under a load average of 10)."""
     torch.manual_seed(0)
     net = PerceptionNet(dict(TINY, cameras=["main", "rear"]))
     rng = np.random.default_rng(1)
