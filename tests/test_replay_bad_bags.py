@@ -193,8 +193,11 @@ def test_topic_the_graph_needs_but_nobody_provides_is_a_warning(tmp_path, capsys
     rclpy.init(args=[], context=ctx)
     node = rclpy.create_node("unfed_listener", context=ctx)
     node.create_subscription(Odometry, "/test/unfed", lambda _m: None, 10)
+    # it also reads /odom: the replay starts once that subscription is matched (and stable)
+    node.create_subscription(Odometry, "/odom", lambda _m: None, 100)
     try:
-        code, err, rep = _replay(bag, tmp_path, capsys, "--wait", "2.5")
+        code, err, rep = _replay(bag, tmp_path, capsys, "--wait", "20", "--settle", "1",
+                                 "--wait-for", "/odom")
     finally:
         node.destroy_node()
         rclpy.try_shutdown(context=ctx)

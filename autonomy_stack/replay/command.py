@@ -12,8 +12,9 @@ Exit codes (when several apply, the first in this list wins):
   3  damaged bag (truncated / corrupt): the readable part was replayed
   4  incomplete input: topics of unknown message type skipped, or topics the graph
      consumes are missing from the bag (with --strict also: out-of-order stamps)
-  5  undeliverable messages: a consumed topic had no matched subscriber for some
-     messages, a publish failed, a --wait-for topic never got a subscriber, or a
+  5  undeliverable messages: a topic consumed when playback began (or a --wait-for
+     topic) had no matched subscriber for some messages (a subscriber joining later is
+     a warning), a publish failed, a --wait-for topic never got a subscriber, or a
      --record-topics topic (named without wildcards) never got a publisher
   130 interrupted (Ctrl-C); the output bag is closed and valid
   0  everything replayed and delivered (warnings: out-of-order stamps; "unfed" topics
@@ -274,7 +275,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         codes.append(EXIT_INCOMPLETE)
     if args.strict and any(p.kind == "out_of_order" for p in problems):
         codes.append(EXIT_INCOMPLETE)
-    consumed = set(stats.had_subscribers) | set(wait_for)
+    # topics consumed when playback began (a subscriber that joins later is a warning)
+    consumed = set(stats.matched_at_start) | set(wait_for)
     undelivered_consumed = {t: n for t, n in stats.undelivered.items() if t in consumed}
     if undelivered_consumed or stats.publish_errors or stats.not_ready:
         codes.append(EXIT_UNDELIVERED)
@@ -289,6 +291,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{len(stats.recorded)} topics" + (f" into {record}" if record else ""))
     if undelivered_consumed:
         err(f"replay: undeliverable (no matched subscriber): {undelivered_consumed}")
+    late = {t: n for t, n in stats.late_subscribers.items() if t not in consumed}
+    if late:
+        err(f"replay: warning: subscribers that matched only after playback began "
+            f"(messages published before): {late}")
     if stats.publish_errors:
         err(f"replay: publish errors: {stats.publish_errors}")
     if stats.unused_topics:

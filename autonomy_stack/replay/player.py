@@ -56,6 +56,8 @@ class ReplayStats:
     publish_errors: Dict[str, str] = field(default_factory=dict)
     publish_error_counts: Dict[str, int] = field(default_factory=dict)
     had_subscribers: List[str] = field(default_factory=list)
+    matched_at_start: List[str] = field(default_factory=list)     # when playback began
+    late_subscribers: Dict[str, int] = field(default_factory=dict)  # topic: msgs before match
     unused_topics: List[str] = field(default_factory=list)        # never had a subscriber
     skipped_topics: Dict[str, str] = field(default_factory=dict)   # not played: why
     not_ready: List[str] = field(default_factory=list)            # wait_for without subscriber
@@ -79,6 +81,8 @@ class ReplayStats:
             "played": dict(self.played), "undelivered": dict(self.undelivered),
             "publish_errors": dict(self.publish_errors),
             "had_subscribers": sorted(self.had_subscribers),
+            "matched_at_start": sorted(self.matched_at_start),
+            "late_subscribers": dict(self.late_subscribers),
             "unused_topics": sorted(self.unused_topics),
             "skipped_topics": dict(self.skipped_topics), "not_ready": list(self.not_ready),
             "recorded": dict(self.recorded), "record_types": dict(self.record_types),
@@ -136,6 +140,7 @@ class Player:
         self._stop = threading.Event()
         self._recorder: Optional[BagRecorder] = None
         self._rec_subs: Dict[str, object] = {}
+        self._unfed_seen = set()
 
     # ------------------------------------------------------------ setup
     def _setup(self):
@@ -319,7 +324,8 @@ class Player:
                     if i.node_name != me]
             pubs = [i for i in self.node.get_publishers_info_by_topic(topic)
                     if i.node_name != me]
-            if subs and not pubs:
+            if subs and not pubs and topic not in self._unfed_seen:
+                self._unfed_seen.add(topic)
                 who = sorted({i.node_name for i in subs})
                 self.stats.problems.append(BagProblem(
                     "unfed_topic", f"subscribed by {', '.join(who)} but neither in the bag "
@@ -342,6 +348,7 @@ class Player:
                                         bag.typestore())
             self._wait_for_subscribers(start_ns)
             had_subs.update(self.stats.had_subscribers)
+            self.stats.matched_at_start = sorted(had_subs)
             self.log(f"replay: playback started after {self.stats.wait_s:.2f} s waiting for "
                      f"subscribers ({len(had_subs)} bag topics matched)")
             # latched topics recorded before --start are delivered at the start
@@ -383,6 +390,7 @@ class Player:
                 self._publish_clock(end_ns + int(frac * opt.tail * 1e9))
                 self._discover_outputs()
             self.stats.sim_end_ns = self._sim_now_ns
+            self._find_unfed_topics()          # subscriptions discovered during playback
         except KeyboardInterrupt:
             self.stats.interrupted = True
             self.log("replay: interrupted; closing the output bag")
@@ -391,6 +399,9 @@ class Player:
             self._shutdown()
         self.stats.had_subscribers = sorted(had_subs)
         self.stats.unused_topics = sorted(t for t in self.pubs if t not in had_subs)
+        start = set(self.stats.matched_at_start)
+        self.stats.late_subscribers = {t: n for t, n in self.stats.undelivered.items()
+                                       if t in had_subs and t not in start}
         if tracker is not None:
             self.stats.problems.extend(tracker.problems())
         return self.stats

@@ -3,7 +3,7 @@ tests and the replay benchmark before the real stack runs).
 
 Parameters: input_topic, output_topic, message_type ('pkg/msg/Name'), stamp ('copy' keeps
 header.stamp; 'now' stamps with the node clock, i.e. sim time under use_sim_time),
-latency_topic ('' = off; else publishes an autonomy_interfaces/LatencyReport per message
+queue_depth (history depth, default 10), latency_topic ('' = off; else publishes an autonomy_interfaces/LatencyReport per message
 with stages 'receive' and 'publish' and total_ms = node clock now - input stamp).
 
     python -m autonomy_stack.replay.relay_node --ros-args -p input_topic:=/odom ...
@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from rclpy.node import Node
+from rclpy.qos import QoSProfile
 
 from autonomy_stack.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
@@ -24,6 +25,8 @@ PARAMS = [
     ParamSpec("message_type", "nav_msgs/msg/Odometry", "type of both topics"),
     ParamSpec("stamp", "copy", "header stamp of the output", choices=("copy", "now")),
     ParamSpec("latency_topic", "", "LatencyReport topic ('' = none)"),
+    ParamSpec("queue_depth", 10, "history depth of the subscription and publishers",
+              min=1, max=10000),
 ]
 
 
@@ -36,13 +39,15 @@ class RelayNode(Node):
         if cls is None:
             raise StartupError(f"message_type '{p['message_type']}' is not importable")
         self._stamp_now = p["stamp"] == "now"
-        self._pub = self.create_publisher(cls, p["output_topic"], STATE)
+        qos = QoSProfile(history=STATE.history, depth=p["queue_depth"],
+                         reliability=STATE.reliability, durability=STATE.durability)
+        self._pub = self.create_publisher(cls, p["output_topic"], qos)
         self._lat_pub = None
         if p["latency_topic"]:
             from autonomy_interfaces.msg import LatencyReport
-            self._lat_pub = self.create_publisher(LatencyReport, p["latency_topic"], STATE)
+            self._lat_pub = self.create_publisher(LatencyReport, p["latency_topic"], qos)
         self._frames = 0
-        self.create_subscription(cls, p["input_topic"], self._on_msg, STATE)
+        self.create_subscription(cls, p["input_topic"], self._on_msg, qos)
 
     def _on_msg(self, msg):
         t_in = time.perf_counter()
