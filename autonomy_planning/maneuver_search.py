@@ -81,6 +81,7 @@ class SearchConfig:
     w_route_lane: float = 2.0
     w_nudge: float = 1.5
     w_goal: float = 4.0
+    goal_blend: float = 10.0        # m short of the goal over which w_goal takes over
     w_approach: float = 1.0
     w_consistency: float = 3.0
     ttc_tau: float = 3.0
@@ -436,11 +437,15 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
     # progress along the route, counted up to the goal; beyond it is overshoot
     prog = cfg.w_progress * np.minimum(reach, max(goal_rel, 0.0)) / (vd * cfg.horizon)
     extra = cfg.w_goal * np.maximum(reach - max(goal_rel, 0.0), 0.0)
+    speed_term = cfg.w_speed * np.mean(((V - vd) / vd) ** 2, axis=1)
     if np.isfinite(goal_rel) and goal_rel < vd * cfg.horizon:
-        # the goal is within reach: end there, stopped
-        extra = extra + cfg.w_goal * lon.v[:, -1]
+        # the goal is within reach: a candidate that gets there ends there, stopped; one
+        # that ends short of it (blended over `goal_blend` m) is still judged by its speed
+        # (else creeping, which ends slowest, would beat driving on to the goal)
+        g = np.clip(1.0 - (goal_rel - reach) / cfg.goal_blend, 0.0, 1.0)
+        extra = extra + g * cfg.w_goal * lon.v[:, -1] + (1.0 - g) * speed_term
     else:
-        extra = extra + cfg.w_speed * np.mean(((V - vd) / vd) ** 2, axis=1)
+        extra = extra + speed_term
     cost += (extra - prog)[None, :]
     # waiting: pull up to the required stop point (stop line, obstacle) instead of
     # stopping short of it

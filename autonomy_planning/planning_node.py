@@ -7,7 +7,9 @@ and /diagnostics, replanning at `rate_hz` on the node clock (use_sim_time works)
 Thin: the work is in `autonomy_planning.planner.Planner.plan(scene)`.
 
 Inputs: objects and road structure must be in the odometry frame (`frame_id`, "odom");
-lanes are derived from the painted lines (`scene.lanes_from_road_lines`). A missing,
+lanes are derived from the painted lines and road edges (`scene.lanes_from_road_lines`;
+an unmarked two-way street becomes two lanes). The ObjectArray message has no is_static
+flag: cars never seen moving are flagged parked by `scene.StaticObjectTracker`. A missing,
 stale (older than `max_input_age` / `max_odom_age`), malformed or wrong-frame input makes
 the node publish a safe stop trajectory (straight ahead, jerk-limited `safe_stop_decel`)
 and an ERROR diagnostic naming the input; the bad message is dropped and counted. Without
@@ -29,7 +31,8 @@ import numpy as np
 from rclpy.node import Node
 
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
-from autonomy_planning.scene import Goal, PlanningScene, lanes_from_road_lines
+from autonomy_planning.scene import (Goal, PlanningScene, StaticObjectTracker,
+                                     lanes_from_road_lines)
 from autonomy_stack.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
 from autonomy_stack.vector_space import EgoState, LineType
@@ -128,6 +131,7 @@ class PlanningNode(Node):
         self.objects = self.road = self.ego = None
         self.t_objects = self.t_road = self.t_odom = None
         self.goal = None
+        self.static_tracker = StaticObjectTracker()
         self.lanes, self.boundaries, self.road_key = [], [], None
         self.dropped = {"objects": 0, "road": 0, "odom": 0, "goal": 0}
         self.counters = {"cycles": 0, "safe_stops": 0, "plan_errors": 0}
@@ -163,7 +167,9 @@ class PlanningNode(Node):
             # one bad object: drop that object, keep the rest
             self._drop("objects", f"non-finite / degenerate objects {bad[:5]}")
             objs = [o for o in objs if o.id not in bad]
-        self.objects, self.t_objects = objs, self.now()
+        # parked cars: the message has no is_static flag (see StaticObjectTracker)
+        now = self.now()
+        self.objects, self.t_objects = self.static_tracker.update(objs, now), now
 
     def on_road(self, msg) -> None:
         from autonomy_stack.ros_conversions import msgs_to_vector_space

@@ -73,8 +73,11 @@ def lanes_from_road_lines(lines: Sequence[RoadLine], ego: Optional[EgoState] = N
     lane objects): every pair of roughly parallel neighbouring boundary lines 2.4-5 m
     apart bounds one lane whose centreline is their midline. Lanes beyond a yellow line
     (seen from the ego) are oncoming; the direction of each lane follows the ego heading
-    (reversed for oncoming lanes). Works for roads that are locally parallel (streets,
-    highways); intersections need lanes from a map or the simulator."""
+    (reversed for oncoming lanes). An unmarked two-way street (two road edges / curbs
+    with no painted line between them, 2 x 2.4-5 m apart) is split down the middle into two
+    lanes, the left one (seen from the ego) oncoming (right-hand traffic). Works for roads
+    that are locally parallel (streets, highways); intersections need lanes from a map or
+    the simulator."""
     bounds = [l for l in lines if l.line_type in (
         LineType.LANE_DASHED_WHITE, LineType.LANE_SOLID_WHITE, LineType.LANE_DASHED_YELLOW,
         LineType.LANE_SOLID_YELLOW, LineType.ROAD_EDGE, LineType.CURB)
@@ -108,20 +111,76 @@ def lanes_from_road_lines(lines: Sequence[RoadLine], ego: Optional[EgoState] = N
         da = np.interp(grid, s0, dd0)
         db = np.interp(grid, s1, dd1)
         w = float(np.median(db - da))
-        if not (min_width <= w <= max_width):
-            continue
-        mid_d = 0.5 * (da + db)
-        x, y, _ = ref.to_xy(grid, mid_d)
-        centre = np.column_stack([x, y])
-        # oncoming: separated from the ego by a yellow line
-        lane_mid = float(np.median(mid_d))
         yellow = [e[0] for e in entries if e[1].line_type in (
             LineType.LANE_DASHED_YELLOW, LineType.LANE_SOLID_YELLOW)]
-        oncoming = any(min(lane_mid, ego_d) < yd < max(lane_mid, ego_d) for yd in yellow)
-        if oncoming:
-            centre = centre[::-1]
-        lanes.append(Lane(id=len(lanes) + 1, centerline=centre, width=w, oncoming=oncoming))
+        if min_width <= w <= max_width:
+            halves = [(da, db, None)]
+        elif (2.0 * min_width <= w <= 2.0 * max_width
+              and l0.line_type in (LineType.ROAD_EDGE, LineType.CURB)
+              and l1.line_type in (LineType.ROAD_EDGE, LineType.CURB)):
+            # unmarked two-way street: right half with the ego, left half oncoming
+            mid = 0.5 * (da + db)
+            halves = [(da, mid, False), (mid, db, True)]
+            w = 0.5 * w
+        else:
+            continue
+        for lo_d, hi_d, onc in halves:
+            mid_d = 0.5 * (lo_d + hi_d)
+            x, y, _ = ref.to_xy(grid, mid_d)
+            centre = np.column_stack([x, y])
+            lane_mid = float(np.median(mid_d))
+            if onc is None:
+                # oncoming: separated from the ego by a yellow line
+                onc = any(min(lane_mid, ego_d) < yd < max(lane_mid, ego_d) for yd in yellow)
+            if onc:
+                centre = centre[::-1]
+            lanes.append(Lane(id=len(lanes) + 1, centerline=centre, width=w, oncoming=onc))
     return lanes
+
+
+class StaticObjectTracker:
+    """Flags parked vehicles as static when the source cannot say so (the ObjectArray
+    message carries no is_static flag, so over DDS every parked car arrives as a car at
+    0 m/s, which the predictor would then expect to pull out any moment).
+
+    A car or truck (by track id) that has been observed for at least `min_observed`
+    seconds and has never been seen moving (|speed| below `moving_speed` and less than
+    `moving_distance` from where it was first seen) is static. Once seen moving it is
+    never static again (a car waiting in a queue that has driven before stays an agent).
+    Objects that already carry `is_static` keep it; other classes are unchanged (cones,
+    poles and barriers are static by class, pedestrians may start walking any time)."""
+
+    CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK)
+
+    def __init__(self, min_observed: float = 0.5, moving_speed: float = 0.5,
+                 moving_distance: float = 1.0, forget_after: float = 5.0):
+        self.min_observed = min_observed
+        self.moving_speed = moving_speed
+        self.moving_distance = moving_distance
+        self.forget_after = forget_after
+        self._tracks: Dict[int, list] = {}     # id -> [first_t, x0, y0, moved, last_t]
+
+    def reset(self):
+        self._tracks.clear()
+
+    def update(self, objects: Sequence[ObjectState], stamp: float) -> List[ObjectState]:
+        from dataclasses import replace
+        out = []
+        for o in objects:
+            tr = self._tracks.get(o.id)
+            if tr is None or stamp < tr[4] or stamp - tr[4] > self.forget_after:
+                tr = self._tracks[o.id] = [stamp, o.x, o.y, False, stamp]
+            tr[4] = stamp
+            if abs(o.speed) >= self.moving_speed or \
+                    np.hypot(o.x - tr[1], o.y - tr[2]) >= self.moving_distance:
+                tr[3] = True
+            if (not o.is_static and o.object_class in self.CLASSES and not tr[3]
+                    and stamp - tr[0] >= self.min_observed):
+                o = replace(o, is_static=True)
+            out.append(o)
+        for k in [k for k, tr in self._tracks.items() if stamp - tr[4] > self.forget_after]:
+            del self._tracks[k]
+        return out
 
 
 def scene_from_vector_space(v: VectorSpace, ego: EgoState, goal: Optional[Goal] = None,

@@ -8,8 +8,8 @@ arc length"): the problem is split into two convex QPs that are solved alternate
   d, d', d'' per knot; d'' ~ curvature minus the reference's, d''' ~ curvature rate):
   cost = tracking the chosen maneuver + staying centred in the corridor (distance to
   obstacles) + d'^2 (heading) + v^2 d''^2 (lateral acceleration) + d'''^2 (lateral jerk);
-  constraints = body inside the corridor's lateral bounds over its whole length,
-  |curvature| <= min(steering limit, a_lat_max / v^2), |d'''| bounded, initial state.
+  constraints = body inside the corridor's lateral bounds over its whole length (soft),
+  |curvature| <= min(steering limit, a_lat_max / v^2) (hard), |d'''| bounded, initial state.
 * Speed QP over time (piecewise-jerk s(t), states s, v, a at 0.1 s): cost = tracking the
   chosen speed profile (traversal time / progress) + a^2 + jerk^2 + slack on the station
   cap; constraints = speed bounds per time (corridor + curvature of the optimised path),
@@ -303,13 +303,21 @@ class TrajectoryOptimizer:
         l[R["lo2"]:R["lo2"] + K], u[R["lo2"]:R["lo2"] + K] = -kmax - kref, INF
         l[R["hi2"]:R["hi2"] + K], u[R["hi2"]:R["hi2"] + K] = -INF, kmax - kref
         l[R["e"]:R["e"] + K], u[R["e"]:R["e"] + K] = 0.0, INF
-        l[R["e2"]:R["e2"] + K], u[R["e2"]:R["e2"] + K] = 0.0, INF
+        # the curvature bound is the vehicle's steering limit: hard (a path the car cannot
+        # steer is useless however well it fits the corridor; the lateral bounds give way
+        # instead). Its slack only absorbs what a fixed initial curvature cannot shed in
+        # time at the curvature-rate limit.
+        e2_max = np.zeros(K)
         l[R["d0"]] = u[R["d0"]] = d0
         if fix_d2:
-            l[R["d0"] + 1] = u[R["d0"] + 1] = float(np.clip(d2_0, -cfg.max_curvature - kref[0],
-                                                           cfg.max_curvature - kref[0]))
+            d2f = float(np.clip(d2_0, -cfg.max_curvature - kref[0], cfg.max_curvature - kref[0]))
+            l[R["d0"] + 1] = u[R["d0"] + 1] = d2f
+            shed = np.r_[0.0, np.cumsum(dk)]
+            e2_max = np.maximum.reduce([e2_max, d2f - shed - (kmax - kref),
+                                        (-kmax - kref) - (d2f + shed)])
         else:
             l[R["d0"] + 1], u[R["d0"] + 1] = -INF, INF
+        l[R["e2"]:R["e2"] + K], u[R["e2"]:R["e2"] + K] = 0.0, e2_max + 1e-3
         wv = 1.0 + v_at ** 2
         w3 = cfg.w_d3 / (h * h)
         diag = np.concatenate([np.full(K, cfg.w_ref + cfg.w_center), np.full(K, cfg.w_d1),
@@ -347,6 +355,7 @@ class TrajectoryOptimizer:
                 return None
         x = res.x
         self.path_slack = float(np.max(x[3 * K:4 * K]))
+        self.curvature_slack = float(np.max(x[4 * K:5 * K]))
         return np.column_stack([x[:K], x[K:2 * K], x[2 * K:3 * K]])
 
     # -------------------------------------------------------------- main
