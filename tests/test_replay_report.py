@@ -25,6 +25,14 @@ def test_pure_modules_do_not_import_rclpy():
 
 
 # ---------------------------------------------------------------- metrics
+def test_bev_layer_names_of_simulator_and_network_match():
+    from autonomy_stack.replay.report import layer_key
+    assert layer_key("lane_lines") == layer_key("lane")
+    assert layer_key("road_edges") == layer_key("road_edge") == layer_key("edge")
+    assert layer_key("drivable") == layer_key("drivable_area")
+    assert layer_key("curb") != layer_key("edge")
+
+
 def test_grid_iou_resamples_prediction_onto_ground_truth():
     gt = np.zeros((10, 10), np.int8)
     gt[:, :4] = 100                                     # x in [0, 2) m occupied

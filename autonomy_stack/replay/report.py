@@ -80,13 +80,14 @@ def nearest_by_stamp(msgs: list, t_ns: int, tol_ns: int = 100_000_000):
 
 
 def layer_key(name: str) -> str:
-    """BEV layer names of the simulator and the network differ in plural/suffix
-    (lane_lines/lane, road_edges/road_edge): compare them by this key."""
+    """BEV layer names of the simulator and the network differ in plural/suffix/prefix
+    (lane_lines/lane, road_edges/road_edge/edge): compare them by this key."""
     n = name.lower()
     for suffix in ("_lines", "_line", "_area"):
         if n.endswith(suffix):
             n = n[: -len(suffix)]
-    return n[:-1] if n.endswith("s") else n
+    n = n[:-1] if n.endswith("s") else n
+    return n[len("road_"):] if n.startswith("road_") else n     # road_edge(s) / edge
 
 
 class BagData:
