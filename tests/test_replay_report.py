@@ -295,3 +295,27 @@ def test_regression_counts_and_missing_topics(bags, tmp_path):
         R.load_tolerances({"default": {"abs": "x"}})
     with pytest.raises(R.ToleranceError):
         R.load_tolerances({"bogus": 1})
+
+
+def test_objects_in_the_ego_frame_are_moved_to_odom():
+    from autonomy_stack.replay.bag import make_typestore
+    from autonomy_stack.replay.report import objects_to_boxes
+    from autonomy_stack.replay.synthetic import default_msg
+    ts = make_typestore()
+    ego = default_msg(ts, "nav_msgs/msg/Odometry")
+    ego.header.frame_id, ego.child_frame_id = "odom", "base_link"
+    ego.header.stamp.sec = 5
+    ego.pose.pose.position.x, ego.pose.pose.position.y = 10.0, 20.0
+    ego.pose.pose.orientation.z, ego.pose.pose.orientation.w = math.sin(math.pi / 4), math.cos(math.pi / 4)
+    objs = default_msg(ts, "autonomy_interfaces/msg/ObjectArray")
+    objs.header.frame_id = "base_link"
+    objs.header.stamp.sec = 5
+    o = default_msg(ts, "autonomy_interfaces/msg/Object")
+    o.pose.position.x, o.pose.orientation.w, o.velocity.x = 3.0, 1.0, 2.0
+    objs.objects.append(o)
+    b = objects_to_boxes(objs, [(5_000_000_000, ego)])
+    # ego at (10, 20) facing +y: 3 m ahead is (10, 23); forward velocity points along +y
+    assert b.xy[0] == pytest.approx([10.0, 23.0]) and b.vel[0] == pytest.approx([0.0, 2.0])
+    assert b.yaw[0] == pytest.approx(math.pi / 2)
+    objs.header.frame_id = "odom"
+    assert objects_to_boxes(objs, [(5_000_000_000, ego)]).xy[0] == pytest.approx([3.0, 0.0])

@@ -38,10 +38,26 @@ def quat_yaw(q) -> float:
     return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
 
 
-def objects_to_boxes(msg) -> M.Boxes:
+def objects_to_boxes(msg, ego_msgs: Optional[list] = None) -> M.Boxes:
+    """ObjectArray -> Boxes; with `ego_msgs` ([(t, Odometry)]) objects in the ego frame
+    (header.frame_id == the odometry's child frame, e.g. base_link) are moved to odom."""
     objs = list(msg.objects)
     if not objs:
         return M.Boxes.empty()
+    b = _boxes(objs)
+    if ego_msgs and msg.header.frame_id == ego_msgs[0][1].child_frame_id:
+        ego = nearest_by_stamp(ego_msgs, stamp_ns(msg.header.stamp))
+        if ego is not None:
+            p = ego.pose.pose
+            yaw = quat_yaw(p.orientation)
+            R = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+            b.xy = b.xy @ R.T + np.array([p.position.x, p.position.y])
+            b.vel = b.vel @ R.T
+            b.yaw = b.yaw + yaw
+    return b
+
+
+def _boxes(objs) -> M.Boxes:
     return M.Boxes(
         xy=np.array([[o.pose.position.x, o.pose.position.y] for o in objs], float),
         cls=np.array([int(o.object_class.value) for o in objs], int),
@@ -204,7 +220,8 @@ def perception_metrics(inp: BagData, out: BagData) -> dict:
     preds = _pick("/perception/objects", inp, out)
     gts = inp.get("/ground_truth/objects")
     if gts and preds:
-        frames = [(objects_to_boxes(p), objects_to_boxes(g)) for p, g in _pair_by_stamp(preds, gts)]
+        frames = [(objects_to_boxes(p, ego), objects_to_boxes(g, ego))
+                  for p, g in _pair_by_stamp(preds, gts)]
         res["detection"] = M.detection_metrics(frames) if frames else {
             "reason": "no /perception/objects stamp matches a ground-truth stamp"}
     else:
@@ -214,7 +231,8 @@ def perception_metrics(inp: BagData, out: BagData) -> dict:
 
 
 def _agent_tracks(inp: BagData) -> M.AgentTracks:
-    return M.AgentTracks([(stamp_ns(m.header.stamp) * 1e-9, objects_to_boxes(m))
+    ego = inp.get("/odom") or inp.get("/ground_truth/ego")
+    return M.AgentTracks([(stamp_ns(m.header.stamp) * 1e-9, objects_to_boxes(m, ego))
                           for _, m in inp.get("/ground_truth/objects")])
 
 
