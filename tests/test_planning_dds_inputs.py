@@ -1,0 +1,128 @@
+"""The planner fed as the planning node feeds it over DDS (no ROS here): lanes from the
+road lines only, objects without the is_static flag (the ObjectArray message has none),
+the ego from odometry.
+
+- an unmarked two-way street (two curbs, no painted line) gives two lanes, the left one
+  oncoming, matching the simulator's lanes;
+- StaticObjectTracker flags cars never seen moving as parked, not cars that have moved,
+  nor pedestrians;
+- the path QP keeps |curvature| within the steering limit even when the corridor cannot
+  be met from a stopped, angled pose;
+- with the goal within v_des * horizon, a candidate that ends short of the goal is still
+  judged by its speed (no creeping at a constant walking speed).
+"""
+import dataclasses
+import math
+
+import numpy as np
+
+from autonomy_planning.planner import Planner, PlannerConfig
+from autonomy_planning.scene import Goal, PlanningScene, StaticObjectTracker, lanes_from_road_lines
+from autonomy_simulator import scenarios
+from autonomy_stack.vector_space import EgoState, LineType, ObjectClass, ObjectState
+
+
+def _narrow():
+    sc = scenarios.make("narrow_street_oncoming", seed=0)
+    return sc, sc.sim.world.vector_space(0.0).lines
+
+
+def test_unmarked_two_way_street_gives_two_lanes():
+    sc, lines = _narrow()
+    e = sc.sim.ego
+    lanes = lanes_from_road_lines(lines, EgoState(x=e.x, y=e.y, yaw=e.yaw, speed=0.0))
+    assert len(lanes) == 2
+    own = [l for l in lanes if not l.oncoming]
+    onc = [l for l in lanes if l.oncoming]
+    assert len(own) == 1 and len(onc) == 1
+    world = sc.sim.world.lanes
+    for ln, wid in ((own[0], sc.sim.world.params["ego_lane"]),
+                    (onc[0], sc.sim.world.params["oncoming_lane"])):
+        wl = np.asarray(world[wid].centerline)[:, :2]
+        assert abs(ln.width - world[wid].width) < 0.1
+        # same direction and the same centre line (within 0.1 m)
+        h = ln.centerline[-1] - ln.centerline[0]
+        hw = wl[-1] - wl[0]
+        assert np.dot(h, hw) > 0
+        assert np.max(np.abs(ln.centerline[:, 1] - np.interp(ln.centerline[:, 0], *(
+            wl[np.argsort(wl[:, 0])].T)))) < 0.1
+
+
+def test_marked_lanes_are_not_split():
+    # a 3.5 m lane between a curb and a white line stays one lane; a 7 m gap between a
+    # curb and a painted line (parking strip, shoulder) is not taken as two lanes
+    x = np.linspace(0.0, 100.0, 101)
+    from autonomy_stack.vector_space import RoadLine
+
+    def line(i, y, t):
+        return RoadLine(id=i, line_type=t, points=np.column_stack([x, np.full_like(x, y)]))
+
+    lines = [line(1, -1.75, LineType.CURB), line(2, 1.75, LineType.LANE_SOLID_WHITE),
+             line(3, 8.75, LineType.CURB)]
+    lanes = lanes_from_road_lines(lines, EgoState(x=5.0, y=0.0, yaw=0.0, speed=0.0))
+    assert len(lanes) == 1 and abs(lanes[0].width - 3.5) < 0.05
+
+
+def _car(i, x, speed=0.0, cls=ObjectClass.CAR):
+    return ObjectState(id=i, object_class=cls, x=x, y=-2.4, yaw=0.0, length=4.5, width=1.9,
+                       height=1.5, speed=speed)
+
+
+def test_static_tracker_flags_parked_cars_only():
+    trk = StaticObjectTracker(min_observed=0.5)
+    moving = [_car(1, 10.0, speed=6.0)]
+    out = {}
+    for k in range(11):
+        t = 0.1 * k
+        objs = [_car(2, 30.0), _car(3, 40.0, cls=ObjectClass.PEDESTRIAN),
+                _car(1, 10.0 + 6.0 * t, speed=6.0 if t < 0.5 else 0.0)]
+        out = {o.id: o for o in trk.update(objs, t)}
+        if k == 0:
+            assert not any(o.is_static for o in out.values())   # not yet observed long enough
+    assert out[2].is_static                       # parked car
+    assert not out[3].is_static                   # pedestrians may start walking
+    assert not out[1].is_static                   # a car that has driven stays an agent
+    assert moving[0].is_static is False           # inputs are not modified
+
+
+def test_path_curvature_within_steering_limit_from_an_angled_standstill():
+    # the situation in which the DDS run used to emit 0.4 1/m: stopped, 15 deg to the
+    # left, next to the cones, the oncoming car ahead in its lane
+    sc, lines = _narrow()
+    ego = EgoState(x=15.5, y=-0.1, yaw=0.27, speed=0.0, stamp=0.0)
+    lanes = lanes_from_road_lines(lines, ego)
+    bounds = [np.asarray(l.points)[:, :2] for l in lines if l.line_type in (LineType.CURB,)]
+    objs = [dataclasses.replace(o, x=40.0, y=1.8) if o.id < 10000 else o
+            for o in sc.sim.objects()]
+    cfg = PlannerConfig()
+    cfg.optimizer.time_limit = 1e10
+    pl = Planner(cfg)
+    k_lim = math.tan(0.55) / 2.9
+    for k in range(5):
+        scene = PlanningScene(stamp=0.1 * k, ego=EgoState(**{**ego.__dict__, "stamp": 0.1 * k}),
+                              agents=objs, lanes=lanes, boundaries=bounds,
+                              goal=Goal(*sc.goal), speed_limit=13.9)
+        tr = pl.plan(scene).trajectory
+        assert np.max(np.abs(tr.curvature)) <= min(k_lim, cfg.optimizer.max_curvature) + 0.01
+
+
+def test_no_creeping_when_the_goal_is_within_the_horizon():
+    # pulled over, 0.4 m/s, the goal ~105 m ahead (< 13.9 m/s * 10 s): the plan must
+    # drive on to the goal, not hold a walking pace
+    sc, lines = _narrow()
+    sc.sim.agents = []
+    lanes = lanes_from_road_lines(lines, None)
+    for ln in lanes:
+        ln.speed_limit = 13.9
+    bounds = [np.asarray(l.points)[:, :2] for l in lines if l.line_type == LineType.CURB]
+    objs = [dataclasses.replace(o, is_static=o.object_class == ObjectClass.CAR)
+            for o in sc.sim.objects()]
+    cfg = PlannerConfig()
+    cfg.optimizer.time_limit = 1e10
+    pl = Planner(cfg)
+    x, v = 59.0, 0.4
+    for k in range(3):
+        ego = EgoState(x=x, y=-2.39, yaw=0.0, speed=v, stamp=0.1 * k)
+        r = pl.plan(PlanningScene(stamp=0.1 * k, ego=ego, agents=objs, lanes=lanes,
+                                  boundaries=bounds, goal=Goal(*sc.goal), speed_limit=13.9))
+    assert float(np.max(r.trajectory.speed)) > 4.0, r.maneuver
