@@ -82,6 +82,9 @@ class SearchConfig:
     w_nudge: float = 1.5
     w_goal: float = 4.0
     goal_blend: float = 10.0        # m short of the goal over which w_goal takes over
+    w_wait: float = 8.0             # per s standing (short of the goal), ...
+    wait_cap: float = 12.0          # ... counted up to this many seconds
+    wait_distance: float = 3.0      # m: moving less than this (now / over the horizon) is waiting
     w_approach: float = 1.0
     w_consistency: float = 3.0
     ttc_tau: float = 3.0
@@ -325,12 +328,16 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
           road_right: np.ndarray, curvature_fn=None, lane_offsets=np.zeros(1),
           oncoming_boundary: Optional[float] = None, route_deadline: float = np.inf,
           goal_station: float = np.inf, prev: Optional[tuple] = None,
-          body=None, approach_stop: Optional[float] = None) -> SearchResult:
+          body=None, approach_stop: Optional[float] = None,
+          wait_time: float = 0.0) -> SearchResult:
     """Cost of every (lateral, longitudinal) pair; returns the best one.
 
     s0: station of the reference point now; the lateral profiles are absolute offsets.
     prev: (d_prev(t), v_prev(t)) of the previous choice on this grid, for consistency.
-    body: (front, rear, half_width) of the planned vehicle (default: the ego's)."""
+    body: (front, rear, half_width) of the planned vehicle (default: the ego's).
+    wait_time: s the ego has been held up (within `wait_distance`); a candidate that
+    stays within `wait_distance` costs w_wait per second of it (capped), so a stop that
+    only static obstacles hold up does not last for ever."""
     front, rear, hw = body if body is not None else (cfg.front, cfg.rear, cfg.half_width)
     t = cfg.t
     T = len(t)
@@ -452,6 +459,12 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
     if approach_stop is not None and approach_stop > 0.5:
         short = np.maximum(approach_stop - reach, 0.0) * (lon.v[:, -1] < 0.3)
         cost += cfg.w_approach * short[None, :]
+    # patience: standing still behind obstacles that will never move gains nothing; the
+    # longer the ego has waited the more staying put costs (moving agents' collision
+    # costs are orders of magnitude larger, so this never pushes into traffic)
+    if wait_time > 0.0:
+        still = (reach < cfg.wait_distance).astype(float)
+        cost += cfg.w_wait * min(wait_time, cfg.wait_cap) * still[None, :]
     # ---- lanes: stay near a lane centre, avoid the oncoming lane (I,)
     lo = np.asarray(lane_offsets, dtype=float)
     dist_lane = np.min(np.abs(D[:, :, None] - lo[None, None, :]), axis=2)    # (I, T)

@@ -122,12 +122,14 @@ class Planner:
         self._paths: Dict = {}
         self._prev: Optional[dict] = None
         self._served_stops: set = set()
+        self._standing_since: Optional[float] = None
 
     def reset(self):
         self.predictor.reset()
         self.optimizer.reset()
         self._prev = None
         self._served_stops = set()
+        self._standing_since = None
 
     @property
     def body(self):
@@ -173,6 +175,14 @@ class Planner:
                 elapsed = None
         v_des = cfg.desired_speed if cfg.desired_speed is not None else frame.speed_limit
         v_des = min(v_des, frame.speed_limit)
+        # how long the ego has been held up: time since it was last 3 m away from where it
+        # is now (creeping up to an obstacle still counts as waiting); not at the goal
+        at_goal = np.isfinite(frame.goal_station) and frame.goal_station - frame.ego_s < 3.0
+        st = self._standing_since
+        if at_goal or st is None or scene.stamp < st[0] or \
+                math.hypot(ego.x - st[1], ego.y - st[2]) > cfg.search.wait_distance:
+            self._standing_since = st = (scene.stamp, ego.x, ego.y)
+        wait_time = 0.0 if at_goal else scene.stamp - st[0]
 
         # ---- candidates
         s_e, d_e = frame.ego_s, frame.ego_d
@@ -206,7 +216,8 @@ class Planner:
                     curvature_fn=frame.ref.curvature_at, lane_offsets=frame.lane_offsets,
                     oncoming_boundary=onc, route_deadline=frame.route_deadline,
                     goal_station=frame.goal_station, prev=prev_prof,
-                    approach_stop=min(stops + ([goal_stop] if goal_stop else [])) if (stops or goal_stop) else None)
+                    approach_stop=min(stops + ([goal_stop] if goal_stop else [])) if (stops or goal_stop) else None,
+                    wait_time=wait_time)
         i, j = res.best
         D, S, V = lat.d[i], s_e + lon.s[j], lon.v[j]
         tm["search"] = (time.perf_counter() - t2) * 1e3

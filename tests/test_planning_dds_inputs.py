@@ -126,3 +126,17 @@ def test_no_creeping_when_the_goal_is_within_the_horizon():
         r = pl.plan(PlanningScene(stamp=0.1 * k, ego=ego, agents=objs, lanes=lanes,
                                   boundaries=bounds, goal=Goal(*sc.goal), speed_limit=13.9))
     assert float(np.max(r.trajectory.speed)) > 4.0, r.maneuver
+
+
+def test_gets_going_from_standstill_behind_static_obstacles():
+    # over DDS the ego is standing when the stack comes up; standing behind the cones
+    # must not be an equilibrium (before: keep/stop for ever): after a few seconds of
+    # waiting the planner goes around them, without touching anything
+    from autonomy_planning.closed_loop import run_scenario
+    sc = scenarios.make("narrow_street_oncoming", seed=0, ego_speed=0.0)
+    x0 = sc.sim.ego.x
+    cfg = PlannerConfig()
+    cfg.optimizer.time_limit = 1e10
+    res = run_scenario(sc, 12.0, planner=Planner(cfg), check_corridor=False)
+    assert not res.collisions
+    assert res.x[-1] - x0 > 5.0, res.maneuvers[-1]
