@@ -111,7 +111,11 @@ def extract_polylines(mask: np.ndarray, grid: BEVGrid, line_type: LineType,
         _, _, vt = np.linalg.svd(pts - mu, full_matrices=False)
         s = (pts - mu) @ vt[0]
         bins = np.floor((s - s.min()) / grid.res).astype(int)
-        poly = np.array([pts[bins == b].mean(0) for b in np.unique(bins)])
+        # mean point per bin along the principal axis (bincount: no Python loop per bin)
+        used, inv = np.unique(bins, return_inverse=True)
+        cnt = np.bincount(inv, minlength=len(used)).astype(float)
+        poly = np.stack([np.bincount(inv, weights=pts[:, 0], minlength=len(used)) / cnt,
+                         np.bincount(inv, weights=pts[:, 1], minlength=len(used)) / cnt], -1)
         if len(poly) >= 2:
             lines.append(RoadLine(start_id + len(lines), line_type, poly,
                                   confidence=1.0))

@@ -3,6 +3,7 @@ space as RViz markers (boxes in class colours, velocity arrows, text ids, lines 
 edges and curbs). Used by the perception node and by the simulator's ground truth."""
 from __future__ import annotations
 
+import array
 import math
 from typing import Sequence, Tuple
 
@@ -38,7 +39,14 @@ def probability_grid(prob: np.ndarray, x_range: Sequence[float], y_range: Sequen
     msg.info.height, msg.info.width = int(grid.shape[0]), int(grid.shape[1])
     msg.info.origin.position.x, msg.info.origin.position.y = float(x_range[0]), float(y_range[0])
     msg.info.origin.orientation.w = 1.0
-    msg.data = grid.reshape(-1).tolist()
+    data = array.array("b")
+    data.frombytes(grid.tobytes())
+    # the generated setter would copy (or validate element by element); the array has the
+    # message's element type already
+    if hasattr(msg, "_data"):
+        msg._data = data
+    else:
+        msg.data = data
     return msg
 
 
