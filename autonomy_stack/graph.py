@@ -59,6 +59,8 @@ def _param_literal(v: object) -> str:
     if isinstance(v, (list, tuple, dict)):
         import json
         return json.dumps(v)
+    if isinstance(v, str) and (v == "" or v.strip() != v):
+        return "'" + v.replace("'", "''") + "'"     # YAML-quoted (rcl cannot parse `name:=`)
     return str(v)
 
 

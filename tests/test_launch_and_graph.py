@@ -91,3 +91,11 @@ def test_colcon_discovers_and_builds_every_package(tmp_path):
     assert (inst / "autonomy_stack" / "share" / "ament_index" / "resource_index" / "packages" / "autonomy_stack").exists()
     for exe in setup_py_executables():
         assert (inst / "autonomy_stack" / "lib" / "autonomy_stack" / exe).exists(), exe
+
+
+def test_ros_args_quote_empty_strings_and_serialise_lists():
+    from autonomy_stack.graph import NodeSpec
+    spec = NodeSpec(key="k", executable="e", name="n",
+                    parameters={"s": "", "flag": False, "topics": ["/a", "/b"], "x": 1.5})
+    args = spec.ros_args()
+    assert "s:=''" in args and "flag:=false" in args and 'topics:=["/a", "/b"]' in args and "x:=1.5" in args
