@@ -3,7 +3,6 @@ and start-up errors (bad parameters, missing checkpoint) turned into one log lin
 non-zero exit code instead of a traceback."""
 from __future__ import annotations
 
-import signal
 import sys
 from typing import Callable, Optional, Sequence
 
@@ -22,9 +21,11 @@ def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = No
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
+    # rclpy's own (C-level) handlers turn SIGINT and SIGTERM (the runner, launch, systemd)
+    # into a shutdown that wakes a blocked executor. Do not replace them with a Python
+    # handler: that one only runs when the executor's wait returns, which for a node
+    # without timers is never.
     rclpy.init(args=list(args) if args is not None else sys.argv)
-    # SIGTERM (the runner, systemd, launch) shuts down like Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: rclpy.try_shutdown())
     node = None
     code = 0
     try:
@@ -41,6 +42,12 @@ def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = No
         code = EXIT_STARTUP_ERROR
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as exc:  # noqa: BLE001
+        # a shutdown requested while the node was still being built invalidates its handles
+        if rclpy.ok():
+            raise
+        print(f"[{_node_name_from_args()}]: shut down during start-up ({type(exc).__name__})",
+              file=sys.stderr, flush=True)
     finally:
         if node is not None:
             close = getattr(node, "close", None)

@@ -15,8 +15,9 @@ AUTONOMY_STACK = str(Path(sys.executable).parent / "autonomy-stack")
 
 
 def start_runner(*extra):
+    # unbuffered bytes: a buffered text reader can hold lines that select() no longer sees
     return subprocess.Popen([AUTONOMY_STACK, "up", "--mode", "smoke", "--up-timeout", "90", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
                             start_new_session=True)
 
 
@@ -24,15 +25,33 @@ def read_until(proc, needle: str, timeout: float) -> str:
     import selectors
     sel = selectors.DefaultSelector()
     sel.register(proc.stdout, selectors.EVENT_READ)
-    out = ""
+    out = b""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and needle not in out:
+    while time.monotonic() < deadline and needle.encode() not in out:
         if sel.select(timeout=0.2):
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
                 break
-            out += line
-    return out
+            out += chunk
+    return out.decode(errors="replace")
+
+
+def finish(proc, timeout: float = 30) -> str:
+    rest, _ = proc.communicate(timeout=timeout)
+    return rest.decode(errors="replace")
+
+
+def kill_all(proc, pids):
+    """Never leave nodes behind: the runner's children live in their own sessions."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    for pid in pids:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 def child_pids(out: str):
@@ -58,6 +77,7 @@ def test_runner_brings_graph_up_and_sigterm_stops_all_children():
     specs = nodes_for_mode("smoke")
     assert len(specs) >= 2
     proc = start_runner()
+    out = ""
     try:
         out = read_until(proc, "node(s) up", timeout=100)
         for spec in specs:
@@ -66,30 +86,29 @@ def test_runner_brings_graph_up_and_sigterm_stops_all_children():
         assert len(pids) == len(specs)
         assert all(alive(p) for p in pids)
         proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=20)
+        rest = finish(proc)
         assert proc.returncode == 0, out + rest
         assert "received SIGTERM" in rest
         assert not any(alive(p) for p in pids)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_all(proc, child_pids(out))
 
 
 @pytest.mark.timeout(150)
 def test_killed_node_makes_runner_exit_nonzero_and_stop_the_rest():
     proc = start_runner()
+    out = ""
     try:
         out = read_until(proc, "node(s) up", timeout=100)
         pids = child_pids(out)
         assert len(pids) >= 2
         os.kill(pids[0], signal.SIGKILL)
-        rest, _ = proc.communicate(timeout=20)
+        rest = finish(proc)
         assert proc.returncode == 3, out + rest
         assert "died unexpectedly" in rest
         assert not any(alive(p) for p in pids[1:])
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        kill_all(proc, child_pids(out))
 
 
 def test_runner_passes_the_same_ros_args_as_launch():
