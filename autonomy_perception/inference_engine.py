@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from autonomy_perception.network.model import PerceptionModel
+from autonomy_perception.network.model import PerceptionModel, outputs_to_numpy
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -124,15 +124,6 @@ class InferenceEngine:
             torch.cuda.synchronize()
         t2 = time.perf_counter()
         stages["network"] = (t2 - t1) * 1e3
-        res = {}
-        for k, v in out.items():
-            v = v[0].float()
-            if k in ("seg", "obj"):
-                v = torch.sigmoid(v)
-            elif k == "cls":
-                v = torch.softmax(v, 0)
-            res[k] = v.cpu().numpy()
-        if "obj" in res:
-            res["obj"] = res["obj"][0]
+        res = outputs_to_numpy(out)
         stages["download"] = (time.perf_counter() - t2) * 1e3
         return EngineResult(res, stages)

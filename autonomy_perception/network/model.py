@@ -299,14 +299,20 @@ class PerceptionModel:
                                         torch.tensor([float(dt)], device=self.device),
                                         self.state if self.video else None, video=self.video)
         self.state = st if self.video else None
-        res = {}
-        for k, v in out.items():
-            v = v[0]
-            if k in ("seg", "obj"):
-                v = torch.sigmoid(v)
-            elif k == "cls":
-                v = torch.softmax(v, 0)
-            res[k] = v.cpu().numpy()
-        if "obj" in res:
-            res["obj"] = res["obj"][0]
-        return res
+        return outputs_to_numpy(out)
+
+
+def outputs_to_numpy(out: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:
+    """Raw head outputs of batch element 0 -> numpy rasters: probabilities for seg/obj
+    (sigmoid) and cls (softmax over classes), the regression maps as they are."""
+    res = {}
+    for k, v in out.items():
+        v = v[0].float()
+        if k in ("seg", "obj"):
+            v = torch.sigmoid(v)
+        elif k == "cls":
+            v = torch.softmax(v, 0)
+        res[k] = v.cpu().numpy()
+    if "obj" in res:
+        res["obj"] = res["obj"][0]
+    return res
