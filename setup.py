@@ -7,16 +7,16 @@ PACKAGE = "autonomy_stack"
 
 # Executables of the node graph (config/graph.yaml names them) and the command-line tool.
 NODES = {
-    "vehicle_description": "autonomy_stack.vehicle_description_node:main",
-    "stack_monitor": "autonomy_stack.stack_monitor_node:main",
-    "simulator_node": "autonomy_simulator.simulator_node:main",
-    "rectification_node": "autonomy_perception.rectification_node:main",
-    "perception_node": "autonomy_perception.perception_node:main",
-    "planning_node": "autonomy_planning.planning_node:main",
-    "control_node": "autonomy_control.control_node:main",
+    "vehicle_description": "autonomy_vehicle.nodes.vehicle_description_node:main",
+    "stack_monitor": "autonomy_tools.nodes.stack_monitor_node:main",
+    "simulator_node": "autonomy_simulator.nodes.simulator_node:main",
+    "rectification_node": "autonomy_perception.nodes.rectification_node:main",
+    "perception_node": "autonomy_perception.nodes.perception_node:main",
+    "planning_node": "autonomy_planning.nodes.planning_node:main",
+    "control_node": "autonomy_control.nodes.control_node:main",
 }
 TOOLS = {
-    "autonomy-stack": "autonomy_stack.cli:main",
+    "autonomy-stack": "autonomy_tools.cli:main",
 }
 
 setup(
@@ -24,10 +24,13 @@ setup(
     version="0.1.0",
     packages=find_packages(include=[
         "autonomy_stack", "autonomy_stack.*",
+        "autonomy_vehicle", "autonomy_vehicle.*",
         "autonomy_perception", "autonomy_perception.*",
         "autonomy_planning", "autonomy_planning.*",
         "autonomy_control", "autonomy_control.*",
         "autonomy_simulator", "autonomy_simulator.*",
+        "autonomy_replay", "autonomy_replay.*",
+        "autonomy_tools", "autonomy_tools.*",
     ]),
     package_data={"": ["*.yaml", "*.json", "*.pt", "*.npz"]},
     data_files=[

@@ -20,7 +20,7 @@ from autonomy_control.lateral import (LateralContext, MPCConfig, PurePursuit,
 from autonomy_control.longitudinal import (LongitudinalConfig, LongitudinalPID, StopConfig,
                                            comfortable_stop_accel, no_wrong_way)
 from autonomy_control.reference import Projection, ReferencePath
-from autonomy_control.vehicle_model import VehicleParams, clamp, step as model_step
+from autonomy_vehicle.vehicle_model import VehicleParams, clamp, step as model_step
 from autonomy_control.watchdog import ERROR, OK, WARN, Watchdog, WatchdogConfig, check_trajectory
 from autonomy_stack.vector_space import ControlCommand, EgoState, Trajectory
 

@@ -20,7 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from autonomy_control.reference import PathSegment, Projection
-from autonomy_control.vehicle_model import VehicleParams
+from autonomy_vehicle.vehicle_model import VehicleParams
 
 
 @dataclass

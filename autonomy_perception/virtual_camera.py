@@ -7,7 +7,7 @@ resolution, intrinsics, projection model and its pose relative to base_link.
 
 Pure numpy (no rclpy, no OpenCV).
 
-Conventions (the same as `autonomy_perception.camera_models` and `config/camera_rig.yaml`)
+Conventions (the same as `autonomy_vehicle.camera_models` and `config/camera_rig.yaml`)
 - pixels: OpenCV convention, the centre of the top-left pixel is (0, 0);
 - optical frame `virtual_camera_<name>`: z forward, x right, y down;
 - pose: the camera body (x = viewing direction) at `xyz` (m, base_link) with ROS roll,

@@ -88,7 +88,7 @@ class DatasetWriter:
         self._vc = None
 
     def _cams(self, mounting_seed: int):
-        from autonomy_perception.camera_models import sample_mounting_error
+        from autonomy_vehicle.camera_models import sample_mounting_error
         from autonomy_simulator.record import VehicleCameras
         if self._vc is None:
             self._vc = VehicleCameras(self.width, self.height, self.cameras, mounting_seed)
@@ -99,7 +99,7 @@ class DatasetWriter:
         return self._vc
 
     def manifest(self, n: int) -> dict:
-        from autonomy_perception.camera_models import load_rig
+        from autonomy_vehicle.camera_models import load_rig
         names = self.cameras or list(load_rig())
         b = self.bev
         return {"format": FORMAT, "sequences": n, "seed": self.seed, "frames": self.frames,

@@ -26,7 +26,7 @@ LAYOUT = [["fisheye", "main", "narrow"],
 
 def render_frame(scenario: str, seed: int, t: float, width: int, height: int,
                  effects: bool = True):
-    from autonomy_perception.camera_models import load_rig, sample_mounting_error
+    from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
     from autonomy_simulator import scenarios
     from autonomy_simulator.renderer import RigRenderer
     from autonomy_simulator.sensor_effects import SensorEffects, SensorEffectsConfig
@@ -86,7 +86,7 @@ def draw_bev(ax, sim, snap, rig, frame, extent: float = 50.0):
             ax.add_patch(MplPolygon(c[:, ::-1], closed=True, fc="none", ec="white", lw=0.8,
                                     hatch="////", ls="--"))
     # ego and cameras
-    from autonomy_control.vehicle_model import VehicleParams
+    from autonomy_vehicle.vehicle_model import VehicleParams
     vp = VehicleParams()
     ex = np.array([-vp.rear_overhang, vp.length - vp.rear_overhang])
     ey = np.array([-vp.width / 2, vp.width / 2])

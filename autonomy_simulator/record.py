@@ -229,7 +229,7 @@ class VehicleCameras:
     def __init__(self, width: Optional[int] = None, height: Optional[int] = None,
                  cameras: Optional[Sequence[str]] = None, mounting_seed: int = 0,
                  mounting_error: bool = True, density: float = 1.0):
-        from autonomy_perception.camera_models import load_rig, sample_mounting_error
+        from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
         rig = load_rig(width=width, height=height) if (width or height) else load_rig()
         if cameras:
             missing = [c for c in cameras if c not in rig]

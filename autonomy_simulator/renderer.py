@@ -47,7 +47,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
-from autonomy_perception.camera_models import CameraCalibration, rotate
+from autonomy_vehicle.camera_models import CameraCalibration, rotate
 from autonomy_simulator.scene import SceneSnapshot
 from autonomy_stack.vector_space import ObjectClass, ObjectState
 

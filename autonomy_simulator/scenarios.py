@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from autonomy_control.vehicle_model import VehicleParams
+from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_simulator import geometry as geo
 from autonomy_simulator import worlds
 from autonomy_simulator.agents import (DriverParams, PedestrianAgent, VehicleAgent, make_car)

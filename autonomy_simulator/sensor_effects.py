@@ -23,7 +23,7 @@ from typing import Dict, Optional
 import cv2
 import numpy as np
 
-from autonomy_perception.camera_models import CameraCalibration, rotate
+from autonomy_vehicle.camera_models import CameraCalibration, rotate
 
 
 @dataclass

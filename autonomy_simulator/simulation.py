@@ -8,7 +8,7 @@
     sim.ground_truth("base_link")        # ... in the ego frame
     sim.kinematics()                     # EgoKinematics (odometry / IMU-like signals)
 
-The ego is `autonomy_control.vehicle_model` (kinematic bicycle with steering rate/lag and
+The ego is `autonomy_vehicle.vehicle_model` (kinematic bicycle with steering rate/lag and
 acceleration limits) driven by `ControlCommand`s, or by an `EgoAutopilot` (route
 follower: the agents' behaviour model for speed and lateral offset + pure pursuit) for
 data generation. Commands with non-finite values raise `ValueError` (callers count them).
@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from autonomy_control import vehicle_model as vm
+from autonomy_vehicle import vehicle_model as vm
 from autonomy_simulator import geometry as geo
 from autonomy_simulator.agents import (Actor, Agent, DriverParams, Path, PedestrianAgent,
                                        VehicleAgent)

@@ -542,7 +542,7 @@ def parking_lot(seed: int = 0, bays_per_row: int = 10, bay_width: float = 2.7,
     rect = bays[target_bay]
     cx, cy = rect.mean(0)
     h = headings[target_bay]
-    from autonomy_control.vehicle_model import VehicleParams
+    from autonomy_vehicle.vehicle_model import VehicleParams
     co = VehicleParams().center_offset
     goal = (float(cx - co * math.cos(h)), float(cy - co * math.sin(h)), float(h))
     lot = ParkingLot(bounds=(0.0, 0.0, Lx, Ly), curbs=curbs, bays=bays, bay_headings=headings,

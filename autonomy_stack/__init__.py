@@ -1,6 +1,6 @@
-"""Shared plumbing of the autonomy stack: node runtime, parameters, message conversions,
-the node-graph description, the standalone runner and the command-line tool.
-
-Only the modules whose name says so (`node_runtime`, `ros_conversions`, ...) import rclpy;
-`graph`, `params` (spec part) and `paths` are importable without ROS.
+"""Ground floor of the autonomy stack (layer 0): ROS-free shared types and helpers that every
+other package may import -- `vector_space` (plain data types), `params` (typed/ranged
+parameter specs), `graph` (the node-graph description), `paths`, `topic_rates` -- and, in
+the `ros` subpackage, the ROS plumbing of the nodes (`node_runtime`, `ros_conversions`,
+`qos`, `dds_shm`). Only `autonomy_stack.ros` imports rclpy.
 """

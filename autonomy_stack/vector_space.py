@@ -1,5 +1,5 @@
 """Plain (no ROS) data types of the vector space, shared by the simulator, perception,
-planning and control cores. `autonomy_stack.ros_conversions` maps them to/from the typed
+planning and control cores. `autonomy_stack.ros.ros_conversions` maps them to/from the typed
 messages of `autonomy_interfaces`.
 
 Frames: "world"/"odom" is a fixed ground frame (x forward at start, y left, z up);

@@ -3,7 +3,7 @@
     bench/run control [--quick]
 
 Headline (the issue's "done when"): on the curvy reference road at up to 15 m/s, the
-vehicle model as plant (autonomy_control.closed_loop), 50 Hz control:
+vehicle model as plant (autonomy_tools.control_closed_loop), 50 Hz control:
   step_ms_p50 / step_ms_p95  controller step wall time (goal p95 <= 2 ms); the run is
       repeated --timing-reps times and the repetition with the lowest p95 is reported
       (all p95s in step_ms_p95_per_repetition; step_cpu_ms_* = CPU time of the steps)
@@ -30,10 +30,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 warnings.filterwarnings("ignore")
 
-from autonomy_control.closed_loop import (ModelPlant, curvy_road, parking_trajectory,  # noqa
+from autonomy_tools.control_closed_loop import (ModelPlant, curvy_road, parking_trajectory,  # noqa
                                           run_closed_loop)
 from autonomy_control.controller import ControllerConfig, TrackingController  # noqa: E402
-from autonomy_control.vehicle_model import VehicleParams  # noqa: E402
+from autonomy_vehicle.vehicle_model import VehicleParams  # noqa: E402
 from autonomy_stack.vector_space import EgoState  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def main() -> None:
 
     # ---- the simulator: curved road and catalogue
     try:
-        from autonomy_control.sim_eval import catalogue_runs, curvy_sim_road
+        from autonomy_tools.control_sim_eval import catalogue_runs, curvy_sim_road
         have_sim = True
     except ImportError as exc:
         print(f"simulator not available: {exc}")
@@ -164,7 +164,7 @@ def main() -> None:
 
     # ---- the parking planner's trajectories (autonomy_planning.parking, A*), if present
     try:
-        from autonomy_planning.parking.lot import make_problem
+        from autonomy_tools.parking_problems import make_problem
         from autonomy_planning.parking.planner import ParkingPlanner
     except ImportError as exc:
         print(f"parking planner not available: {exc}")

@@ -27,7 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from autonomy_planning.parking.astar import astar  # noqa: E402
-from autonomy_planning.parking.lot import heldout_seeds, make_problem  # noqa: E402
+from autonomy_planning.parking.lot import heldout_seeds  # noqa: E402
+from autonomy_tools.parking_problems import make_problem  # noqa: E402
 from autonomy_planning.parking.primitives import SearchSpace, path_samples  # noqa: E402
 
 METHODS = ("astar_euclid", "astar_route", "mcts")

@@ -47,8 +47,8 @@ def main():
     from sensor_msgs.msg import CameraInfo, Image
     from tf2_msgs.msg import TFMessage
 
-    from autonomy_stack.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
-    from autonomy_stack.ros_conversions import numpy_to_image, sec_to_stamp, stamp_to_sec
+    from autonomy_stack.ros.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
+    from autonomy_stack.ros.ros_conversions import numpy_to_image, sec_to_stamp, stamp_to_sec
     from ros_helpers import start_node, stop
 
     raw = args.device == "cuda"
@@ -71,8 +71,8 @@ def main():
                                  lambda m: stages.append({s.stage: s.duration_ms for s in m.stages}), OUTPUTS)
         rng = np.random.default_rng(1)
         if raw:
-            from autonomy_perception.camera_models import load_rig
-            from autonomy_stack.vehicle_description_node import rig_transforms
+            from autonomy_vehicle.camera_models import load_rig
+            from autonomy_vehicle.nodes.vehicle_description_node import rig_transforms
             rig = load_rig()
             info_pubs = {c: node.create_publisher(CameraInfo, f"/cameras/{c}/camera_info", STATE) for c in CAMS}
             tf_pub = node.create_publisher(TFMessage, "/tf_static", LATCHED)

@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
 
-from autonomy_planning.closed_loop import NUPLAN_LIMITS, run_scenario  # noqa: E402
+from autonomy_tools.planning_closed_loop import NUPLAN_LIMITS, run_scenario  # noqa: E402
 from autonomy_planning.planner import Planner, PlannerConfig  # noqa: E402
 from autonomy_simulator import scenarios  # noqa: E402
 

@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 
 def make_image_msg(img, encoding, stamp_ns):
-    from autonomy_stack.ros_conversions import numpy_to_image
+    from autonomy_stack.ros.ros_conversions import numpy_to_image
     from builtin_interfaces.msg import Time
     return numpy_to_image(img, encoding, stamp=Time(sec=stamp_ns // 10**9,
                                                     nanosec=stamp_ns % 10**9),
@@ -53,8 +53,8 @@ def main():
     from rclpy.parameter import Parameter
     from sensor_msgs.msg import CameraInfo
 
-    from autonomy_perception.camera_models import load_rig, sample_mounting_error
-    from autonomy_perception.rectification_node import RectificationNode
+    from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
+    from autonomy_perception.nodes.rectification_node import RectificationNode
 
     rng = np.random.default_rng(args.seed)
     rig = load_rig(width=args.width, height=args.height)

@@ -96,7 +96,7 @@ def get_bag(args) -> tuple:
             return out, f"simulator:{args.scenario}"
         except (ImportError, subprocess.CalledProcessError) as exc:
             log(f"bench: simulator bag not available ({exc}); using a synthetic bag")
-    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    from autonomy_replay.synthetic import write_synthetic_bag
     out = cache / f"synthetic_{args.duration:g}s_{args.width}x{args.height}"
     if not (out / "metadata.yaml").exists():
         write_synthetic_bag(out, duration=args.duration, odom_hz=50, camera_hz=10,
@@ -106,7 +106,7 @@ def get_bag(args) -> tuple:
 
 def bench_read(bag) -> dict:
     """Median of 3 raw passes over the bag (rosbags reader, no decoding, no publishing)."""
-    from autonomy_stack.replay.bag import BagReader
+    from autonomy_replay.bag import BagReader
     times, n, nb = [], 0, 0
     for _ in range(3):
         r = BagReader(bag)
@@ -128,8 +128,8 @@ QOS_DEPTH = 10
 
 def bench_replay(bag, repeats: int = 3) -> dict:
     """`repeats` replays at full speed into one sink process; median throughput."""
-    from autonomy_stack.replay.bag import BagReader
-    from autonomy_stack.replay.player import Player, ReplayOptions
+    from autonomy_replay.bag import BagReader
+    from autonomy_replay.player import Player, ReplayOptions
     r = BagReader(bag)
     topics = {n: t.msgtype for n, t in r.topics.items() if n != "/clock"}
     r.close()
@@ -191,7 +191,7 @@ def _start_pipeline(keys, log_dir):
     """Start graph.yaml nodes `keys` (with use_sim_time) as processes, like the runner."""
     import yaml
     from autonomy_stack.graph import nodes_for_mode
-    from autonomy_stack.runner import find_executable
+    from autonomy_tools.runner import find_executable
     graph = yaml.safe_load((ROOT / "config" / "graph.yaml").read_text())
     graph["modes"] = {"bench": {"nodes": keys, "use_sim_time": True}}
     procs = []
@@ -239,7 +239,7 @@ def bench_latency(bag, mode_arg) -> dict:
     latency the nodes publish on /perception/latency."""
     import signal
     import yaml
-    from autonomy_stack.replay import main as replay_main
+    from autonomy_replay import main as replay_main
     graph = yaml.safe_load((ROOT / "config" / "graph.yaml").read_text())
     mode = perception_mode(mode_arg)
     keys = [k for k in ("rectification", "perception") if k in graph["nodes"]]
@@ -255,7 +255,7 @@ def bench_latency(bag, mode_arg) -> dict:
             argv += ["--nodes", mode]
         else:
             procs = _start_pipeline(keys, d)
-            from autonomy_stack.replay.bag import BagReader
+            from autonomy_replay.bag import BagReader
             r = BagReader(bag)
             cams = [t for t in r.topics if t.endswith("/image_raw")]
             r.close()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from autonomy_perception.camera_models import load_rig, scale_rig  # noqa: E402
+from autonomy_vehicle.camera_models import load_rig, scale_rig  # noqa: E402
 from autonomy_simulator import scenarios  # noqa: E402
 from autonomy_simulator.renderer import RigRenderer  # noqa: E402
 

@@ -1,6 +1,6 @@
 """DDS transport of a camera frame: 8 images of 1280x960 bgr8 per frame at 30 Hz between two
 processes, with the project's Fast DDS profile (config/fastdds_profile.xml) and image QoS
-(autonomy_stack.qos.SENSOR_IMAGES).
+(autonomy_stack.ros.qos.SENSOR_IMAGES).
 
 Latency = arrival of the 8th image of a frame (subscriber clock) - header stamp (publisher
 clock; same machine). Last line: JSON {frames_sent, frames_complete, latency_ms_p50,
@@ -27,7 +27,7 @@ def subscriber(args) -> None:
     import rclpy
     from sensor_msgs.msg import Image
 
-    from autonomy_stack.qos import SENSOR_IMAGES
+    from autonomy_stack.ros.qos import SENSOR_IMAGES
     rclpy.init()
     node = rclpy.create_node("transport_bench_sub")
     arrivals: dict = {}       # stamp_ns -> [count, last_arrival_ns]
@@ -72,8 +72,8 @@ def publisher(args) -> dict:
     import rclpy
     from sensor_msgs.msg import Image
 
-    from autonomy_stack.qos import SENSOR_IMAGES
-    from autonomy_stack.ros_conversions import numpy_to_image
+    from autonomy_stack.ros.qos import SENSOR_IMAGES
+    from autonomy_stack.ros.ros_conversions import numpy_to_image
     sub = subprocess.Popen([sys.executable, __file__, "--role", "sub", "--frames", str(args.frames),
                             "--rate", str(args.rate)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            text=True)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from autonomy_control.vehicle_model import VehicleParams
+from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_planning.parking.lot import Box, Lot, footprint_clearance, wrap
 from autonomy_planning.parking.primitives import _arc
 

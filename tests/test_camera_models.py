@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 import pytest
 
-from autonomy_perception.camera_models import (CAMERA_NAMES, CameraCalibration, load_rig,
+from autonomy_vehicle.camera_models import (CAMERA_NAMES, CameraCalibration, load_rig,
                                                rotvec_to_matrix, sample_mounting_error)
 
 

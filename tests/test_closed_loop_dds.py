@@ -30,7 +30,7 @@ def _stamp(h) -> float:
 
 def footprint_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Distance between two convex quadrilaterals (4x2 corners); 0 if they overlap."""
-    from autonomy_planning.closed_loop import boxes_overlap
+    from autonomy_tools.planning_closed_loop import boxes_overlap
     if boxes_overlap(a, b):
         return 0.0
 
@@ -48,13 +48,13 @@ def test_sim_closed_loop_over_dds(tmp_path):
     from autonomy_interfaces.msg import ControlCommand, ObjectArray, Trajectory
     from nav_msgs.msg import Odometry
 
-    from autonomy_control.vehicle_model import VehicleParams
-    from autonomy_planning.closed_loop import _corners
+    from autonomy_vehicle.vehicle_model import VehicleParams
+    from autonomy_tools.planning_closed_loop import _corners
     from autonomy_planning.path import ReferencePath
     from autonomy_simulator import scenarios
-    from autonomy_stack.qos import OUTPUTS, STATE
-    from autonomy_stack.ros_conversions import msg_to_object, quaternion_to_yaw
-    from autonomy_stack.runner import Runner
+    from autonomy_stack.ros.qos import OUTPUTS, STATE
+    from autonomy_stack.ros.ros_conversions import msg_to_object, quaternion_to_yaw
+    from autonomy_tools.runner import Runner
 
     sc = scenarios.make("narrow_street_oncoming", seed=0)
     route = ReferencePath(np.asarray(sc.route_path)[:, :2], ds=1.0)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from autonomy_stack.graph import load_graph
-from autonomy_stack.param_docs import node_modules, render
+from autonomy_tools.param_docs import node_modules, render
 from autonomy_stack.paths import SOURCE_ROOT
 
 GRAPH = load_graph()
@@ -34,4 +34,4 @@ def test_parameter_files_match_declarations(key):
 
 def test_parameter_reference_is_up_to_date():
     committed = (SOURCE_ROOT / "docs" / "parameters.md").read_text()
-    assert committed == render() + "\n", "regenerate: python -m autonomy_stack.param_docs > docs/parameters.md"
+    assert committed == render() + "\n", "regenerate: python -m autonomy_tools.param_docs > docs/parameters.md"

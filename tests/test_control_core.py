@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autonomy_control.closed_loop import (curvy_road, parking_trajectory, run_closed_loop)
+from autonomy_tools.control_closed_loop import (curvy_road, parking_trajectory, run_closed_loop)
 from autonomy_control.controller import (ControllerConfig, TrackingController,
                                          command_to_model_accel)
 from autonomy_control.longitudinal import LongitudinalConfig, LongitudinalPID
 from autonomy_control.reference import ReferencePath, split_segments
-from autonomy_control.vehicle_model import VehicleParams, VehiclePlant, step
+from autonomy_vehicle.vehicle_model import VehicleParams, VehiclePlant, step
 from autonomy_stack.vector_space import EgoState
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ class Harness:
         from nav_msgs.msg import Odometry
         from rosgraph_msgs.msg import Clock
 
-        from autonomy_stack.qos import OUTPUTS, STATE
+        from autonomy_stack.ros.qos import OUTPUTS, STATE
         self.node = rclpy.create_node(f"control_test_{int(time.time() * 1e3) % 100000}")
         self.traj_pub = self.node.create_publisher(Trajectory, "/planning/trajectory", OUTPUTS)
         self.odom_pub = self.node.create_publisher(Odometry, "/odom", STATE)
@@ -54,11 +54,11 @@ class Harness:
     def _tick_clock(self):
         from rosgraph_msgs.msg import Clock
 
-        from autonomy_stack.ros_conversions import sec_to_stamp
+        from autonomy_stack.ros.ros_conversions import sec_to_stamp
         self.clock_pub.publish(Clock(clock=sec_to_stamp(self.now())))
 
     def _tick_odom(self):
-        from autonomy_stack.ros_conversions import ego_to_odometry
+        from autonomy_stack.ros.ros_conversions import ego_to_odometry
         from autonomy_stack.vector_space import EgoState
         self.x += 5.0 * 0.02                     # the car drives straight at 5 m/s
         e = EgoState(x=self.x, y=0.05, yaw=0.0, speed=5.0, stamp=self.now())
@@ -67,7 +67,7 @@ class Harness:
         self.odom_pub.publish(ego_to_odometry(e))
 
     def _tick_traj(self):
-        from autonomy_stack.ros_conversions import trajectory_to_msg
+        from autonomy_stack.ros.ros_conversions import trajectory_to_msg
         from autonomy_stack.vector_space import Trajectory
         if not self.send_traj:
             return

@@ -8,9 +8,9 @@ import pytest
 
 pytest.importorskip("autonomy_simulator.simulation")
 
-from autonomy_control.closed_loop import parking_trajectory          # noqa: E402
+from autonomy_tools.control_closed_loop import parking_trajectory          # noqa: E402
 from autonomy_control.controller import ControllerConfig, TrackingController  # noqa: E402
-from autonomy_control.sim_eval import catalogue_runs, curvy_sim_road  # noqa: E402
+from autonomy_tools.control_sim_eval import catalogue_runs, curvy_sim_road  # noqa: E402
 from autonomy_stack.vector_space import EgoState                      # noqa: E402
 
 
@@ -62,10 +62,10 @@ def test_reverse_parking_through_the_simulator_gears():
 def test_tracks_the_parking_planners_trajectory_with_a_cusp():
     """Integration with autonomy_planning.parking: its A* trajectory (signed speed, steering
     curvature, a dwell at the cusp) is driven into the bay within centimetres."""
-    lot_mod = pytest.importorskip("autonomy_planning.parking.lot")
+    lot_mod = pytest.importorskip("autonomy_tools.parking_problems")
     planner_mod = pytest.importorskip("autonomy_planning.parking.planner")
-    from autonomy_control.closed_loop import ModelPlant
-    from autonomy_control.vehicle_model import VehicleParams
+    from autonomy_tools.control_closed_loop import ModelPlant
+    from autonomy_vehicle.vehicle_model import VehicleParams
     pb = lot_mod.make_problem(2)
     plan = planner_mod.ParkingPlanner(method="astar_route").plan_detailed(
         pb.lot, pb.start, pb.goal, grid=pb.cache["grid"])

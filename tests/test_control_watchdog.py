@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from autonomy_control.closed_loop import PlannerEmulator, curvy_road, run_closed_loop
+from autonomy_tools.control_closed_loop import PlannerEmulator, curvy_road, run_closed_loop
 from autonomy_control.controller import ControllerConfig, TrackingController
 from autonomy_control.longitudinal import StopConfig, comfortable_stop_accel
 from autonomy_control.watchdog import ERROR, OK, WatchdogConfig, check_trajectory

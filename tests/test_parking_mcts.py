@@ -6,10 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from autonomy_planning.parking.lot import HELDOUT_SEED_BASE, make_problem
+from autonomy_planning.parking.lot import HELDOUT_SEED_BASE
 from autonomy_planning.parking.mcts import MCTS
 from autonomy_planning.parking.network import load_model, random_model
 from autonomy_planning.parking.planner import DEFAULT_MODEL, ParkingPlanner
+from autonomy_tools.parking_problems import make_problem
 from autonomy_planning.parking.primitives import SearchSpace, path_samples
 from parking_helpers import apply_primitives, check_path, small_lot
 

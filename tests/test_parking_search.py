@@ -7,8 +7,9 @@ import pytest
 
 from autonomy_planning.parking.astar import astar, make_heuristic
 from autonomy_planning.parking.lot import (HELDOUT_SEED_BASE, footprint_clearance,
-                                           heldout_seeds, make_problem, train_seeds)
+                                           heldout_seeds, train_seeds)
 from autonomy_planning.parking.primitives import SearchConfig, SearchSpace, path_samples
+from autonomy_tools.parking_problems import make_problem
 from parking_helpers import VP, apply_primitives, check_path, small_lot
 
 EXACT = SearchConfig(steer_bins=(-2, 0, 2), xy_res=None)

@@ -40,8 +40,8 @@ def test_outputs_carry_frame_stamps_and_dead_camera_is_masked(checkpoint):
     from nav_msgs.msg import OccupancyGrid, Odometry
     from sensor_msgs.msg import Image
 
-    from autonomy_stack.qos import OUTPUTS, SENSOR_IMAGES, STATE
-    from autonomy_stack.ros_conversions import numpy_to_image, sec_to_stamp, stamp_to_sec
+    from autonomy_stack.ros.qos import OUTPUTS, SENSOR_IMAGES, STATE
+    from autonomy_stack.ros.ros_conversions import numpy_to_image, sec_to_stamp, stamp_to_sec
     path, hw = checkpoint
     proc = start_node("perception_node", name="perception", params_files=["perception.yaml"],
                       params={"checkpoint": str(path), "dead_camera_timeout_s": 0.6,

@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from autonomy_planning.closed_loop import NUPLAN_LIMITS, run_scenario
+from autonomy_tools.planning_closed_loop import NUPLAN_LIMITS, run_scenario
 from autonomy_planning.planner import Planner, PlannerConfig
 
 scenarios = pytest.importorskip("autonomy_simulator.scenarios")

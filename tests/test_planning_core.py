@@ -9,14 +9,14 @@ import pytest
 
 from autonomy_stack.vector_space import EgoState, LineType, ObjectClass, ObjectState, RoadLine
 
-from autonomy_planning.closed_loop import boxes_overlap, corridor_checks, _corners
+from autonomy_tools.planning_closed_loop import boxes_overlap, corridor_checks, _corners
 from autonomy_planning.futures import FuturePredictor
 from autonomy_planning.planner import Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.scene import Lane, PlanningScene, lanes_from_road_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 CORE = ["path.py", "scene.py", "futures.py", "maneuver_search.py", "corridor.py",
-        "trajectory_optimizer.py", "planner.py", "closed_loop.py"]
+        "trajectory_optimizer.py", "planner.py", "../autonomy_tools/planning_closed_loop.py"]
 XS = np.linspace(-60.0, 400.0, 231)
 
 

@@ -132,7 +132,7 @@ def test_gets_going_from_standstill_behind_static_obstacles():
     # over DDS the ego is standing when the stack comes up; standing behind the cones
     # must not be an equilibrium (before: keep/stop for ever): after a few seconds of
     # waiting the planner goes around them, without touching anything
-    from autonomy_planning.closed_loop import run_scenario
+    from autonomy_tools.planning_closed_loop import run_scenario
     sc = scenarios.make("narrow_street_oncoming", seed=0, ego_speed=0.0)
     x0 = sc.sim.ego.x
     cfg = PlannerConfig()

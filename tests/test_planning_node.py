@@ -25,7 +25,7 @@ class Harness:
         from nav_msgs.msg import Odometry, Path
         from visualization_msgs.msg import MarkerArray
 
-        from autonomy_stack.qos import OUTPUTS, STATE
+        from autonomy_stack.ros.qos import OUTPUTS, STATE
         self.node = rclpy.create_node(f"planning_test_{int(time.time() * 1e3) % 100000}")
         self.odom_pub = self.node.create_publisher(Odometry, "/odom", STATE)
         self.obj_pub = self.node.create_publisher(ObjectArray, "/perception/objects", OUTPUTS)
@@ -61,7 +61,7 @@ class Harness:
         return self.node.get_clock().now().nanoseconds * 1e-9
 
     def _tick(self):
-        from autonomy_stack.ros_conversions import ego_to_odometry, vector_space_to_msgs
+        from autonomy_stack.ros.ros_conversions import ego_to_odometry, vector_space_to_msgs
         from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
                                                  RoadLine, VectorSpace)
         now = self.now()

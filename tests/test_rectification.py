@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from autonomy_perception.camera_models import load_rig
+from autonomy_vehicle.camera_models import load_rig
 from autonomy_perception.rectification import (CalibrationError, CameraGeometry, Rectifier,
                                                StaticTransformCache, build_maps,
                                                project_to_image, rectify_image,

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from autonomy_perception.camera_models import load_rig, sample_mounting_error, scale_rig
+from autonomy_vehicle.camera_models import load_rig, sample_mounting_error, scale_rig
 from autonomy_perception.rectification import rectify_image
 from autonomy_perception.virtual_camera import load_virtual_cameras
 

@@ -26,7 +26,7 @@ def _info_msg(cal, stamp):
 def _tf_msg(rig):
     from geometry_msgs.msg import TransformStamped
     from tf2_msgs.msg import TFMessage
-    from autonomy_stack.ros_conversions import rotation_to_quaternion
+    from autonomy_stack.ros.ros_conversions import rotation_to_quaternion
     msg = TFMessage()
     for name, cal in rig.items():
         t = TransformStamped()
@@ -46,11 +46,11 @@ def test_rectification_node_over_dds():
     from diagnostic_msgs.msg import DiagnosticArray
     from sensor_msgs.msg import CameraInfo, Image
 
-    from autonomy_perception.camera_models import load_rig, sample_mounting_error
+    from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
     from autonomy_perception.rectification import rectify_image
     from autonomy_perception.virtual_camera import load_virtual_cameras
-    from autonomy_stack.qos import LATCHED, SENSOR_IMAGES
-    from autonomy_stack.ros_conversions import image_to_numpy, numpy_to_image
+    from autonomy_stack.ros.qos import LATCHED, SENSOR_IMAGES
+    from autonomy_stack.ros.ros_conversions import image_to_numpy, numpy_to_image
 
     virtuals = load_virtual_cameras(width=W, height=H)
     rig = sample_mounting_error(load_rig(width=W, height=H), np.random.default_rng(7))
@@ -190,11 +190,11 @@ def test_in_process_path_file_mounting_and_calibration_change():
     from builtin_interfaces.msg import Time
     from rclpy.parameter import Parameter
 
-    from autonomy_perception.camera_models import load_rig
+    from autonomy_vehicle.camera_models import load_rig
     from autonomy_perception.rectification import rectify_image
-    from autonomy_perception.rectification_node import RectificationNode
+    from autonomy_perception.nodes.rectification_node import RectificationNode
     from autonomy_perception.virtual_camera import load_virtual_cameras
-    from autonomy_stack.ros_conversions import image_to_numpy, numpy_to_image
+    from autonomy_stack.ros.ros_conversions import image_to_numpy, numpy_to_image
 
     rig = load_rig(width=W, height=H)
     v = load_virtual_cameras()["right_repeater"]
@@ -247,11 +247,11 @@ def test_cuda_device_parameter_falls_back_or_agrees():
     from builtin_interfaces.msg import Time
     from rclpy.parameter import Parameter
 
-    from autonomy_perception.camera_models import load_rig
+    from autonomy_vehicle.camera_models import load_rig
     from autonomy_perception.rectification import cuda_available, rectify_image
-    from autonomy_perception.rectification_node import RectificationNode
+    from autonomy_perception.nodes.rectification_node import RectificationNode
     from autonomy_perception.virtual_camera import load_virtual_cameras
-    from autonomy_stack.ros_conversions import image_to_numpy, numpy_to_image
+    from autonomy_stack.ros.ros_conversions import image_to_numpy, numpy_to_image
 
     cal = load_rig(width=W, height=H)["left_pillar"]
     v = load_virtual_cameras()["left_pillar"]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from autonomy_perception.camera_models import load_rig, scale_rig
+from autonomy_vehicle.camera_models import load_rig, scale_rig
 from autonomy_simulator.scene import PaintedLine, SceneSnapshot
 from autonomy_stack.vector_space import EgoState, LineType, ObjectClass, ObjectState, RoadLine
 
@@ -172,7 +172,7 @@ def test_road_paint_and_curbs_are_labelled(rr):
 
 
 def test_mounting_error_moves_the_image(rig):
-    from autonomy_perception.camera_models import rotvec_to_matrix
+    from autonomy_vehicle.camera_models import rotvec_to_matrix
     wall = box(3, ObjectClass.BARRIER, 20.0, 0.0, 1.0, 1.0, 6.0)
     scene = straight_road_scene([wall])
     r = RigRenderer({"main": rig["main"]})

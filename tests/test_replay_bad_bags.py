@@ -7,14 +7,14 @@ import struct
 import numpy as np
 import pytest
 
-from autonomy_stack.replay import command as C
-from autonomy_stack.replay.bag import BagError, BagReader
+from autonomy_replay import command as C
+from autonomy_replay.bag import BagError, BagReader
 
 FAST = ["--rate", "0", "--wait", "0.2", "--settle", "0", "--tail", "0", "--quiet"]
 
 
 def _bag(tmp_path, name="in", **kw):
-    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    from autonomy_replay.synthetic import write_synthetic_bag
     args = dict(duration=1.0, odom_hz=50, camera_hz=10, cameras=("main", "rear", "narrow"),
                 image_size=(256, 192), ground_truth=True)
     args.update(kw)
@@ -116,8 +116,8 @@ def test_truncated_sqlite3_bag_replays_readable_rows_exit_3(tmp_path, capsys):
 def _write_custom(tmp_path, name, out_of_order=False, mystery=False):
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import get_types_from_msg
-    from autonomy_stack.replay.bag import make_typestore
-    from autonomy_stack.replay.synthetic import default_msg
+    from autonomy_replay.bag import make_typestore
+    from autonomy_replay.synthetic import default_msg
     import copy
     ts = copy.deepcopy(make_typestore())
     ts.register(get_types_from_msg("float64 value\nstring note", "fake_msgs/msg/Mystery"))
@@ -213,12 +213,12 @@ def test_sigterm_stops_replay_with_130_and_a_valid_output_bag(tmp_path):
     import subprocess
     import sys
     import time
-    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    from autonomy_replay.synthetic import write_synthetic_bag
     bag = write_synthetic_bag(tmp_path / "long", duration=6.0, odom_hz=20, cameras=(),
                               ground_truth=False)
     out = tmp_path / "out.mcap"
     proc = subprocess.Popen([sys.executable, "-c",
-                             "import sys; from autonomy_stack.replay import main; "
+                             "import sys; from autonomy_replay import main; "
                              "sys.exit(main(sys.argv[1:]))", str(bag), "--record", str(out),
                              "--wait", "0.2", "--settle", "0"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

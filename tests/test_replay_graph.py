@@ -16,7 +16,7 @@ ODOM_HZ = 50
 
 def _relay(name, **params):
     # deep queues: on a loaded 2-core machine a starved relay must not drop inputs
-    cmd = [sys.executable, "-m", "autonomy_stack.replay.relay_node", "--ros-args",
+    cmd = [sys.executable, "-m", "autonomy_replay.nodes.relay_node", "--ros-args",
            "-r", f"__node:={name}", "-p", "use_sim_time:=true", "-p", "queue_depth:=200"]
     for k, v in params.items():
         cmd += ["-p", f"{k}:={v}"]
@@ -37,21 +37,21 @@ def graph():
 
 @pytest.fixture(scope="module")
 def in_bag(tmp_path_factory):
-    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    from autonomy_replay.synthetic import write_synthetic_bag
     return write_synthetic_bag(tmp_path_factory.mktemp("bag") / "in", duration=DURATION,
                                odom_hz=ODOM_HZ, camera_hz=10, cameras=("main", "rear"),
                                start_s=BAG_START_S)
 
 
 def _stamps(bag_path, topic):
-    from autonomy_stack.replay.bag import BagReader, decode_topic, stamp_ns
+    from autonomy_replay.bag import BagReader, decode_topic, stamp_ns
     with BagReader(bag_path) as b:
         return [(t, stamp_ns(m.header.stamp), m) for t, m in decode_topic(b, topic)]
 
 
 @pytest.mark.timeout(60)
 def test_replay_two_node_graph_records_outputs_with_sim_time(graph, in_bag, tmp_path):
-    from autonomy_stack.replay import main
+    from autonomy_replay import main
     out = tmp_path / "out"
     code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
                  "--record-topics", "/test/odom_a", "/test/odom_b", "/perception/latency",
@@ -84,7 +84,7 @@ def test_replay_two_node_graph_records_outputs_with_sim_time(graph, in_bag, tmp_
 
 @pytest.mark.timeout(60)
 def test_replay_window_and_rate(graph, in_bag, tmp_path):
-    from autonomy_stack.replay import main
+    from autonomy_replay import main
     out = tmp_path / "out"
     t0 = time.monotonic()
     code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
@@ -106,7 +106,7 @@ def test_replay_starts_graph_mode_with_sim_time_and_writes_report(in_bag, tmp_pa
     """--nodes smoke: the runner starts vehicle_description + stack_monitor with
     use_sim_time; the monitor's 1 Hz diagnostics run on the replayed clock."""
     import json
-    from autonomy_stack.replay import main
+    from autonomy_replay import main
     rep = tmp_path / "report"
     code = main([str(in_bag), "--nodes", "smoke", "--report", str(rep), "--frames", "2",
                  "--settle", "0.5", "--tail", "1.2", "--quiet"])
@@ -131,7 +131,7 @@ def test_replay_starts_graph_mode_with_sim_time_and_writes_report(in_bag, tmp_pa
 def test_regression_mode_against_a_reference_replay(graph, in_bag, tmp_path, capsys):
     """Replay twice through the relays: the second run matches the first within the
     tolerances (exit 0); a shorter replay differs (exit 1) with a readable diff."""
-    from autonomy_stack.replay import main
+    from autonomy_replay import main
     ref = tmp_path / "reference"
     common = ["--wait-for", "/odom", "--record-topics", "/test/odom_a", "/test/odom_b",
               "--settle", "0.5", "--tail", "0.3", "--qos-depth", "200", "--quiet"]

@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
-from autonomy_stack.replay import metrics as M
+from autonomy_replay import metrics as M
 
-PURE = ["autonomy_stack.replay.bag", "autonomy_stack.replay.recorder",
-        "autonomy_stack.replay.metrics", "autonomy_stack.replay.report",
-        "autonomy_stack.replay.regression", "autonomy_stack.replay.render",
-        "autonomy_stack.replay.synthetic", "autonomy_stack.replay"]
+PURE = ["autonomy_replay.bag", "autonomy_replay.recorder",
+        "autonomy_replay.metrics", "autonomy_replay.report",
+        "autonomy_replay.regression", "autonomy_replay.render",
+        "autonomy_replay.synthetic", "autonomy_replay"]
 
 
 def test_pure_modules_do_not_import_rclpy():
@@ -26,7 +26,7 @@ def test_pure_modules_do_not_import_rclpy():
 
 # ---------------------------------------------------------------- metrics
 def test_bev_layer_names_of_simulator_and_network_match():
-    from autonomy_stack.replay.report import layer_key
+    from autonomy_replay.bag_data import layer_key
     assert layer_key("lane_lines") == layer_key("lane")
     assert layer_key("road_edges") == layer_key("road_edge") == layer_key("edge")
     assert layer_key("drivable") == layer_key("drivable_area")
@@ -98,8 +98,8 @@ def _write_outputs(path, in_bag, occluded_kept=False, shift_m=1.0, plan_into_age
     """An 'output bag' as a perfect-ish stack would record: predictions derived from the
     ground truth (objects shifted 0.3 m, BEV shifted by shift_m), a plan, latency reports."""
     from rosbags.rosbag2 import StoragePlugin, Writer
-    from autonomy_stack.replay.bag import BagReader, decode_topic, make_typestore
-    from autonomy_stack.replay.synthetic import default_msg
+    from autonomy_replay.bag import BagReader, decode_topic, make_typestore
+    from autonomy_replay.synthetic import default_msg
     ts = make_typestore()
     r = BagReader(in_bag)
     gts = decode_topic(r, "/ground_truth/objects", ts)
@@ -183,7 +183,7 @@ def _write_outputs(path, in_bag, occluded_kept=False, shift_m=1.0, plan_into_age
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory):
-    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    from autonomy_replay.synthetic import write_synthetic_bag
     d = tmp_path_factory.mktemp("report")
     inp = write_synthetic_bag(d / "in", duration=2.0, odom_hz=20, camera_hz=5,
                               cameras=("main", "rear"), image_size=(96, 64))
@@ -192,7 +192,7 @@ def bags(tmp_path_factory):
 
 
 def test_report_metrics_from_ground_truth(bags):
-    from autonomy_stack.replay.report import build_report, markdown
+    from autonomy_replay.report import build_report, markdown
     d, inp, out = bags
     rep = build_report(inp, out, exit_code=0)
     per = rep["perception"]
@@ -221,8 +221,8 @@ def test_report_metrics_from_ground_truth(bags):
 
 
 def test_report_without_ground_truth_says_why(tmp_path):
-    from autonomy_stack.replay.report import build_report
-    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    from autonomy_replay.report import build_report
+    from autonomy_replay.synthetic import write_synthetic_bag
     inp = write_synthetic_bag(tmp_path / "in", duration=0.5, cameras=(), ground_truth=False)
     rep = build_report(inp, None)
     assert rep["perception"] == {"available": False,
@@ -232,7 +232,7 @@ def test_report_without_ground_truth_says_why(tmp_path):
 
 def test_render_writes_png_frames_and_video(bags, tmp_path):
     import imageio.v2 as imageio
-    from autonomy_stack.replay.render import render_replay
+    from autonomy_replay.render import render_replay
     d, inp, out = bags
     res = render_replay(inp, out, tmp_path, max_frames=3)
     assert res["frames"] == 3 and res["cameras"] == ["main", "rear"]
@@ -254,7 +254,7 @@ def test_render_writes_png_frames_and_video(bags, tmp_path):
 
 # ---------------------------------------------------------------- regression
 def test_regression_passes_on_identical_and_fails_with_readable_diff(bags, tmp_path):
-    from autonomy_stack.replay import regression as R
+    from autonomy_replay import regression as R
     d, inp, out = bags
     same = R.compare_bags(out, out)
     assert same.passed and "REGRESSION PASSED" in same.text()
@@ -279,8 +279,8 @@ def test_regression_passes_on_identical_and_fails_with_readable_diff(bags, tmp_p
 
 
 def test_regression_counts_and_missing_topics(bags, tmp_path):
-    from autonomy_stack.replay import regression as R
-    from autonomy_stack.replay.synthetic import write_synthetic_bag
+    from autonomy_replay import regression as R
+    from autonomy_replay.synthetic import write_synthetic_bag
     a = write_synthetic_bag(tmp_path / "a", duration=1.0, odom_hz=20, cameras=(), ground_truth=False)
     b = write_synthetic_bag(tmp_path / "b", duration=1.2, odom_hz=20, cameras=(), ground_truth=False)
     res = R.compare_bags(a, b)
@@ -298,9 +298,9 @@ def test_regression_counts_and_missing_topics(bags, tmp_path):
 
 
 def test_objects_in_the_ego_frame_are_moved_to_odom():
-    from autonomy_stack.replay.bag import make_typestore
-    from autonomy_stack.replay.report import objects_to_boxes
-    from autonomy_stack.replay.synthetic import default_msg
+    from autonomy_replay.bag import make_typestore
+    from autonomy_replay.report import objects_to_boxes
+    from autonomy_replay.synthetic import default_msg
     ts = make_typestore()
     ego = default_msg(ts, "nav_msgs/msg/Odometry")
     ego.header.frame_id, ego.child_frame_id = "odom", "base_link"

@@ -112,7 +112,7 @@ def test_killed_node_makes_runner_exit_nonzero_and_stop_the_rest():
 
 
 def test_runner_passes_the_same_ros_args_as_launch():
-    from autonomy_stack.runner import Runner
+    from autonomy_tools.runner import Runner
     r = Runner("smoke")
     for spec in r.specs:
         cmd = r.command(spec)

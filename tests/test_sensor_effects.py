@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from autonomy_perception.camera_models import load_rig, scale_rig
+from autonomy_vehicle.camera_models import load_rig, scale_rig
 from autonomy_simulator.sensor_effects import SensorEffects, SensorEffectsConfig
 
 W, H = 160, 120

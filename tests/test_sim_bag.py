@@ -42,7 +42,7 @@ def test_bag_with_images_calibration_tf_and_visibility(tmp_path):
     from autonomy_interfaces.msg import ObjectArray
     from sensor_msgs.msg import CameraInfo, Image
     from tf2_msgs.msg import TFMessage
-    from autonomy_perception.camera_models import load_rig
+    from autonomy_vehicle.camera_models import load_rig
 
     bag = record.record("pedestrian_crossing", 1, duration=0.2, out=tmp_path / "p.mcap",
                         cameras=["main", "fisheye"], width=320, height=240, camera_rate=5.0)

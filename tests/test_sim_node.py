@@ -16,7 +16,7 @@ def test_simulator_node_closed_loop_and_bad_command():
     from nav_msgs.msg import Odometry
     from rosgraph_msgs.msg import Clock
 
-    from autonomy_stack.qos import STATE
+    from autonomy_stack.ros.qos import STATE
 
     proc = start_node("simulator_node", name="simulator", params_files=["simulator.yaml"],
                       params={"publish_images": False, "scenario": "narrow_street_oncoming",

@@ -72,7 +72,7 @@ def resample_layer(layer: np.ndarray, bev: Dict, grid: BEVGrid, mode: str) -> np
 
 
 def calibrations(d: Dict) -> List:
-    from autonomy_perception.camera_models import CameraCalibration
+    from autonomy_vehicle.camera_models import CameraCalibration
     H, W = d["images"].shape[2:4]
     out = []
     for c, name in enumerate(d["camera_names"]):

@@ -4,14 +4,14 @@ check, and the seeded problem generator (no ROS).
 A `Lot` holds what a parking search needs: an extent, an optional drivable polygon
 (everything outside it is an obstacle), curb polylines (impassable), static boxes (parked
 cars, cones, poles) and bays (4x2 rectangles with the heading of a car parked nose-in).
-Lots come from the simulator's `parking_lot` world (`lot_from_world`), from a perception
-`VectorSpace` (`lot_from_vector_space`) or are written by hand (tests).
+Lots come from a simulator `parking_lot` world passed in (`lot_from_world`), from a
+perception `VectorSpace` (`lot_from_vector_space`) or are written by hand (tests).
 
-Problems (`ParkingProblem`: lot, start pose, goal pose) are drawn by `make_problem(seed)`:
-the world is `autonomy_simulator.worlds.parking_lot(seed, <random parameters>)`, the start
-is the lot's entrance pose or a random collision-free pose in the aisle, the goal is the
-target bay, nose-in or reverse-in. Training seeds and held-out seeds are disjoint ranges
-(`train_seeds`, `heldout_seeds`).
+Problems (`ParkingProblem`: lot, start pose, goal pose) are drawn from simulated lots by
+`autonomy_tools.parking_problems.make_problem(seed)` (tools layer: it needs the simulator);
+this module holds the pure parts it uses: `sample_start` (the lot's entrance pose, another
+bay or a random collision-free pose in the aisle), `bay_goal_pose`, and the disjoint
+training / held-out seed ranges (`train_seeds`, `heldout_seeds`).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from autonomy_control.vehicle_model import VehicleParams
+from autonomy_vehicle.vehicle_model import VehicleParams
 
 Pose = Tuple[float, float, float]          # x, y, yaw of the rear-axle centre
 
@@ -365,43 +365,3 @@ def sample_start(lot: Lot, goal: Pose, cspace, rng, vp: VehicleParams = VehicleP
     if start is None and lot.entrance_pose is not None:
         start = tuple(float(v) for v in lot.entrance_pose)
     return start
-
-
-def make_problem(seed: int, vp: VehicleParams = VehicleParams(),
-                 start_kind: str = "mixed") -> ParkingProblem:
-    """One seeded parking problem drawn from the simulator's `parking_lot` world. Worlds
-    whose goal pose is not collision-free under the planner's (conservative) footprint
-    check are redrawn from the same seed's generator.
-
-    start_kind: "entrance" = the world's own scenario (the ego enters on the entrance road
-    and parks in the target bay); "mixed" = `sample_start` (entrance, another bay or a
-    random aisle pose; used for training)."""
-    from autonomy_simulator.worlds import parking_lot
-    from autonomy_planning.parking.primitives import CSpace, SearchConfig
-    rng = np.random.default_rng(seed)
-    cfg = SearchConfig()
-    for _attempt in range(20):
-        world = parking_lot(int(rng.integers(2 ** 31)),
-                            bays_per_row=int(rng.integers(7, 14)),
-                            bay_width=float(rng.uniform(2.7, 3.0)),
-                            bay_depth=float(rng.uniform(5.3, 5.8)),
-                            aisle=float(rng.uniform(6.5, 7.5)),
-                            occupancy=float(rng.uniform(0.5, 0.95)),
-                            n_cones=int(rng.integers(0, 5)))
-        lot = lot_from_world(world)
-        reverse_in = bool(rng.random() < 0.5)
-        goal = bay_goal_pose(lot.bays[lot.target_bay], lot.bay_headings[lot.target_bay],
-                             reverse_in, vp)
-        grid = LotGrid(lot, res=cfg.grid_res)
-        cspace = CSpace(grid, 0.0, cfg, vp)
-        if cspace.free(*goal):
-            break
-    if start_kind == "entrance" and lot.entrance_pose is not None:
-        start = tuple(float(v) for v in lot.entrance_pose)
-    elif start_kind in ("mixed", "entrance"):
-        start = sample_start(lot, goal, cspace, rng, vp)
-    else:
-        raise ValueError(f"unknown start_kind {start_kind!r}")
-    pb = ParkingProblem(lot=lot, start=start, goal=goal, seed=seed, reverse_in=reverse_in)
-    pb.cache = {"grid": grid, "cspace": cspace}
-    return pb

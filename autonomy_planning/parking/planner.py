@@ -19,7 +19,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from autonomy_control.vehicle_model import VehicleParams
+from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_stack.vector_space import Trajectory
 from autonomy_planning.parking.astar import SearchResult, astar
 from autonomy_planning.parking.lot import Lot, LotGrid, Pose

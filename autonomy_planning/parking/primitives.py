@@ -26,7 +26,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from autonomy_control.vehicle_model import VehicleParams
+from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_planning.parking.lot import LotGrid, Lot, Pose, wrap
 
 

@@ -27,10 +27,11 @@ import torch
 import torch.nn.functional as F
 
 from autonomy_planning.parking.astar import astar
-from autonomy_planning.parking.lot import make_problem, sample_start, train_seeds
+from autonomy_planning.parking.lot import sample_start, train_seeds
 from autonomy_planning.parking.network import (VALUE_SCALE, PolicyValueNet, SceneFeatures,
                                                save_model)
 from autonomy_planning.parking.primitives import SearchSpace
+from autonomy_tools.parking_problems import make_problem
 
 
 def collect_lot(args):

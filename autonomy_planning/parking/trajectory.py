@@ -14,7 +14,7 @@ from typing import Tuple
 
 import numpy as np
 
-from autonomy_control.vehicle_model import VehicleParams
+from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_stack.vector_space import Trajectory
 
 

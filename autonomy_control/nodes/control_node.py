@@ -1,0 +1,204 @@
+"""Control node: /planning/trajectory + /odom -> /control/command at `rate_hz`, plus
+/diagnostics (lateral / heading / speed error, watchdog faults). Thin: the work is in
+`autonomy_control.controller.TrackingController`. Works with use_sim_time (the timer and
+every age check run on the node clock)."""
+from __future__ import annotations
+
+from rclpy.node import Node
+
+from autonomy_control.controller import ControllerConfig, TrackingController
+from autonomy_control.lateral import MPCConfig, PurePursuitConfig, StanleyConfig
+from autonomy_control.longitudinal import LongitudinalConfig, StopConfig
+from autonomy_vehicle.vehicle_model import VehicleParams
+from autonomy_control.watchdog import ERROR, OK, WARN, WatchdogConfig
+from autonomy_stack.ros.node_runtime import run_node
+from autonomy_stack.params import ParamSpec, declare_parameters
+
+_V = VehicleParams()
+_M = MPCConfig()
+_L = LongitudinalConfig()
+_W = WatchdogConfig()
+_S = StopConfig()
+
+PARAMS = [
+    ParamSpec("rate_hz", 50.0, "command publish rate", min=1.0, max=500.0),
+    ParamSpec("diagnostics_rate_hz", 5.0, "diagnostics publish rate (and on every level change)",
+              min=0.1, max=100.0),
+    ParamSpec("lateral_controller", "mpc", "lateral controller",
+              choices=("mpc", "pure_pursuit", "stanley")),
+    # vehicle (must match the plant; defaults = autonomy_vehicle.vehicle_model.VehicleParams)
+    ParamSpec("wheelbase", _V.wheelbase, "m", min=0.5, max=10.0),
+    ParamSpec("max_steer", _V.max_steer, "rad at the wheels", min=0.05, max=1.2),
+    ParamSpec("max_steer_rate", _V.max_steer_rate, "rad/s", min=0.05, max=10.0),
+    ParamSpec("steer_time_constant", _V.steer_time_constant, "s, actuator lag", min=0.0, max=2.0),
+    ParamSpec("steer_delay", _V.steer_delay, "s, actuator dead time (compensated)",
+              min=0.0, max=1.0),
+    ParamSpec("extra_latency", 0.0, "s, further command latency to compensate", min=0.0,
+              max=1.0),
+    ParamSpec("max_accel", _L.max_accel, "m/s^2, tracking command bound", min=0.1, max=10.0),
+    ParamSpec("max_decel", _L.max_decel, "m/s^2 (positive), tracking command bound",
+              min=0.1, max=12.0),
+    ParamSpec("max_jerk", _L.max_jerk, "m/s^3, rate limit of the tracking command",
+              min=0.1, max=200.0),
+    # lateral MPC
+    ParamSpec("mpc_horizon", _M.horizon, "prediction steps", min=5, max=100),
+    ParamSpec("mpc_dt", _M.dt, "s per prediction step", min=0.01, max=0.5),
+    ParamSpec("mpc_q_lateral", _M.q_lateral, "weight on lateral error", min=0.0, max=1e6),
+    ParamSpec("mpc_q_heading", _M.q_heading, "weight on heading error", min=0.0, max=1e6),
+    ParamSpec("mpc_q_terminal", _M.q_terminal, "terminal weight multiplier", min=0.0, max=1e3),
+    ParamSpec("mpc_r_steer", _M.r_steer, "weight on steering minus feed-forward", min=0.0,
+              max=1e6),
+    ParamSpec("mpc_r_steer_rate", _M.r_steer_rate, "weight on steering command changes",
+              min=0.0, max=1e6),
+    ParamSpec("pure_pursuit_lookahead_time", 0.6, "s", min=0.0, max=5.0),
+    ParamSpec("pure_pursuit_lookahead_min", 3.0, "m", min=0.5, max=50.0),
+    ParamSpec("stanley_gain", 1.5, "1/s", min=0.01, max=20.0),
+    # longitudinal PID
+    ParamSpec("speed_kp", _L.kp, "(m/s^2)/(m/s)", min=0.0, max=20.0),
+    ParamSpec("speed_ki", _L.ki, "(m/s^2)/m", min=0.0, max=20.0),
+    ParamSpec("speed_kd", _L.kd, "(m/s^2)/(m/s^2)", min=0.0, max=5.0),
+    # watchdog / comfortable stop
+    ParamSpec("max_trajectory_age", _W.max_trajectory_age, "s", min=0.01, max=10.0),
+    ParamSpec("max_odom_age", _W.max_odom_age, "s", min=0.01, max=10.0),
+    ParamSpec("max_curvature", _W.max_curvature, "1/m", min=0.01, max=10.0),
+    ParamSpec("max_speed", _W.max_speed, "m/s", min=0.1, max=100.0),
+    ParamSpec("max_deviation", _W.max_deviation, "m from the path", min=0.1, max=100.0),
+    ParamSpec("behind_tolerance", _W.behind_tolerance, "m past the trajectory's end",
+              min=0.0, max=100.0),
+    ParamSpec("recovery_time", _W.recovery_time, "s of good inputs before resuming",
+              min=0.0, max=10.0),
+    ParamSpec("stop_decel", _S.decel, "m/s^2, comfortable stop bound", min=0.1, max=10.0),
+    ParamSpec("stop_jerk", _S.jerk, "m/s^3, comfortable stop bound", min=0.1, max=50.0),
+    ParamSpec("trajectory_frames", ["odom", "world"], "accepted trajectory frame_ids"),
+]
+
+_LEVELS = {OK: b"\x00", WARN: b"\x01", ERROR: b"\x02"}
+
+
+def config_from_params(p: dict) -> ControllerConfig:
+    vp = VehicleParams(wheelbase=p["wheelbase"], max_steer=p["max_steer"],
+                       max_steer_rate=p["max_steer_rate"],
+                       steer_time_constant=p["steer_time_constant"],
+                       steer_delay=p["steer_delay"])
+    return ControllerConfig(
+        lateral=p["lateral_controller"], rate_hz=p["rate_hz"], vehicle=vp,
+        mpc=MPCConfig(horizon=p["mpc_horizon"], dt=p["mpc_dt"], q_lateral=p["mpc_q_lateral"],
+                      q_heading=p["mpc_q_heading"], q_terminal=p["mpc_q_terminal"],
+                      r_steer=p["mpc_r_steer"], r_steer_rate=p["mpc_r_steer_rate"]),
+        pure_pursuit=PurePursuitConfig(lookahead_time=p["pure_pursuit_lookahead_time"],
+                                       lookahead_min=p["pure_pursuit_lookahead_min"]),
+        stanley=StanleyConfig(gain=p["stanley_gain"]),
+        longitudinal=LongitudinalConfig(kp=p["speed_kp"], ki=p["speed_ki"], kd=p["speed_kd"],
+                                        max_accel=p["max_accel"], max_decel=p["max_decel"],
+                                        max_jerk=p["max_jerk"]),
+        stop=StopConfig(decel=p["stop_decel"], jerk=p["stop_jerk"]),
+        watchdog=WatchdogConfig(
+            max_trajectory_age=p["max_trajectory_age"], max_odom_age=p["max_odom_age"],
+            max_curvature=p["max_curvature"], max_speed=p["max_speed"],
+            max_deviation=p["max_deviation"], behind_tolerance=p["behind_tolerance"],
+            recovery_time=p["recovery_time"], frames=tuple(p["trajectory_frames"])),
+        extra_latency=p["extra_latency"])
+
+
+class ControlNode(Node):
+    def __init__(self):
+        super().__init__("control_node")
+        from autonomy_interfaces.msg import ControlCommand, Trajectory
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import Odometry
+
+        from autonomy_stack.ros.qos import OUTPUTS, STATE
+        self.p = declare_parameters(self, PARAMS)
+        self.ctl = TrackingController(config_from_params(self.p))
+        self.cmd_pub = self.create_publisher(ControlCommand, "/control/command", STATE)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_subscription(Trajectory, "/planning/trajectory", self.on_trajectory, OUTPUTS)
+        self.create_subscription(Odometry, "/odom", self.on_odom, STATE)
+        self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
+        self.diag_period = 1.0 / self.p["diagnostics_rate_hz"]
+        self.last_diag = -1e18
+        self.last_level = None
+        self.steps = 0
+        self.get_logger().info(
+            f"control_node: {self.p['lateral_controller']} at {self.p['rate_hz']:.0f} Hz")
+
+    def now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def on_trajectory(self, msg) -> None:
+        from autonomy_stack.ros.ros_conversions import msg_to_trajectory
+        try:
+            traj = msg_to_trajectory(msg)
+        except Exception as exc:  # malformed message: drop, count, report
+            self.ctl.counters["trajectories_rejected"] += 1
+            self.ctl.traj_fault = f"trajectory could not be converted: {exc}"
+            reason = self.ctl.traj_fault
+        else:
+            reason = self.ctl.set_trajectory(traj, self.now())
+        if reason:
+            self.get_logger().error(f"/planning/trajectory rejected: {reason}",
+                                    throttle_duration_sec=1.0)
+
+    def on_odom(self, msg) -> None:
+        from autonomy_stack.ros.ros_conversions import odometry_to_ego
+        reason = self.ctl.set_odometry(odometry_to_ego(msg), self.now())
+        if reason:
+            self.get_logger().error(f"/odom rejected: {reason}", throttle_duration_sec=1.0)
+
+    def on_timer(self) -> None:
+        from autonomy_interfaces.msg import ControlCommand as CommandMsg
+
+        from autonomy_stack.ros.ros_conversions import sec_to_stamp
+        now = self.now()
+        cmd, st = self.ctl.step(now)
+        m = CommandMsg()
+        m.header.stamp = sec_to_stamp(now)
+        m.header.frame_id = "base_link"
+        m.steering_angle = float(cmd.steering_angle)
+        m.steering_rate = float(cmd.steering_rate)
+        m.acceleration = float(cmd.acceleration)
+        m.target_speed = float(cmd.target_speed)
+        m.gear = int(cmd.gear)
+        m.emergency = bool(cmd.emergency)
+        self.cmd_pub.publish(m)
+        self.steps += 1
+        if st.level == ERROR and self.last_level != ERROR:
+            self.get_logger().error(f"control: {st.message}")
+        elif st.level != ERROR and self.last_level == ERROR:
+            self.get_logger().info(f"control: recovered ({st.message})")
+        if st.level != self.last_level or now - self.last_diag >= self.diag_period \
+                or now < self.last_diag:
+            self.publish_diagnostics(st, now)
+
+    def publish_diagnostics(self, st, now: float) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        from autonomy_stack.ros.ros_conversions import sec_to_stamp
+        self.last_diag, self.last_level = now, st.level
+        arr = DiagnosticArray()
+        arr.header.stamp = sec_to_stamp(now)
+        s = DiagnosticStatus(name="control_node: tracking", hardware_id="autonomy_control",
+                             message=st.message[:500])
+        s.level = _LEVELS[st.level]
+        kv = [("mode", st.mode), ("lateral_controller", st.lateral_controller),
+              ("lateral_error_m", f"{st.lateral_error:.4f}"),
+              ("heading_error_rad", f"{st.heading_error:.4f}"),
+              ("speed_error_mps", f"{st.speed_error:.4f}"),
+              ("reference_speed_mps", f"{st.reference_speed:.3f}"),
+              ("speed_mps", f"{st.speed:.3f}"),
+              ("step_ms", f"{st.step_ms:.3f}"),
+              ("step_cpu_ms", f"{st.step_cpu_ms:.3f}"),
+              ("faults", "; ".join(st.faults)),
+              ("lateral_fallbacks", str(st.lateral_fallbacks))]
+        kv += [(k, str(v)) for k, v in st.counters.items()]
+        s.values = [KeyValue(key=k, value=v) for k, v in kv]
+        arr.status = [s]
+        self.diag_pub.publish(arr)
+
+
+def main(args=None):
+    return run_node(ControlNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

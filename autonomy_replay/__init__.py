@@ -1,0 +1,35 @@
+"""Bag replay harness: play a rosbag2 into the graph with sim time, record the outputs,
+report metrics and rendered frames, and compare to a reference (regression mode).
+
+    autonomy-stack replay BAG [--rate R] [--start S] [--duration D] [--nodes MODE]
+                              [--record OUT] [--report DIR] [--reference REF --tolerances F]
+
+(`python -c "from autonomy_replay import main; main([...])"` is the same.)
+
+- BAG: a rosbag2 directory, or a .mcap / .db3 file (`X.mcap` also finds the directory X/
+  that the simulator's recorder writes). Damaged bags replay as far as they are readable.
+- Sim time: the player publishes /clock from the bag's log times; start the graph with
+  use_sim_time:=true (`--nodes MODE` starts the mode's nodes that way and stops them after).
+- Raw CDR bytes are republished without decoding; playback starts once the consuming
+  topics have matched subscribers (`--wait-for`, else a stable set of matched topics).
+- `--record OUT` (default DIR/output_bag with --report): every topic the graph publishes
+  that the bag does not hold, as a new MCAP rosbag2, log time = sim time.
+- `--report DIR`: report.json + report.md (rates, stage latency, perception and planning
+  metrics against /ground_truth/...), frames/topdown_NNNN.png, frames/mosaic_NNNN.png,
+  replay.gif, replay.mp4, node_logs/ (with --nodes).
+- `--reference REF [--tolerances F]`: regression mode (see `regression`), exit 1 on a diff.
+Exit codes: see `autonomy_replay.command` (0 ok, 1 regression, 2 usage/unreadable,
+3 damaged bag, 4 incomplete input, 5 undeliverable, 6 graph failure, 130 interrupted).
+
+Pure modules (no rclpy): `bag` (tolerant reading), `recorder` (MCAP writing), `metrics`,
+`report`, `regression`, `render`, `synthetic` (generated test bags). `player` (rclpy)
+publishes and records; `command` holds the argparse front end; `relay_node` is a one-topic
+relay used as a stand-in graph by tests and bench/replay.py.
+"""
+from typing import Optional, Sequence
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """`replay BAG [...]`; returns the exit code (see autonomy_replay.command)."""
+    from autonomy_replay.command import main as _main
+    return _main(argv)

@@ -1,0 +1,325 @@
+"""`replay BAG [--rate R] [--start S] [--duration D] [--nodes MODE] [--record OUT]
+[--report DIR] [--reference REF --tolerances FILE]`
+
+Plays a rosbag2 into the graph with sim time, records the graph's outputs, writes a
+report, and (regression mode) compares the outputs to a reference bag.
+
+Exit codes (when several apply, the first in this list wins):
+  2  usage error, or the bag cannot be read at all (nothing was replayed)
+  6  the graph could not be started (--nodes), a node of it died during the replay, or
+     the output bag could not be written
+  1  regression mode: outputs differ from the reference beyond the tolerances
+  3  damaged bag (truncated / corrupt): the readable part was replayed
+  4  incomplete input: topics of unknown message type skipped, or topics the graph
+     consumes are missing from the bag (with --strict also: out-of-order stamps)
+  5  undeliverable messages: a topic consumed when playback began (or a --wait-for
+     topic) had no matched subscriber for some messages (a subscriber joining later is
+     a warning), a publish failed, a --wait-for topic never got a subscriber, or a
+     --record-topics topic (named without wildcards) never got a publisher
+  130 interrupted (Ctrl-C); the output bag is closed and valid
+  0  everything replayed and delivered (warnings: out-of-order stamps; "unfed" topics
+     that a running node subscribes to but neither the bag nor a node provides)
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+EXIT_OK = 0
+EXIT_REGRESSION = 1
+EXIT_USAGE = 2
+EXIT_DAMAGED = 3
+EXIT_INCOMPLETE = 4
+EXIT_UNDELIVERED = 5
+EXIT_GRAPH = 6
+EXIT_INTERRUPTED = 130
+_PRECEDENCE = [EXIT_USAGE, EXIT_GRAPH, EXIT_REGRESSION, EXIT_DAMAGED, EXIT_INCOMPLETE,
+               EXIT_UNDELIVERED]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="autonomy-stack replay",
+        description="Play a rosbag2 (MCAP or SQLite3) into the running graph with sim time, "
+                    "record the outputs, report metrics, compare to a reference.",
+        epilog=__doc__.split("\n\n", 2)[2] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file")
+    p.add_argument("--rate", type=float, default=1.0,
+                   help="playback speed factor (default 1.0; 0 = as fast as possible)")
+    p.add_argument("--start", type=float, default=0.0, help="skip S seconds of the bag")
+    p.add_argument("--duration", type=float, default=None, help="play D seconds of the bag")
+    p.add_argument("--nodes", metavar="MODE", default=None,
+                   help="start the graph of this mode (config/graph.yaml) with use_sim_time "
+                        "for the replay and stop it afterwards; default: use the running graph")
+    p.add_argument("--up-timeout", type=float, default=60.0,
+                   help="with --nodes: seconds for every node to come up (default 60)")
+    p.add_argument("--record", metavar="OUT", default=None,
+                   help="record the graph's outputs into this new rosbag2 (MCAP) directory "
+                        "(OUT.mcap -> directory OUT/ holding OUT.mcap, as the simulator's "
+                        "recorder does)")
+    p.add_argument("--record-topics", nargs="+", default=None, metavar="PATTERN",
+                   help="topics (fnmatch patterns) to record (default: every topic in the "
+                        "graph that the bag does not hold); topics named without wildcards "
+                        "must have a publisher before playback starts")
+    p.add_argument("--record-exclude", nargs="*", default=["/cameras/*/image_rect"],
+                   metavar="PATTERN",
+                   help="output topics not to record (default: /cameras/*/image_rect, the "
+                        "rectified images, ~300 MB per second of sim time); give no pattern "
+                        "to record everything")
+    p.add_argument("--topics", nargs="+", default=None, metavar="PATTERN",
+                   help="bag topics to play (default: all)")
+    p.add_argument("--exclude", nargs="+", default=(), metavar="PATTERN",
+                   help="bag topics not to play")
+    p.add_argument("-p", "--param", action="append", default=[], metavar="NODE.PARAM:=VALUE",
+                   help="with --nodes: override a node parameter (repeatable), e.g. "
+                        "perception.checkpoint:=/path/model.pt")
+    p.add_argument("--wait-for", nargs="+", default=None, metavar="TOPIC",
+                   help="topics that must have a subscriber before playback starts "
+                        "(default with --nodes: the mode's subscribed topics from graph.yaml)")
+    p.add_argument("--wait", type=float, default=15.0,
+                   help="max seconds to wait for subscribers (default 15)")
+    p.add_argument("--settle", type=float, default=1.0,
+                   help="seconds the set of matched subscribers must be stable (default 1)")
+    p.add_argument("--tail", type=float, default=1.0,
+                   help="seconds of sim time to keep the clock running after the last "
+                        "message, so the graph can finish (default 1)")
+    p.add_argument("--qos-depth", type=int, default=10,
+                   help="history depth of the player's publishers (default 10)")
+    p.add_argument("--report", metavar="DIR", default=None,
+                   help="write report.json, report.md, frames/*.png and replay.gif/.mp4 here")
+    p.add_argument("--frames", type=int, default=40,
+                   help="max number of rendered frames in the report (default 40; 0 = none)")
+    p.add_argument("--reference", metavar="REF", default=None,
+                   help="regression mode: compare the recorded outputs to this bag")
+    p.add_argument("--tolerances", metavar="FILE", default=None,
+                   help="YAML tolerances for regression mode (see autonomy_replay."
+                        "regression); default: exact counts, 1e-6 on numbers")
+    p.add_argument("--strict", action="store_true",
+                   help="out-of-order stamps count as incomplete input (exit 4)")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def _graph_subscribed_topics(mode: str) -> List[str]:
+    """Topics the mode's nodes list under `subscribes:` in config/graph.yaml (if any)."""
+    try:
+        import yaml
+        from autonomy_stack.paths import config_file
+        graph = yaml.safe_load(config_file("graph.yaml").read_text())
+    except Exception:
+        return []
+    nodes = ((graph.get("modes") or {}).get(mode) or {}).get("nodes") or []
+    entries = [((graph.get("nodes") or {}).get(n) or {}) for n in nodes]
+    # topics one node of the mode feeds to another are not expected from the bag
+    internal = {t for e in entries for t in (e.get("publishes") or [])}
+    out = []
+    for e in entries:
+        for t in e.get("subscribes") or []:
+            if t not in out and t not in internal:
+                out.append(t)
+    return out
+
+
+def _raise_interrupt(*_):
+    raise KeyboardInterrupt
+
+
+def exit_code_for(codes: Sequence[int]) -> int:
+    for c in _PRECEDENCE:
+        if c in codes:
+            return c
+    return EXIT_OK
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
+    log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    err = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+
+    if args.rate < 0:
+        err("replay: --rate must be >= 0 (0 = as fast as possible)")
+        return EXIT_USAGE
+    if args.start < 0 or (args.duration is not None and args.duration <= 0):
+        err("replay: --start must be >= 0 and --duration > 0")
+        return EXIT_USAGE
+    if args.tolerances and not args.reference:
+        err("replay: --tolerances needs --reference")
+        return EXIT_USAGE
+
+    from autonomy_replay.bag import BagError, BagReader
+    tolerances = None
+    if args.reference:
+        from autonomy_replay.regression import ToleranceError, load_tolerances
+        try:
+            tolerances = load_tolerances(args.tolerances)
+        except (ToleranceError, OSError) as exc:
+            err(f"replay: bad --tolerances: {exc}")
+            return EXIT_USAGE
+        if not Path(args.reference).exists():
+            err(f"replay: reference bag {args.reference} does not exist")
+            return EXIT_USAGE
+
+    try:
+        bag = BagReader(args.bag)
+    except BagError as exc:
+        err(f"replay: cannot read bag: {exc}")
+        return EXIT_USAGE
+    for p in bag.problems:
+        err(f"replay: bag problem: {p}")
+    n_open_problems = len(bag.problems)
+    if bag.start_ns is None:
+        err(f"replay: {args.bag}: the bag holds no readable message")
+        return EXIT_USAGE
+
+    report_dir = Path(args.report) if args.report else None
+    record = Path(args.record) if args.record else None
+    tmp = None
+    if record is None and (report_dir is not None or args.reference):
+        if report_dir is not None:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            record = report_dir / "output_bag"
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="replay_")
+            record = Path(tmp.name) / "output_bag"
+    if record is not None and record.suffix == ".mcap":
+        record = record.with_suffix("")     # rosbag2 directory X/ holding X.mcap (+ metadata)
+    if record is not None and record.exists():
+        err(f"replay: output bag {record} exists already; choose a new path")
+        return EXIT_USAGE
+
+    wait_for = list(args.wait_for or [])
+    if args.wait_for is None and args.nodes:
+        wait_for = [t for t in _graph_subscribed_topics(args.nodes) if t != "/clock"]
+
+    from autonomy_replay.player import Player, ReplayOptions
+    opts = ReplayOptions(rate=args.rate, start=args.start, duration=args.duration,
+                         topics=args.topics, exclude=args.exclude, wait_for=wait_for,
+                         wait_timeout=args.wait, settle=args.settle, tail=args.tail,
+                         record_path=record, record_topics=args.record_topics,
+                         record_exclude=args.record_exclude,
+                         qos_depth=max(1, args.qos_depth))
+
+    runner = None
+    codes: List[int] = []
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+    if args.nodes:
+        try:
+            from autonomy_tools.runner import Runner
+        except ImportError as exc:
+            err(f"replay: --nodes needs autonomy_tools.runner ({exc}); start the graph "
+                f"separately (autonomy-stack up --mode {args.nodes}, with use_sim_time) and "
+                "run the replay without --nodes")
+            return EXIT_GRAPH
+        try:
+            from autonomy_stack.graph import nodes_for_mode
+            from autonomy_tools.commands import parse_overrides
+            overrides = {spec.key: {"use_sim_time": True} for spec in nodes_for_mode(args.nodes)}
+            for key, params in parse_overrides(args.param).items():
+                overrides.setdefault(key, {}).update(params)
+            log_dir = report_dir / "node_logs" if report_dir is not None else None
+            runner = Runner(args.nodes, overrides=overrides, log_dir=log_dir,
+                            out=sys.stderr if args.quiet else sys.stdout)
+            runner.start()
+            up = runner.wait_until_up(timeout=args.up_timeout)
+            if len(up) < len(runner.children):
+                raise RuntimeError(f"only {up} came up within {args.up_timeout:.0f} s")
+        except Exception as exc:
+            if runner is not None:
+                runner.stop()
+            err(f"replay: cannot start the graph of mode '{args.nodes}': {exc}")
+            return EXIT_GRAPH
+
+    log(f"replay: {args.bag} ({bag.storage}, {bag.message_count} messages, "
+        f"{(bag.end_ns - bag.start_ns) * 1e-9:.2f} s, {len(bag.topics)} topics) at rate "
+        f"{args.rate if args.rate > 0 else 'max'}")
+    player = Player(bag, opts, log=log)
+    old_term = None
+    try:   # SIGTERM ends the replay like Ctrl-C: the output bag is closed properly
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:      # not the main thread
+        pass
+    try:
+        stats = player.run()
+    except Exception as exc:
+        err(f"replay: failed: {type(exc).__name__}: {exc}")
+        if runner is not None:
+            runner.stop()
+        return EXIT_GRAPH
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    if runner is not None:
+        died = [f"{c.spec.fully_qualified_name} (exit code {c.proc.returncode})"
+                for c in runner.children if c.proc.poll() is not None]
+        if died:
+            err(f"replay: node(s) died during the replay: {', '.join(died)}"
+                + (f"; logs in {report_dir / 'node_logs'}" if report_dir is not None else ""))
+            codes.append(EXIT_GRAPH)
+        try:
+            runner.stop()
+        except Exception as exc:
+            err(f"replay: stopping the graph failed: {exc}")
+    problems = list(bag.problems) + list(stats.problems)
+    bag.close()
+
+    # ---- classify
+    if any(p.kind in ("truncated", "corrupt") for p in problems):
+        codes.append(EXIT_DAMAGED)
+    if any(p.kind in ("unknown_type", "missing_topic") for p in problems):
+        codes.append(EXIT_INCOMPLETE)
+    if args.strict and any(p.kind == "out_of_order" for p in problems):
+        codes.append(EXIT_INCOMPLETE)
+    # topics consumed when playback began (a subscriber that joins later is a warning)
+    consumed = set(stats.matched_at_start) | set(wait_for)
+    undelivered_consumed = {t: n for t, n in stats.undelivered.items() if t in consumed}
+    if undelivered_consumed or stats.publish_errors or stats.not_ready:
+        codes.append(EXIT_UNDELIVERED)
+
+    for p in bag.problems[n_open_problems:]:
+        err(f"replay: bag problem: {p}")
+    for p in stats.problems:
+        err(f"replay: {'warning' if p.kind in ('out_of_order', 'unfed_topic') else 'problem'}"
+            f": {p}")
+    log(f"replay: played {stats.messages} messages ({stats.played_bytes / 1e6:.1f} MB) in "
+        f"{stats.wall_s:.2f} s; recorded {sum(stats.recorded.values())} messages on "
+        f"{len(stats.recorded)} topics" + (f" into {record}" if record else ""))
+    if undelivered_consumed:
+        err(f"replay: undeliverable (no matched subscriber): {undelivered_consumed}")
+    late = {t: n for t, n in stats.late_subscribers.items() if t not in consumed}
+    if late:
+        err(f"replay: warning: subscribers that matched only after playback began "
+            f"(messages published before): {late}")
+    if stats.publish_errors:
+        err(f"replay: publish errors: {stats.publish_errors}")
+    if stats.unused_topics:
+        log(f"replay: topics nobody subscribed to: {', '.join(stats.unused_topics)}")
+
+    regression = None
+    if args.reference and record is not None:
+        from autonomy_replay.regression import compare_bags
+        regression = compare_bags(record, args.reference, tolerances)
+        print(regression.text(), flush=True)
+        if not regression.passed:
+            codes.append(EXIT_REGRESSION)
+
+    code = EXIT_INTERRUPTED if stats.interrupted else exit_code_for(codes)
+    if report_dir is not None:
+        from autonomy_replay.report import build_report, write_report
+        report = build_report(args.bag, record, stats, problems, regression=regression,
+                              exit_code=code, options=vars(args))
+        paths = write_report(report, report_dir, args.bag, record, max_frames=args.frames)
+        log(f"replay: report in {report_dir} ({', '.join(sorted(p.name for p in paths))})")
+    if tmp is not None:
+        tmp.cleanup()
+    log(f"replay: exit code {code}")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

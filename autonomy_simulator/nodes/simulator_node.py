@@ -1,0 +1,298 @@
+"""Simulator node (closed loop): runs a scenario of `autonomy_simulator.scenarios`, applies
+/control/command to the ego and publishes sensors, odometry, /clock and ground truth.
+
+  in:  /control/command (autonomy_interfaces/ControlCommand)
+  out: /clock (sim time; the node itself steps on a steady wall clock, so use_sim_time
+       from the mode does not stall it), /odom, /imu/kinematics, /tf (odom->base_link),
+       /tf_static (base_link->camera_<cam>, this vehicle's own mounting error),
+       /cameras/<cam>/image_raw + camera_info (camera_rate), /ground_truth/ego,
+       /ground_truth/objects (odom), /ground_truth/road (odom), /ground_truth/bev/<layer>
+       (base_link), /planning/goal (the scenario's goal), /diagnostics.
+
+Control: a command older than `command_timeout` (or none yet) -> the autopilot drives if
+`autopilot` is true, else the ego brakes to a stop. Bad input (non-finite command) is
+dropped, counted, logged (throttled) and reported in /diagnostics.
+"""
+from __future__ import annotations
+
+import array
+import time
+
+import numpy as np
+import rclpy
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+
+from autonomy_simulator import labels as lab
+from autonomy_simulator import scenarios
+from autonomy_stack.ros import ros_conversions as rc
+from autonomy_stack import vector_space as vs
+from autonomy_stack.ros.node_runtime import StartupError, run_node
+from autonomy_stack.params import ParamSpec, declare_parameters
+
+PARAMS = [
+    ParamSpec("scenario", "narrow_street_oncoming", "scenario of the catalogue",
+              choices=sorted(scenarios.CATALOGUE)),
+    ParamSpec("seed", 0, "scenario seed", min=0, max=2 ** 31 - 1),
+    ParamSpec("scenario_params", "", "comma-separated key=value scenario parameters"),
+    ParamSpec("dt", 0.02, "s per simulation step (odometry/IMU rate = 1/dt)", min=0.001, max=0.05),
+    ParamSpec("real_time_factor", 1.0, "sim seconds per wall second", min=0.01, max=100.0),
+    ParamSpec("autopilot", False, "drive the scenario route when no fresh command arrives"),
+    ParamSpec("command_timeout", 0.5, "s (sim) after which a command is stale", min=0.02, max=10.0),
+    ParamSpec("publish_images", True, "render and publish the cameras"),
+    ParamSpec("camera_rate", 10.0, "Hz (sim time)", min=0.1, max=60.0),
+    ParamSpec("image_width", 640, "px (native 1280)", min=32, max=4096),
+    ParamSpec("image_height", 480, "px (native 960)", min=24, max=4096),
+    ParamSpec("cameras", "", "comma-separated camera subset (empty: all 8)"),
+    ParamSpec("mounting_seed", -1, "vehicle mounting-error seed (-1: the scenario seed)",
+              min=-1, max=2 ** 31 - 1),
+    ParamSpec("ground_truth_rate", 10.0, "Hz (sim time) of objects and BEV", min=0.1, max=50.0),
+    ParamSpec("bev_extent", 100.0, "m (square, ego-centred)", min=10.0, max=400.0),
+    ParamSpec("bev_cell", 0.5, "m", min=0.05, max=5.0),
+    ParamSpec("max_duration", 0.0, "s of sim time, then the sim holds (0: unlimited)", min=0.0, max=1e6),
+    ParamSpec("error_throttle_s", 2.0, "s between identical error logs", min=0.0, max=60.0),
+]
+
+
+class SimulatorNode(Node):
+    def __init__(self):
+        super().__init__("simulator")
+        p = self.p = declare_parameters(self, PARAMS)
+        from autonomy_interfaces.msg import ControlCommand, ObjectArray, RoadStructure
+        from diagnostic_msgs.msg import DiagnosticArray
+        from geometry_msgs.msg import PoseStamped
+        from nav_msgs.msg import OccupancyGrid, Odometry
+        from rosgraph_msgs.msg import Clock as ClockMsg
+        from sensor_msgs.msg import CameraInfo, Image, Imu
+        from tf2_msgs.msg import TFMessage
+
+        from autonomy_stack.ros.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
+        try:
+            sp = scenarios.parse_params([s for s in p["scenario_params"].split(",") if s.strip()])
+            self.sc = scenarios.make(p["scenario"], seed=p["seed"], **sp)
+        except (TypeError, ValueError) as exc:
+            raise StartupError(f"parameter 'scenario_params': {exc}") from None
+        self.sim = self.sc.sim
+        self.sim_autopilot = self.sim.autopilot
+        self.sim.autopilot = None
+        self.sim.dt = p["dt"]
+        self.bev = lab.BevSpec(p["bev_extent"], p["bev_extent"], p["bev_cell"],
+                               -p["bev_extent"] / 2, -p["bev_extent"] / 2)
+        self.cams = None
+        if p["publish_images"]:
+            from autonomy_simulator.record import VehicleCameras
+            try:
+                self.cams = VehicleCameras(p["image_width"], p["image_height"],
+                                           [c for c in p["cameras"].split(",") if c.strip()] or None,
+                                           p["seed"] if p["mounting_seed"] < 0 else p["mounting_seed"])
+            except ValueError as exc:
+                raise StartupError(f"parameter 'cameras': {exc}") from None
+        self.msg_types = dict(Odometry=Odometry, Imu=Imu, TFMessage=TFMessage, Clock=ClockMsg,
+                              OccupancyGrid=OccupancyGrid, PoseStamped=PoseStamped,
+                              DiagnosticArray=DiagnosticArray, Image=Image, CameraInfo=CameraInfo)
+        self.pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
+        self.pub_odom = self.create_publisher(Odometry, "/odom", STATE)
+        self.pub_imu = self.create_publisher(Imu, "/imu/kinematics", STATE)
+        self.pub_tf = self.create_publisher(TFMessage, "/tf", STATE)
+        self.pub_tf_static = self.create_publisher(TFMessage, "/tf_static", LATCHED)
+        self.pub_gt_ego = self.create_publisher(Odometry, "/ground_truth/ego", STATE)
+        self.pub_gt_obj = self.create_publisher(ObjectArray, "/ground_truth/objects", OUTPUTS)
+        self.pub_gt_road = self.create_publisher(RoadStructure, "/ground_truth/road", LATCHED)
+        self.pub_bev = {k: self.create_publisher(OccupancyGrid, f"/ground_truth/bev/{k}", OUTPUTS)
+                        for k in lab.LAYERS}
+        self.pub_goal = self.create_publisher(PoseStamped, "/planning/goal", LATCHED)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.pub_img, self.pub_info = {}, {}
+        if self.cams is not None:
+            for name in self.cams.actual:
+                self.pub_img[name] = self.create_publisher(Image, f"/cameras/{name}/image_raw", SENSOR_IMAGES)
+                self.pub_info[name] = self.create_publisher(CameraInfo, f"/cameras/{name}/camera_info", SENSOR_IMAGES)
+            self._publish_tf_static()
+        self.create_subscription(ControlCommand, "/control/command", self._on_command, STATE)
+        self.cmd = None
+        self.cmd_time = -1e9
+        self.rejected = 0
+        self.received = 0
+        self._last_err = {}
+        self.step_every = {
+            "gt": max(1, int(round(1.0 / (p["ground_truth_rate"] * self.sim.dt)))),
+            "cam": max(1, int(round(1.0 / (p["camera_rate"] * self.sim.dt)))),
+            "slow": max(1, int(round(1.0 / self.sim.dt))),
+        }
+        self.render_s = 0.0
+        self.last_visibility = None        # per-object pixel counts of the latest camera frame
+        self._publish_goal_and_road()
+        self.timer = self.create_timer(self.sim.dt / p["real_time_factor"], self._tick,
+                                       clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(
+            f"scenario '{p['scenario']}' seed {p['seed']}: {len(self.sim.agents)} agents, "
+            f"dt {self.sim.dt} s, cameras {list(self.pub_img) or 'off'}")
+
+    # ------------------------------------------------------------------ input
+    def _error(self, key: str, text: str):
+        now = time.monotonic()
+        if now - self._last_err.get(key, -1e9) >= self.p["error_throttle_s"]:
+            self._last_err[key] = now
+            self.get_logger().error(text)
+
+    def _on_command(self, msg):
+        c = vs.ControlCommand(stamp=rc.stamp_to_sec(msg.header.stamp), steering_angle=msg.steering_angle,
+                              steering_rate=msg.steering_rate, acceleration=msg.acceleration,
+                              target_speed=msg.target_speed, gear=int(msg.gear), emergency=bool(msg.emergency))
+        from autonomy_simulator.simulation import command_is_finite
+        if not command_is_finite(c) or c.gear not in (-1, 0, 1):
+            self.rejected += 1
+            self._error("command", f"rejected /control/command: non-finite value or bad gear "
+                                   f"(steering {c.steering_angle}, acceleration {c.acceleration}, "
+                                   f"gear {c.gear}); {self.rejected} rejected so far")
+            return
+        self.received += 1
+        self.cmd = c
+        self.cmd_time = self.sim.t
+
+    # ------------------------------------------------------------------ loop
+    def _tick(self):
+        sim, p = self.sim, self.p
+        if p["max_duration"] > 0 and sim.t >= p["max_duration"]:
+            return
+        fresh = self.cmd is not None and sim.t - self.cmd_time <= p["command_timeout"]
+        if fresh:
+            sim.step(self.cmd)
+        elif self.sim_autopilot is not None and p["autopilot"]:
+            sim.step(self.sim_autopilot.command(sim.t, sim.dt, sim))
+        else:
+            sim.step(vs.ControlCommand(stamp=sim.t, steering_angle=sim.ego.steering_angle,
+                                       steering_rate=0.0, acceleration=-3.0, target_speed=0.0,
+                                       gear=1 if sim.ego.speed >= 0 else -1))
+        self._publish_state()
+        n = sim.steps
+        if self.cams is not None and n % self.step_every["cam"] == 0:
+            self.last_visibility = self._publish_cameras()
+        if n % self.step_every["gt"] == 0:
+            self._publish_ground_truth(self.last_visibility)
+        if n % self.step_every["slow"] == 0:
+            self._publish_goal_and_road()
+            self._publish_diagnostics()
+
+    def _stamp(self):
+        return rc.sec_to_stamp(self.sim.t)
+
+    def _publish_state(self):
+        from geometry_msgs.msg import TransformStamped
+        T = self.msg_types
+        sim = self.sim
+        stamp = self._stamp()
+        self.pub_clock.publish(T["Clock"](clock=stamp))
+        e = sim.ego
+        odom = rc.ego_to_odometry(e)
+        odom.header.stamp = stamp
+        self.pub_odom.publish(odom)
+        self.pub_gt_ego.publish(odom)
+        k = sim.kinematics()
+        imu = T["Imu"]()
+        imu.header.stamp, imu.header.frame_id = stamp, "base_link"
+        imu.orientation = rc.yaw_to_quaternion(k.yaw)
+        imu.angular_velocity.z = float(k.yaw_rate)
+        imu.linear_acceleration.x = float(k.accel)
+        imu.linear_acceleration.y = float(k.lat_accel)
+        imu.linear_acceleration.z = 9.81
+        self.pub_imu.publish(imu)
+        tf = TransformStamped()
+        tf.header.stamp, tf.header.frame_id, tf.child_frame_id = stamp, "odom", "base_link"
+        tf.transform.translation.x, tf.transform.translation.y = float(e.x), float(e.y)
+        tf.transform.rotation = rc.yaw_to_quaternion(e.yaw)
+        self.pub_tf.publish(T["TFMessage"](transforms=[tf]))
+
+    def _publish_tf_static(self):
+        from geometry_msgs.msg import TransformStamped
+        out = []
+        for name, cal in self.cams.actual.items():
+            Tm = np.asarray(cal.T_base_camera, float)
+            t = TransformStamped()
+            t.header.stamp = self._stamp()
+            t.header.frame_id, t.child_frame_id = "base_link", f"camera_{name}"
+            t.transform.translation.x, t.transform.translation.y, t.transform.translation.z = \
+                (float(v) for v in Tm[:3, 3])
+            t.transform.rotation = rc.rotation_to_quaternion(Tm[:3, :3])
+            out.append(t)
+        self.pub_tf_static.publish(self.msg_types["TFMessage"](transforms=out))
+
+    def _publish_cameras(self):
+        t0 = time.perf_counter()
+        frame = self.cams.render(self.sim.snapshot(), outputs=("rgb",))
+        self.render_s = time.perf_counter() - t0
+        stamp = self._stamp()
+        for name, cf in frame.cameras.items():
+            cal = self.cams.actual[name]
+            img = rc.numpy_to_image(cf.rgb, "rgb8", stamp=stamp, frame_id=f"camera_{name}")
+            info = self.msg_types["CameraInfo"]()
+            info.header.stamp, info.header.frame_id = stamp, f"camera_{name}"
+            info.width, info.height = int(cal.width), int(cal.height)
+            info.distortion_model = cal.distortion_model
+            info.d = [float(v) for v in cal.D]
+            info.k = [float(v) for v in np.asarray(cal.K).ravel()]
+            info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+            P = np.zeros((3, 4))
+            P[:, :3] = cal.K
+            info.p = [float(v) for v in P.ravel()]
+            self.pub_info[name].publish(info)
+            self.pub_img[name].publish(img)
+        return frame.visible_pixels
+
+    def _publish_ground_truth(self, vis):
+        sim = self.sim
+        objs = lab.object_labels(sim.objects(), vis)
+        v = vs.VectorSpace(stamp=sim.t, frame_id="odom", objects=objs)
+        msg_objs, _ = rc.vector_space_to_msgs(v)
+        self.pub_gt_obj.publish(msg_objs)
+        rasters = lab.bev_rasters(sim.ground_truth("base_link"), self.bev)
+        stamp = self._stamp()
+        for layer, r in rasters.items():
+            g = self.msg_types["OccupancyGrid"]()
+            g.header.stamp, g.header.frame_id = stamp, "base_link"
+            g.info.map_load_time = stamp
+            g.info.resolution = float(self.bev.cell)
+            g.info.width, g.info.height = int(r.shape[1]), int(r.shape[0])
+            g.info.origin.position.x, g.info.origin.position.y = self.bev.origin_x, self.bev.origin_y
+            g.info.origin.orientation.w = 1.0
+            a = array.array("b")
+            a.frombytes((r.astype(np.int8) * np.int8(100)).tobytes())
+            g.data = a
+            self.pub_bev[layer].publish(g)
+
+    def _publish_goal_and_road(self):
+        sim = self.sim
+        _, road = rc.vector_space_to_msgs(sim.world.vector_space(sim.t))
+        self.pub_gt_road.publish(road)
+        if sim.goal is not None:
+            g = self.msg_types["PoseStamped"]()
+            g.header.stamp, g.header.frame_id = self._stamp(), "odom"
+            g.pose.position.x, g.pose.position.y = float(sim.goal[0]), float(sim.goal[1])
+            g.pose.orientation = rc.yaw_to_quaternion(float(sim.goal[2]))
+            self.pub_goal.publish(g)
+
+    def _publish_diagnostics(self):
+        from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+        st = DiagnosticStatus(name="simulator", hardware_id="sim",
+                              level=DiagnosticStatus.WARN if self.rejected else DiagnosticStatus.OK,
+                              message=f"sim t {self.sim.t:.2f} s")
+        st.values = [KeyValue(key="sim_time", value=f"{self.sim.t:.3f}"),
+                     KeyValue(key="commands_received", value=str(self.received)),
+                     KeyValue(key="commands_rejected", value=str(self.rejected)),
+                     KeyValue(key="render_s", value=f"{self.render_s:.3f}")]
+        arr = self.msg_types["DiagnosticArray"]()
+        arr.header.stamp = self._stamp()
+        arr.status = [st]
+        self.pub_diag.publish(arr)
+
+    def close(self):
+        if self.cams is not None:
+            self.cams.release()
+
+
+def main(args=None):
+    return run_node(SimulatorNode, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,11 @@
+"""`autonomy-stack` command-line tool (subcommands are added by autonomy_tools.commands)."""
+import sys
+
+
+def main(argv=None) -> int:
+    from autonomy_tools.commands import main as commands_main
+    return commands_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
