@@ -8,7 +8,8 @@ from autonomy_perception.evaluation.metrics import (DetectionEvaluator, IoUAccum
                                                     average_precision)
 from autonomy_perception.postprocess import (PostProcessor, Tracker, decode_objects,
                                              extract_polylines)
-from autonomy_perception.training.targets import BEVGrid, detection_target
+from autonomy_perception.training.targets import detection_target
+from autonomy_stack.bev_grid import BEVGrid
 from autonomy_stack.vector_space import LineType, ObjectClass, ObjectState
 
 

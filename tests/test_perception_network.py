@@ -168,7 +168,8 @@ def test_space_queue_pushes_by_distance_not_time_and_survives_standing_still():
 
 def _clip_targets(net, B, rng):
     """Random but fixed detection/segmentation targets for a clip."""
-    from autonomy_perception.training.targets import BEVGrid, detection_target
+    from autonomy_perception.training.targets import detection_target
+    from autonomy_stack.bev_grid import BEVGrid
     from autonomy_stack.vector_space import ObjectClass, ObjectState
     grid = BEVGrid.from_config(net.cfg)
     tg = []

@@ -26,7 +26,7 @@ import torch
 
 from autonomy_perception.evaluation.metrics import DetectionEvaluator, IoUAccumulator
 from autonomy_perception.postprocess import decode_objects
-from autonomy_perception.training.targets import BEVGrid
+from autonomy_stack.bev_grid import BEVGrid
 
 
 @torch.no_grad()

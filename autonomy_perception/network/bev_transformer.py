@@ -43,24 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autonomy_stack.bev_grid import BEVGrid
+
 from .geometry import VirtualCamera
-
-
-def fourier(x: torch.Tensor, n_freqs: int, max_period: float) -> torch.Tensor:
-    """sin/cos features of the last dim at geometric frequencies up to 2*pi/max_period*2^k."""
-    freqs = (2.0 * math.pi / max_period) * (2.0 ** torch.arange(n_freqs, dtype=x.dtype))
-    a = x[..., None] * freqs
-    return torch.cat([torch.sin(a), torch.cos(a)], -1).flatten(-2)
-
-
-def bev_cell_centres(x_range, y_range, res) -> np.ndarray:
-    """[H, W, 2] (x, y) of raster cells: row 0 = front (x max), col 0 = left (y max)."""
-    nx = int(round((x_range[1] - x_range[0]) / res))
-    ny = int(round((y_range[1] - y_range[0]) / res))
-    xs = x_range[1] - (np.arange(nx) + 0.5) * res
-    ys = y_range[1] - (np.arange(ny) + 0.5) * res
-    X, Y = np.meshgrid(xs, ys, indexing="ij")
-    return np.stack([X, Y], -1)
+from .pillar_attention import fourier
 
 
 def visibility_index(cams: Sequence[VirtualCamera], feat_hw, stride: int, centres: np.ndarray,
@@ -110,7 +96,7 @@ class ImageToBEV(nn.Module):
         self.mode = mode
         self.chunk = int(bev_cfg.get("query_chunk", 1024))
         nf = int(bev_cfg.get("pe_freqs", 6))
-        centres = bev_cell_centres(bev_cfg["x_range"], bev_cfg["y_range"], bev_cfg["resolution"])
+        centres = BEVGrid(bev_cfg["x_range"], bev_cfg["y_range"], bev_cfg["resolution"]).cell_centres()
         self.bev_hw = centres.shape[:2]
         span = max(bev_cfg["x_range"][1] - bev_cfg["x_range"][0],
                    bev_cfg["y_range"][1] - bev_cfg["y_range"][0]) * 2

@@ -34,7 +34,10 @@ DEFAULTS: Dict[str, Any] = {
     "fpn": {"channels": 48, "layers": 2, "levels": [1, 2, 3]},
     "bev": {"x_range": [-24.0, 24.0], "y_range": [-24.0, 24.0], "resolution": 1.0,
             "channels": 48, "heads": 4, "feature_level": 0, "column_band": 1,
-            "heights": [0.0, 1.0], "query_chunk": 1024, "pe_freqs": 6},
+            "heights": [0.0, 1.0], "query_chunk": 1024, "pe_freqs": 6,
+            # "pillars": geometry-aware sampling at projected pillar points (pillar_attention);
+            # "columns": round 1's attention over the image columns that see a cell
+            "attention": "columns", "points": 2},
     "queue": {"time_period": 0.0275, "time_length": 2, "space_distance": 2.0,
               "space_length": 2},
     "video": {"enabled": True, "hidden": 48},

@@ -139,7 +139,7 @@ class DetectionHead(Head):
         l_vel = (F.smooth_l1_loss(out["vel"], tgt["vel"], reduction="none", beta=0.5) * vm).sum() / nv
         return {"det_obj": l_obj, "det_cls": 0.5 * l_cls, "det_offset": l1(out["offset"], tgt["offset"]),
                 "det_size": l1(out["size"], tgt["size"]), "det_heading": l1(out["heading"], tgt["heading"]),
-                "det_vel": 0.2 * l_vel}
+                "det_vel": l_vel}
 
 
 def build_heads(in_ch: int, cfg: Dict[str, Dict]) -> nn.ModuleDict:

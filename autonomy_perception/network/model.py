@@ -28,14 +28,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autonomy_stack.bev_grid import BEVGrid
+
 from . import ego_motion
-from .bev_transformer import ImageToBEV, fourier
+from .bev_transformer import ImageToBEV
 from .bifpn import BiFPN
 from .config import arch_diff, model_config
 from .feature_queue import FeatureQueues, Queue
 from .geometry import rig_from_config
 from .heads import Trunk, build_heads
+from .pillar_attention import PillarAttention
 from .regnet import RegNet
+from .spatial_rnn import SpatialRNN
 
 CHECKPOINT_FORMAT = "autonomy_perception.bev_video/1"
 N_KIN = 3  # speed, accel, yaw_rate
@@ -80,8 +84,17 @@ class PerceptionNet(nn.Module):
         # attention (coarse levels bring context, the fine level position)
         self.level_merge = nn.Sequential(nn.Conv2d(C * len(levels), C, 1, bias=False),
                                          nn.BatchNorm2d(C), nn.SiLU())
-        self.img2bev = ImageToBEV(self.cams, (H // stride, W // stride), stride, C, bc)
         self.grid = (list(bc["x_range"]), list(bc["y_range"]), float(bc["resolution"]))
+        self.bev_grid = BEVGrid(*self.grid)
+        centres = self.bev_grid.cell_centres()
+        if bc["attention"] == "pillars":
+            # camera geometry given: pillar reference points sampled in every camera
+            self.img2bev = PillarAttention(self.cams, (H // stride, W // stride), C, bc, centres)
+        elif bc["attention"] == "columns":
+            # geometry learned: attention over the tokens of the image columns that see a cell
+            self.img2bev = ImageToBEV(self.cams, (H // stride, W // stride), stride, C, bc)
+        else:
+            raise ValueError(f"bev.attention must be 'pillars' or 'columns', got {bc['attention']!r}")
         self.bev_hw = self.img2bev.bev_hw
         Cb = bc["channels"]
         qc = cfg["queue"]
@@ -94,7 +107,6 @@ class PerceptionNet(nn.Module):
         if self.video_enabled:
             self.fuse = nn.Sequential(nn.Conv2d(n_entries * (self.entry_ch + 1), hid, 1), nn.ReLU(),
                                       nn.Conv2d(hid, hid, 3, padding=1), nn.ReLU())
-            from .spatial_rnn import SpatialRNN
             self.rnn = SpatialRNN(hid, hid, *self.grid)
             trunk_in = hid + Cb
         else:
@@ -103,8 +115,7 @@ class PerceptionNet(nn.Module):
         self.heads = build_heads(cfg["trunk"]["channels"], cfg["heads"])
         self.register_buffer("img_mean", torch.tensor([0.45, 0.45, 0.45]).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("img_std", torch.tensor([0.25, 0.25, 0.25]).view(1, 3, 1, 1), persistent=False)
-        from .bev_transformer import bev_cell_centres
-        cc = torch.tensor(bev_cell_centres(*self.grid), dtype=torch.float32)
+        cc = torch.tensor(centres, dtype=torch.float32)
         span = max(self.grid[0][1] - self.grid[0][0], self.grid[1][1] - self.grid[1][0])
         pe = torch.cat([torch.sin(cc * np.pi / span), torch.cos(cc * np.pi / span)], -1)
         self.register_buffer("pe_planes", pe.permute(2, 0, 1).contiguous(), persistent=False)

@@ -26,7 +26,9 @@ import numpy as np
 
 from autonomy_stack.vector_space import ObjectClass, ObjectState
 
-from .targets import BEVGrid, detection_target
+from autonomy_stack.bev_grid import BEVGrid
+
+from .targets import detection_target
 
 FORMAT = "autonomy_sim_dataset/1"
 LAYER_OF = {"drivable": "drivable", "lane": "lane_lines", "edge": "road_edges"}

@@ -1,14 +1,16 @@
 """Rasterise vector-space labels (ego frame) into the BEV training targets of the heads.
 
-Raster convention (shared with the network): row 0 = front (x max), column 0 = left
-(y max); cell (r, c) centre = (x_max - (r + .5) res, y_max - (c + .5) res)."""
+Raster convention: the network raster of autonomy_stack.bev_grid (row 0 = front, column 0
+= left)."""
 from __future__ import annotations
 
+import math
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
+from autonomy_stack.bev_grid import BEVGrid
 from autonomy_stack.vector_space import LineType, ObjectClass, ObjectState, RoadLine
 
 DET_CLASS_OF = {ObjectClass.CAR: "car", ObjectClass.TRUCK: "truck",
@@ -23,77 +25,75 @@ LANE_TYPES = (LineType.LANE_DASHED_WHITE, LineType.LANE_SOLID_WHITE,
 SHIFT = 4  # cv2 fixed-point bits
 
 
-class BEVGrid:
-    def __init__(self, x_range, y_range, res):
-        self.x_range, self.y_range, self.res = list(x_range), list(y_range), float(res)
-        self.H = int(round((x_range[1] - x_range[0]) / res))
-        self.W = int(round((y_range[1] - y_range[0]) / res))
+def _cv_pts(grid: BEVGrid, xy: np.ndarray) -> np.ndarray:
+    rc = grid.to_rc(xy[:, :2])
+    return np.round(np.stack([rc[:, 1], rc[:, 0]], -1) * (1 << SHIFT)).astype(np.int32)
 
-    @classmethod
-    def from_config(cls, cfg: Dict) -> "BEVGrid":
-        b = cfg["bev"]
-        return cls(b["x_range"], b["y_range"], b["resolution"])
 
-    def to_rc(self, xy: np.ndarray) -> np.ndarray:
-        """(x, y) metres -> continuous (row, col), cell centres at .5."""
-        xy = np.asarray(xy, dtype=float)
-        return np.stack([(self.x_range[1] - xy[..., 0]) / self.res,
-                         (self.y_range[1] - xy[..., 1]) / self.res], -1)
+def fill_polygons(grid: BEVGrid, polys: Iterable[np.ndarray]) -> np.ndarray:
+    m = np.zeros((grid.H, grid.W), np.uint8)
+    for p in polys:
+        if p is not None and len(p) >= 3:
+            # vertices at cell-centre convention: shift by -0.5 cells
+            pts = _cv_pts(grid, np.asarray(p)[:, :2]) - (1 << (SHIFT - 1))
+            cv2.fillPoly(m, [pts], 1, lineType=cv2.LINE_8, shift=SHIFT)
+    return m
 
-    def to_xy(self, rc: np.ndarray) -> np.ndarray:
-        rc = np.asarray(rc, dtype=float)
-        return np.stack([self.x_range[1] - rc[..., 0] * self.res,
-                         self.y_range[1] - rc[..., 1] * self.res], -1)
 
-    def cell_centre(self, r, c):
-        return self.to_xy(np.stack([np.asarray(r) + 0.5, np.asarray(c) + 0.5], -1))
-
-    def contains(self, xy) -> np.ndarray:
-        xy = np.asarray(xy)
-        return ((xy[..., 0] > self.x_range[0]) & (xy[..., 0] < self.x_range[1]) &
-                (xy[..., 1] > self.y_range[0]) & (xy[..., 1] < self.y_range[1]))
-
-    def _cv_pts(self, xy: np.ndarray) -> np.ndarray:
-        rc = self.to_rc(xy[:, :2])
-        return np.round(np.stack([rc[:, 1], rc[:, 0]], -1) * (1 << SHIFT)).astype(np.int32)
-
-    def fill_polygons(self, polys: Iterable[np.ndarray]) -> np.ndarray:
-        m = np.zeros((self.H, self.W), np.uint8)
-        for p in polys:
-            if p is not None and len(p) >= 3:
-                # vertices at cell-centre convention: shift by -0.5 cells
-                pts = self._cv_pts(np.asarray(p)[:, :2]) - (1 << (SHIFT - 1))
-                cv2.fillPoly(m, [pts], 1, lineType=cv2.LINE_8, shift=SHIFT)
-        return m
-
-    def draw_lines(self, lines: Iterable[np.ndarray], thickness: int = 1) -> np.ndarray:
-        m = np.zeros((self.H, self.W), np.uint8)
-        for p in lines:
-            if p is not None and len(p) >= 2:
-                pts = self._cv_pts(np.asarray(p)[:, :2]) - (1 << (SHIFT - 1))
-                cv2.polylines(m, [pts], False, 1, thickness=thickness, lineType=cv2.LINE_8,
-                              shift=SHIFT)
-        return m
+def draw_lines(grid: BEVGrid, lines: Iterable[np.ndarray], thickness: int = 1) -> np.ndarray:
+    m = np.zeros((grid.H, grid.W), np.uint8)
+    for p in lines:
+        if p is not None and len(p) >= 2:
+            pts = _cv_pts(grid, np.asarray(p)[:, :2]) - (1 << (SHIFT - 1))
+            cv2.polylines(m, [pts], False, 1, thickness=thickness, lineType=cv2.LINE_8,
+                          shift=SHIFT)
+    return m
 
 
 def segmentation_target(grid: BEVGrid, drivable_polys: Sequence[np.ndarray],
                         lines: Sequence[RoadLine], classes: Sequence[str]) -> np.ndarray:
     layers = {
-        "drivable": lambda: grid.fill_polygons(drivable_polys),
-        "lane": lambda: grid.draw_lines([l.points for l in lines if l.line_type in LANE_TYPES]),
-        "road_edge": lambda: grid.draw_lines([l.points for l in lines
+        "drivable": lambda: fill_polygons(grid, drivable_polys),
+        "lane": lambda: draw_lines(grid, [l.points for l in lines if l.line_type in LANE_TYPES]),
+        "road_edge": lambda: draw_lines(grid, [l.points for l in lines
                                               if l.line_type == LineType.ROAD_EDGE]),
-        "curb": lambda: grid.draw_lines([l.points for l in lines if l.line_type == LineType.CURB]),
-        "edge": lambda: grid.draw_lines([l.points for l in lines
+        "curb": lambda: draw_lines(grid, [l.points for l in lines if l.line_type == LineType.CURB]),
+        "edge": lambda: draw_lines(grid, [l.points for l in lines
                                          if l.line_type in (LineType.ROAD_EDGE, LineType.CURB)]),
     }
     return np.stack([layers[c]() for c in classes]).astype(np.float32)
 
 
+def gaussian_radius(length_cells: float, width_cells: float, min_overlap: float = 0.1) -> float:
+    """Largest centre error (cells) at which a box of this footprint still overlaps its
+    shifted copy by `min_overlap` IoU (CornerNet's three cases, as CenterPoint uses it)."""
+    h, w = float(length_cells), float(width_cells)
+    b1 = h + w
+    c1 = w * h * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + math.sqrt(b1 ** 2 - 4 * c1)) / 2
+    b2 = 2 * (h + w)
+    c2 = (1 - min_overlap) * w * h
+    r2 = (b2 + math.sqrt(b2 ** 2 - 16 * c2)) / 2
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (h + w)
+    c3 = (min_overlap - 1) * w * h
+    r3 = (b3 + math.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    return min(r1, r2, r3)
+
+
+def heatmap_sigma(o: ObjectState, res: float, min_sigma: float = 0.5) -> float:
+    """Size-aware Gaussian sigma (cells) of an object's centre heatmap (CenterPoint: radius
+    from the footprint, sigma = (2 r + 1) / 6): wide for trucks, narrow for pedestrians."""
+    r = max(0.0, gaussian_radius(o.length / res, o.width / res))
+    return max(min_sigma, (2.0 * r + 1.0) / 6.0)
+
+
 def detection_target(grid: BEVGrid, objects: Sequence[ObjectState], classes: Sequence[str],
-                     ignore_ids: Optional[set] = None, sigma: float = 0.8) -> Dict[str, np.ndarray]:
+                     ignore_ids: Optional[set] = None,
+                     sigma: Optional[float] = None) -> Dict[str, np.ndarray]:
     """objects in the ego frame with ground velocity expressed in the ego frame (speed/yaw).
-    Objects whose id is in `ignore_ids` are neither positives nor negatives."""
+    Objects whose id is in `ignore_ids` are neither positives nor negatives. `sigma` (cells)
+    fixes the heatmap width; None = size-aware (`heatmap_sigma`)."""
     H, W = grid.H, grid.W
     heat = np.zeros((H, W), np.float32)
     ign = np.zeros((H, W), np.float32)
@@ -112,7 +112,8 @@ def detection_target(grid: BEVGrid, objects: Sequence[ObjectState], classes: Seq
             continue
         r, c = grid.to_rc(xy)
         ri, ci = int(np.floor(r)), int(np.floor(c))
-        g = np.exp(-((rr - ri) ** 2 + (cc - ci) ** 2) / (2 * sigma ** 2)).astype(np.float32)
+        sg = heatmap_sigma(o, grid.res) if sigma is None else float(sigma)
+        g = np.exp(-((rr - ri) ** 2 + (cc - ci) ** 2) / (2 * sg ** 2)).astype(np.float32)
         if o.id in ignore_ids:
             ign = np.maximum(ign, (g > 0.01).astype(np.float32))
             continue

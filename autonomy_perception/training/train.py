@@ -38,7 +38,7 @@ TRAIN_DEFAULTS = {"seed": 0, "steps": 500, "batch": 2, "lr": 2e-3, "weight_decay
                   "warmup": 30, "grad_clip": 5.0, "single_frame_prob": 0.3, "val_every": 100,
                   "val_sequences": 4, "ckpt_every": 25, "threads": 2, "out": "runs/perception",
                   "export": "", "device": "auto", "train_modules": "all",
-                  "init_checkpoint": ""}
+                  "init_checkpoint": "", "time_budget_s": 0.0}
 DATA_DEFAULTS = {"train": "", "val": "", "rectify": True, "clip_len": 3, "burn_in_max": 6,
                  "memory_s": 2.0, "min_visible_px": 4, "feature_cache": ""}
 
@@ -63,11 +63,22 @@ def load_train_config(path) -> Dict:
             "train": {**TRAIN_DEFAULTS, **raw.get("train", {})}}
 
 
-def lr_at(step: int, cfg: Dict) -> float:
-    w, n, lr = cfg["warmup"], cfg["steps"], cfg["lr"]
+def progress(step: int, elapsed_s: float, cfg: Dict) -> float:
+    """Fraction of the schedule done: by steps, or by wall time when `time_budget_s` > 0
+    (whichever is further), so a time-boxed run still ends its cosine schedule."""
+    p = step / max(1, cfg["steps"])
+    if cfg.get("time_budget_s", 0) > 0:
+        p = max(p, elapsed_s / cfg["time_budget_s"])
+    return min(1.0, p)
+
+
+def lr_at(step: int, cfg: Dict, elapsed_s: float = 0.0) -> float:
+    w, lr = cfg["warmup"], cfg["lr"]
     if step < w:
         return lr * (step + 1) / w
-    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - w) / max(1, n - w))))
+    p = progress(step, elapsed_s, cfg)
+    p0 = w / max(1, cfg["steps"])
+    return lr * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, p - p0) / max(1e-9, 1 - p0))))
 
 
 def sample_batch(ds, rng: np.random.Generator, seq_ids: List[int], B: int, clip_len: int,
@@ -188,6 +199,9 @@ def main(argv=None) -> int:
     out = Path(tc["out"])
     out.mkdir(parents=True, exist_ok=True)
     step = 0
+    elapsed = 0.0          # training wall time so far (kept across --resume)
+    cpu_s = 0.0            # this process's CPU time in training steps
+    frames = 0             # supervised frames (burn-in frames excluded) of this process
     last = out / "last.pt"
     if a.resume and last.exists():
         ck = torch.load(last, map_location=dev, weights_only=False)
@@ -199,6 +213,8 @@ def main(argv=None) -> int:
         net.load_state_dict(ck["state_dict"])
         opt.load_state_dict(ck["optimizer"])
         step = int(ck["step"])
+        elapsed, cpu_s, frames = (float(ck.get("elapsed_s", 0.0)), float(ck.get("cpu_s", 0.0)),
+                                  int(ck.get("frames", 0)))
         rng.bit_generator.state = ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
         if is_main:
@@ -229,7 +245,22 @@ def main(argv=None) -> int:
 
     train_mode()
     t_last = time.perf_counter()
-    while step < tc["steps"]:
+    c_last = time.process_time()
+
+    def rank0_elapsed(e: float) -> float:
+        """Rank 0's training time, broadcast: every rank then uses the same learning rate
+        and stops at the same step (DDP would diverge or hang otherwise)."""
+        if world == 1:
+            return e
+        import torch.distributed as dist
+        t = torch.tensor([e], dtype=torch.float64)
+        dist.broadcast(t, 0)
+        return float(t.item())
+
+    while True:
+        elapsed = rank0_elapsed(elapsed)
+        if progress(step, elapsed, tc) >= 1.0:
+            break
         video = bool(rng.random() >= tc["single_frame_prob"])
         batch, burn = sample_batch(ds, rng, seq_ids, tc["batch"], dc["clip_len"], dc["burn_in_max"], video)
         batch = to_device(batch, dev)
@@ -241,17 +272,22 @@ def main(argv=None) -> int:
                                burn.get("feats"))
             state = state.detach()
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc)
+            g["lr"] = lr_at(step, tc, elapsed)
         loss, parts = clip_loss(net, call, batch, state, video)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         gn = torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
         opt.step()
         step += 1
-        now = time.perf_counter()
+        now, cnow = time.perf_counter(), time.process_time()
+        elapsed += now - t_last
+        cpu_s += cnow - c_last
+        frames += int(batch["kin"].shape[0] * batch["kin"].shape[1])
         if is_main:
-            row = {"step": step, "lr": lr_at(step - 1, tc), "loss": float(loss.detach()), "grad_norm": float(gn),
-                   "video": int(video), "s_per_step": now - t_last, **{k: float(v.detach()) for k, v in parts.items()}}
+            row = {"step": step, "lr": lr_at(step - 1, tc, elapsed), "loss": float(loss.detach()),
+                   "grad_norm": float(gn), "video": int(video), "s_per_step": now - t_last,
+                   "cpu_s_per_step": cnow - c_last, "elapsed_s": elapsed, "frames": frames,
+                   **{k: float(v.detach()) for k, v in parts.items()}}
             if scal_w is None:
                 scal_w = csv.DictWriter(scal_f, fieldnames=list(row))
                 if scal_path.stat().st_size == 0:
@@ -260,14 +296,15 @@ def main(argv=None) -> int:
             scal_f.flush()
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mode="video" if video else "single")
             bar.update(1)
-        t_last = now
-        if is_main and (step % tc["ckpt_every"] == 0 or step == tc["steps"]):
+        final = progress(step, elapsed, tc) >= 1.0
+        if is_main and (step % tc["ckpt_every"] == 0 or final):
             torch.save({"format": "perception_train_state/1", "config": net.cfg,
                         "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
                         "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "elapsed_s": elapsed, "cpu_s": cpu_s, "frames": frames,
                         "train_config": cfg}, last.with_suffix(".tmp"))
             os.replace(last.with_suffix(".tmp"), last)
-        if is_main and val is not None and (step % tc["val_every"] == 0 or step == tc["steps"]):
+        if is_main and val is not None and (step % tc["val_every"] == 0 or final):
             from autonomy_perception.evaluation.evaluate import evaluate_dataset
             r = evaluate_dataset(net, val, True, list(range(min(tc["val_sequences"], len(val)))))
             vrow = {"step": step, "drivable_iou": r["iou"].get("drivable"), "lane_iou": r["iou"].get("lane"),
@@ -282,11 +319,21 @@ def main(argv=None) -> int:
             train_mode()
             bar.write(f"val @ {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in vrow.items()
                                                    if k != "step" and v is not None))
+        t_last, c_last = time.perf_counter(), time.process_time()   # validation not counted
     bar.close()
+    if is_main:
+        import json
+        summary = {"steps": step, "elapsed_s": round(elapsed, 1), "cpu_s_rank0": round(cpu_s, 1),
+                   "frames_rank0": frames, "world_size": world, "threads": int(tc["threads"]),
+                   "train_frames_per_cpu_s": round(frames / max(cpu_s, 1e-9), 4),
+                   "train_frames_per_wall_s": round(frames * world / max(elapsed, 1e-9), 4)}
+        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+        print("training summary: " + json.dumps(summary), file=sys.stderr)
     if is_main and tc["export"]:
         net.eval()
         net.save(tc["export"], train={"config_file": str(a.config), "steps": step,
-                                      "seed": tc["seed"], "data": dc})
+                                      "seed": tc["seed"], "data": dc, "world_size": world,
+                                      "elapsed_s": round(elapsed, 1)})
         print(f"exported {tc['export']}", file=sys.stderr)
     if world > 1:
         import torch.distributed as dist
