@@ -4,7 +4,8 @@ report metrics and rendered frames, and compare to a reference (regression mode)
     autonomy-stack replay BAG [--rate R] [--start S] [--duration D] [--nodes MODE]
                               [--record OUT] [--report DIR] [--reference REF --tolerances F]
 
-(`python -c "from autonomy_replay import main; main([...])"` is the same.)
+(`autonomy-stack replay` is `autonomy_tools.replay.main`: this harness with the graph runner
+plugged in for `--nodes`; `autonomy_replay.main` is the same without `--nodes`.)
 
 - BAG: a rosbag2 directory, or a .mcap / .db3 file (`X.mcap` also finds the directory X/
   that the simulator's recorder writes). Damaged bags replay as far as they are readable.
@@ -22,14 +23,16 @@ Exit codes: see `autonomy_replay.command` (0 ok, 1 regression, 2 usage/unreadabl
 3 damaged bag, 4 incomplete input, 5 undeliverable, 6 graph failure, 130 interrupted).
 
 Pure modules (no rclpy): `bag` (tolerant reading), `recorder` (MCAP writing), `metrics`,
-`report`, `regression`, `render`, `synthetic` (generated test bags). `player` (rclpy)
-publishes and records; `command` holds the argparse front end; `relay_node` is a one-topic
-relay used as a stand-in graph by tests and bench/replay.py.
+`bag_data` (decoded bag data and grid helpers shared by `report` and `render`), `report`,
+`regression`, `render`, `synthetic` (generated test bags). `player` (rclpy) publishes and
+records; `command` holds the argparse front end; `nodes/relay_node` is a one-topic relay
+used as a stand-in graph by tests and bench/replay.py.
 """
 from typing import Optional, Sequence
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """`replay BAG [...]`; returns the exit code (see autonomy_replay.command)."""
+    """`replay BAG [...]` without a graph runner (`--nodes` is refused: use
+    `autonomy_tools.replay.main`); returns the exit code (see autonomy_replay.command)."""
     from autonomy_replay.command import main as _main
     return _main(argv)

@@ -136,7 +136,11 @@ def exit_code_for(codes: Sequence[int]) -> int:
     return EXIT_OK
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
+    """`replay BAG [...]` -> exit code. `graph_runner` starts the nodes of `--nodes MODE`
+    (`autonomy_tools.runner.Runner`, plugged in by `autonomy-stack replay` =
+    `autonomy_tools.replay.main`; the harness does not import the tools layer). Without it,
+    `--nodes` is refused: start the graph separately and replay without --nodes."""
     args = build_parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     err = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
@@ -209,16 +213,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
     if args.nodes:
-        try:
-            from autonomy_tools.runner import Runner
-        except ImportError as exc:
-            err(f"replay: --nodes needs autonomy_tools.runner ({exc}); start the graph "
-                f"separately (autonomy-stack up --mode {args.nodes}, with use_sim_time) and "
-                "run the replay without --nodes")
+        Runner = graph_runner
+        if Runner is None:
+            err("replay: --nodes needs the graph runner (run `autonomy-stack replay`, i.e. "
+                f"autonomy_tools.replay); or start the graph separately (autonomy-stack up --mode "
+                f"{args.nodes}, with use_sim_time) and run the replay without --nodes")
             return EXIT_GRAPH
         try:
-            from autonomy_stack.graph import nodes_for_mode
-            from autonomy_tools.commands import parse_overrides
+            from autonomy_stack.graph import nodes_for_mode, parse_overrides
             overrides = {spec.key: {"use_sim_time": True} for spec in nodes_for_mode(args.nodes)}
             for key, params in parse_overrides(args.param).items():
                 overrides.setdefault(key, {}).update(params)

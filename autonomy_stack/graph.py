@@ -111,3 +111,15 @@ def nodes_for_mode(mode: str, graph: Optional[dict] = None,
             remappings=dict(n.get("remappings") or {}), parameters=params,
             publishes=list(n.get("publishes") or [])))
     return specs
+
+
+def parse_overrides(items: List[str]) -> dict:
+    """-p node.param:=value -> {node: {param: value}} with YAML typing of the value."""
+    out: dict = {}
+    for item in items:
+        if ":=" not in item or "." not in item.split(":=", 1)[0]:
+            raise ValueError(f"bad -p '{item}': expected node_key.param:=value")
+        lhs, value = item.split(":=", 1)
+        node, param = lhs.split(".", 1)
+        out.setdefault(node, {})[param] = yaml.safe_load(value)
+    return out

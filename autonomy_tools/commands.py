@@ -7,27 +7,16 @@ import importlib
 import sys
 from typing import List, Optional
 
+from autonomy_stack.graph import parse_overrides
+
 # subcommand -> (module with main(argv) -> int, help)
 DELEGATED = {
-    "replay": ("autonomy_replay", "play a rosbag2 into the graph, record outputs, report"),
+    "replay": ("autonomy_tools.replay", "play a rosbag2 into the graph, record outputs, report"),
     "record": ("autonomy_simulator.record", "record a simulator scenario into an MCAP bag"),
     "dataset": ("autonomy_simulator.dataset", "write simulator training sequences to disk"),
     "demo": ("autonomy_tools.demo", "end-to-end demo: record/reuse a scenario bag, run the "
                                     "full graph, replay, write report + video"),
 }
-
-
-def parse_overrides(items: List[str]) -> dict:
-    """-p node.param:=value -> {node: {param: value}} with YAML typing of the value."""
-    import yaml
-    out: dict = {}
-    for item in items:
-        if ":=" not in item or "." not in item.split(":=", 1)[0]:
-            raise ValueError(f"bad -p '{item}': expected node_key.param:=value")
-        lhs, value = item.split(":=", 1)
-        node, param = lhs.split(".", 1)
-        out.setdefault(node, {})[param] = yaml.safe_load(value)
-    return out
 
 
 def main(argv: Optional[List[str]] = None) -> int:

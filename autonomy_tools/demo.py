@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     # 2. replay into the full graph, record outputs, report
     print(f"[demo] replaying into mode 'demo' at {args.rate:g}x (rectification -> perception -> "
           "planning -> control)", flush=True)
-    from autonomy_replay.command import main as replay_main
+    from autonomy_tools.replay import main as replay_main
     code = replay_main([str(cache), "--nodes", "demo", "--rate", str(args.rate),
                         "--record", str(out / "outputs.mcap"), "--report", str(out / "report"),
                         "--frames", str(args.frames)] + [a for p in args.param for a in ("-p", p)])

@@ -239,7 +239,7 @@ def bench_latency(bag, mode_arg) -> dict:
     latency the nodes publish on /perception/latency."""
     import signal
     import yaml
-    from autonomy_replay import main as replay_main
+    from autonomy_tools.replay import main as replay_main
     graph = yaml.safe_load((ROOT / "config" / "graph.yaml").read_text())
     mode = perception_mode(mode_arg)
     keys = [k for k in ("rectification", "perception") if k in graph["nodes"]]

@@ -106,7 +106,7 @@ def test_replay_starts_graph_mode_with_sim_time_and_writes_report(in_bag, tmp_pa
     """--nodes smoke: the runner starts vehicle_description + stack_monitor with
     use_sim_time; the monitor's 1 Hz diagnostics run on the replayed clock."""
     import json
-    from autonomy_replay import main
+    from autonomy_tools.replay import main
     rep = tmp_path / "report"
     code = main([str(in_bag), "--nodes", "smoke", "--report", str(rep), "--frames", "2",
                  "--settle", "0.5", "--tail", "1.2", "--quiet"])

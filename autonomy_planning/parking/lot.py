@@ -1,5 +1,5 @@
 """Parking-lot geometry as plain data, its rasters (occupancy, clearance), an exact footprint
-check, and the seeded problem generator (no ROS).
+check, and the pure parts of problem generation (no ROS).
 
 A `Lot` holds what a parking search needs: an extent, an optional drivable polygon
 (everything outside it is an obstacle), curb polylines (impassable), static boxes (parked
