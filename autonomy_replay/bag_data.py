@@ -1,7 +1,8 @@
 """Bag data and grid helpers shared by the replay report and the renderer (pure: rosbags +
 numpy, no rclpy): `BagData` (decoded messages of selected topics), the `non_image` topic
-filter, `quat_yaw`, `grid_from_msg` (OccupancyGrid -> metrics.Grid, moved to odom when in
-the ego frame), `nearest_by_stamp`, `layer_key` (BEV layer names compared across
+filter, `quat_yaw`, `ego_to_odom` (the transform of an ego-frame message into odom at its
+stamp), `grid_from_msg` (OccupancyGrid -> metrics.Grid, moved to odom when in the ego
+frame), `road_lines_in_odom`, `nearest_by_stamp`, `layer_key` (BEV layer names compared across
 simulator and network) and `load_ego_shape` (the ego footprint from config/vehicle.yaml).
 """
 from __future__ import annotations
@@ -20,6 +21,34 @@ from autonomy_stack.paths import config_file
 
 def quat_yaw(q) -> float:
     return math.atan2(2.0 * (q.w * q.z + q.x * q.y), 1.0 - 2.0 * (q.y * q.y + q.z * q.z))
+
+
+def ego_to_odom(header, ego_msgs: Optional[list]):
+    """(R 2x2, t 2) moving points of a message stamped in the ego frame (header.frame_id ==
+    the odometry's child frame, e.g. base_link) into odom at the message's stamp, using
+    the nearest odometry (`ego_msgs` = [(t, Odometry)]); None when the message is already
+    in odom (or no odometry is near its stamp)."""
+    if not ego_msgs or header.frame_id in ("", ego_msgs[0][1].header.frame_id):
+        return None
+    ego = nearest_by_stamp(ego_msgs, stamp_ns(header.stamp))
+    if ego is None:
+        return None
+    p = ego.pose.pose
+    yaw = quat_yaw(p.orientation)
+    R = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+    return R, np.array([p.position.x, p.position.y])
+
+
+def road_lines_in_odom(msg, ego_msgs: Optional[list] = None) -> List:
+    """RoadStructure -> [(line_type, points [N, 2] in odom)]."""
+    T = ego_to_odom(msg.header, ego_msgs)
+    out = []
+    for line in msg.lines:
+        pts = np.array([[p.x, p.y] for p in line.points], float).reshape(-1, 2)
+        if T is not None:
+            pts = pts @ T[0].T + T[1]
+        out.append((int(line.line_type), pts))
+    return out
 
 
 def grid_from_msg(msg, ego_msgs: Optional[list] = None) -> M.Grid:

@@ -17,8 +17,8 @@ import numpy as np
 
 from autonomy_replay import metrics as M
 from autonomy_replay.bag import BagReader, stamp_ns
-from autonomy_replay.bag_data import (BagData, grid_from_msg, layer_key, load_ego_shape, non_image,
-                                      quat_yaw)
+from autonomy_replay.bag_data import (BagData, ego_to_odom, grid_from_msg, layer_key,
+                                      load_ego_shape, non_image, quat_yaw, road_lines_in_odom)
 from autonomy_replay.synthetic import CAMERAS
 
 TILE = (200, 150)          # camera tile (w, h)
@@ -82,37 +82,42 @@ def _draw_grid(ax, msg, cmap, alpha, ego_msgs=None):
                   shading="flat")
 
 
-def _draw_objects(ax, msg, color, label):
-    from matplotlib.patches import Polygon
+def _draw_objects(ax, msg, color, label, ego_msgs=None):
+    """Boxes and velocity arrows in odom (objects published in the ego frame are moved)."""
+    from matplotlib.patches import Polygon  # lazy: matplotlib only when rendering (start-up time)
     if msg is None:
         return 0
+    T = ego_to_odom(msg.header, ego_msgs)
+    R, t = T if T is not None else (np.eye(2), np.zeros(2))
+    dyaw = math.atan2(R[1, 0], R[0, 0])
     for o in msg.objects:
-        yaw = quat_yaw(o.pose.orientation)
-        c = M.box_corners(o.pose.position.x, o.pose.position.y, yaw, o.size.x, o.size.y)
+        xy = R @ [o.pose.position.x, o.pose.position.y] + t
+        v = R @ [o.velocity.x, o.velocity.y]
+        yaw = quat_yaw(o.pose.orientation) + dyaw
+        c = M.box_corners(xy[0], xy[1], yaw, o.size.x, o.size.y)
         ls = ":" if getattr(o, "occluded", False) else "-"
         ax.add_patch(Polygon(c, closed=True, fill=False, ec=color, lw=1.5, ls=ls, zorder=3))
-        if abs(o.velocity.x) + abs(o.velocity.y) > 0.05:
-            ax.arrow(o.pose.position.x, o.pose.position.y, o.velocity.x * 0.5,
-                     o.velocity.y * 0.5, color=color, width=0.08, head_width=0.5, zorder=4)
+        if abs(v[0]) + abs(v[1]) > 0.05:
+            ax.arrow(xy[0], xy[1], v[0] * 0.5, v[1] * 0.5, color=color, width=0.08,
+                     head_width=0.5, zorder=4)
     ax.plot([], [], color=color, label=f"{label} ({len(msg.objects)})")
     return len(msg.objects)
 
 
-def _draw_road(ax, msg, color, ls, label):
+def _draw_road(ax, msg, color, ls, label, ego_msgs=None):
     if msg is None:
         return
-    for i, line in enumerate(msg.lines):
-        pts = np.array([[p.x, p.y] for p in line.points])
+    for i, (_, pts) in enumerate(road_lines_in_odom(msg, ego_msgs)):
         if len(pts) > 1:
             ax.plot(pts[:, 0], pts[:, 1], color=color, ls=ls, lw=1.0, zorder=2,
                     label=label if i == 0 else None)
 
 
 def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(8, 5), dpi=100):
-    import matplotlib
+    import matplotlib  # lazy: matplotlib only when rendering (start-up time)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Polygon
+    import matplotlib.pyplot as plt  # lazy: matplotlib only when rendering (start-up time)
+    from matplotlib.patches import Polygon  # lazy: matplotlib only when rendering (start-up time)
 
     pick = lambda topic: out.get(topic) or inp.get(topic)  # noqa: E731
     fig, ax = plt.subplots(figsize=size, dpi=dpi)
@@ -142,10 +147,12 @@ def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(
             break
     # the simulator publishes the road at 1 Hz: accept the newest within 2 s
     _draw_road(ax, _nearest(inp.get("/ground_truth/road"), t_ns, 2_000_000_000), "green", "-",
-               "GT road")
-    _draw_road(ax, _nearest(pick("/perception/road"), t_ns), "red", "--", "pred road")
-    n_gt = _draw_objects(ax, _nearest(inp.get("/ground_truth/objects"), t_ns), "green", "GT")
-    n_pr = _draw_objects(ax, _nearest(pick("/perception/objects"), t_ns), "red", "pred")
+               "GT road", ego_msgs)
+    _draw_road(ax, _nearest(pick("/perception/road"), t_ns), "red", "--", "pred road", ego_msgs)
+    n_gt = _draw_objects(ax, _nearest(inp.get("/ground_truth/objects"), t_ns), "green", "GT",
+                         ego_msgs)
+    n_pr = _draw_objects(ax, _nearest(pick("/perception/objects"), t_ns), "red", "pred",
+                         ego_msgs)
     fut = _latest_before(pick("/planning/agent_futures"), t_ns)
     if fut is not None:
         first = True
@@ -200,7 +207,7 @@ def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(
 
 
 def _image_to_rgb(msg) -> Optional[np.ndarray]:
-    import cv2
+    import cv2  # lazy: OpenCV only on this path (start-up time)
     enc = msg.encoding
     data = np.asarray(msg.data, dtype=np.uint8)
     h, w = int(msg.height), int(msg.width)
@@ -262,7 +269,7 @@ def _load_images(cams: Dict[str, tuple], times: List[int]) -> Dict[tuple, np.nda
 
 
 def mosaic(images: Dict[str, Optional[np.ndarray]]) -> np.ndarray:
-    import cv2
+    import cv2  # lazy: OpenCV only on this path (start-up time)
     w, h = TILE
     tiles = []
     for cam in CAMERAS:
@@ -283,8 +290,8 @@ def mosaic(images: Dict[str, Optional[np.ndarray]]) -> np.ndarray:
 
 def render_replay(input_bag, output_bag, out_dir, max_frames: int = 40, fps: float = 5.0,
                   ego_shape: Optional[M.EgoShape] = None) -> dict:
-    import cv2
-    import imageio.v2 as imageio
+    import cv2  # lazy: OpenCV only on this path (start-up time)
+    import imageio.v2 as imageio  # lazy: imageio only when writing videos (start-up time)
 
     out_dir = Path(out_dir)
     frames_dir = out_dir / "frames"
