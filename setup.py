@@ -32,7 +32,8 @@ setup(
         "autonomy_replay", "autonomy_replay.*",
         "autonomy_tools", "autonomy_tools.*",
     ]),
-    package_data={"": ["*.yaml", "*.json", "*.pt", "*.npz"]},
+    # *.glsl: the renderer's shader sources (autonomy_simulator/rendering/), read at run time
+    package_data={"": ["*.yaml", "*.json", "*.pt", "*.npz", "*.glsl"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

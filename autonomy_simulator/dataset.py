@@ -22,7 +22,7 @@ scenario run, C cameras (order = `camera_names`), BEV grid ny x nx with L layers
   camera_names      (C,)            str
   images            (T, C, H, W, 3) uint8    RGB at the training resolution
   depth             (T, C, H, W)    float16  metres along the optical axis (--depth; inf sky)
-  semantic          (T, C, H, W)    uint8    renderer.SEMANTIC classes (--semantic)
+  semantic          (T, C, H, W)    uint8    rendering.SEMANTIC_CLASSES (--semantic)
   K                 (C, 3, 3)       float64  intrinsics at the training resolution
   D                 (C, 8)          float64  distortion, first D_len[c] entries valid
   D_len             (C,)            int32

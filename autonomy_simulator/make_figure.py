@@ -28,7 +28,7 @@ def render_frame(scenario: str, seed: int, t: float, width: int, height: int,
                  effects: bool = True):
     from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
     from autonomy_simulator import scenarios
-    from autonomy_simulator.renderer import RigRenderer
+    from autonomy_simulator.rendering import RigRenderer
     from autonomy_simulator.sensor_effects import SensorEffects, SensorEffectsConfig
 
     sc = scenarios.make(scenario, seed=seed)

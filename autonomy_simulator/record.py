@@ -244,7 +244,7 @@ class VehicleCameras:
     @property
     def renderer(self):
         if self._renderer is None:
-            from autonomy_simulator.renderer import RigRenderer
+            from autonomy_simulator.rendering import RigRenderer
             self._renderer = RigRenderer(self.actual, density=self.density)
         return self._renderer
 

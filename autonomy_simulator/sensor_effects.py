@@ -56,7 +56,7 @@ class SensorEffects:
     def rays(self, cam: CameraCalibration) -> np.ndarray:
         k = self._key(cam)
         if k not in self._rays:
-            from autonomy_simulator.renderer import dense_pixel_rays
+            from autonomy_simulator.rendering import dense_pixel_rays
             self._rays[k] = dense_pixel_rays(cam).astype(np.float32)
         return self._rays[k]
 

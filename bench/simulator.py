@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from autonomy_vehicle.camera_models import load_rig, scale_rig  # noqa: E402
 from autonomy_simulator import scenarios  # noqa: E402
-from autonomy_simulator.renderer import RigRenderer  # noqa: E402
+from autonomy_simulator.rendering import RigRenderer  # noqa: E402
 
 
 def bench(rig, snaps, density, warmup=1, outputs=("rgb", "depth", "semantic", "instance")):

@@ -32,7 +32,7 @@ def laplacian_variance(img: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def renderer():
-    mod = pytest.importorskip("autonomy_simulator.renderer")
+    mod = pytest.importorskip("autonomy_simulator.rendering")
     nominal = scale_rig({c: load_rig()[c] for c in CAMS}, W, H)
     try:
         rr = mod.RigRenderer(nominal)

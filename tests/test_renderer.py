@@ -11,10 +11,10 @@ from autonomy_vehicle.camera_models import load_rig, scale_rig
 from autonomy_simulator.scene import PaintedLine, SceneSnapshot
 from autonomy_stack.vector_space import EgoState, LineType, ObjectClass, ObjectState, RoadLine
 
-from autonomy_simulator import renderer
-from autonomy_simulator.renderer import (SEM_CURB, SEM_LANE_MARKING, SEM_ROAD, SEM_SKY,
-                                         RigRenderer, label_visibility,
-                                         semantic_of_object_class)
+from autonomy_simulator import rendering
+from autonomy_simulator.rendering import (SEM_CURB, SEM_LANE_MARKING, SEM_ROAD, SEM_SKY,
+                                          RigRenderer, label_visibility,
+                                          semantic_of_object_class)
 
 W, H = 320, 240
 
@@ -193,11 +193,11 @@ def test_ground_range_matches_every_pixel(rr, rig, cam_name):
     f = rr.render(straight_road_scene(), cameras=[cam_name])
     cam = rig[cam_name]
     fr = f.cameras[cam_name]
-    ground = np.isin(fr.semantic, [SEM_ROAD, SEM_LANE_MARKING, renderer.SEM_GROUND,
-                                   renderer.SEM_ROAD_EDGE])
+    ground = np.isin(fr.semantic, [SEM_ROAD, SEM_LANE_MARKING, rendering.SEM_GROUND,
+                                   rendering.SEM_ROAD_EDGE])
     vv, uu = np.nonzero(ground)
     assert len(vv) > 0.2 * W * H
-    rays = renderer.dense_pixel_rays(cam)[vv, uu]
+    rays = rendering.dense_pixel_rays(cam)[vv, uu]
     rb = rays @ cam.T_base_camera[:3, :3].T
     t = (cam.position[2] + 0.005) / -rb[:, 2]        # the ground quad lies at z = -0.005
     # closer than 25 m (3 deg below the horizon; further out a 0.1 px sampling offset of
