@@ -62,6 +62,7 @@ class LateralMPCSparse:
     NX = 3  # e_y, e_psi, delta
 
     def __init__(self, vp: VehicleParams = VehicleParams(), cfg: MPCConfig = MPCConfig()):
+        # lazy: osqp only when a constraint binds (start-up time)
         import osqp
         self.vp, self.cfg = vp, cfg
         N, dt, nx = cfg.horizon, cfg.dt, self.NX
@@ -220,6 +221,7 @@ class LateralMPC:
     NX = 3
 
     def __init__(self, vp: VehicleParams = VehicleParams(), cfg: MPCConfig = MPCConfig()):
+        # lazy: osqp only when a constraint binds (start-up time)
         import osqp
         self.vp, self.cfg = vp, cfg
         N, dt = cfg.horizon, cfg.dt

@@ -234,6 +234,7 @@ class _OpenCVWarp:
     device = "cpu"
 
     def __init__(self, mapx: np.ndarray, mapy: np.ndarray, interpolation: str):
+        # lazy: OpenCV only on this path (start-up time)
         import cv2
         self._cv2 = cv2
         self.interp = cv2.INTER_NEAREST if interpolation == "nearest" else cv2.INTER_LINEAR
@@ -252,6 +253,7 @@ class _TorchWarp:
 
     def __init__(self, mapx: np.ndarray, mapy: np.ndarray, src_size: Tuple[int, int],
                  interpolation: str, device: str):
+        # lazy: torch is heavy and optional here (start-up time)
         import torch
         self.torch = torch
         self.device = torch.device(device)
@@ -302,6 +304,7 @@ class _TorchWarp:
 
 def cuda_available() -> bool:
     try:
+        # lazy: torch is heavy and optional here (start-up time)
         import torch
         return bool(torch.cuda.is_available())
     except Exception:  # torch missing or broken: no GPU path

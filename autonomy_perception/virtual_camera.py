@@ -29,6 +29,9 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
+import yaml
+
+from autonomy_stack.paths import config_file
 
 VIRTUAL_MODELS = ("pinhole", "equidistant")
 
@@ -233,9 +236,7 @@ def load_virtual_cameras(path: Union[str, Path, None] = None,
                          height: Optional[int] = None) -> Dict[str, VirtualCamera]:
     """config/virtual_cameras.yaml (or `path`) -> {name: VirtualCamera}, in file order;
     optionally scaled to width x height (e.g. the low-resolution CPU training setup)."""
-    import yaml
     if path is None:
-        from autonomy_stack.paths import config_file
         path = config_file("virtual_cameras.yaml")
     with open(path, "r", encoding="utf-8") as f:
         doc = yaml.safe_load(f)

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+import tempfile
+from copy import deepcopy
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 HEADER_TYPE = "std_msgs/msg/Header"
@@ -71,6 +73,7 @@ def make_typestore(extra: Optional[Dict[str, Tuple[str, str]]] = None):
 
     `extra`: {msgtype: (msgdef text, format)} from a bag's connections, registered when the
     type is not known otherwise (so bags with foreign types still decode)."""
+    # lazy: rosbags only when reading/writing bags (start-up time)
     from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
     key = "base"
@@ -101,7 +104,6 @@ def make_typestore(extra: Optional[Dict[str, Tuple[str, str]]] = None):
     if extra:
         missing = {k: v for k, v in extra.items() if k not in ts.fielddefs and v[0]}
         if missing:
-            from copy import deepcopy
             ts = deepcopy(ts)
             for name, (text, fmt) in missing.items():
                 try:
@@ -168,6 +170,7 @@ class BagReader:
             raise BagError(f"{self.path}: no such bag")
         self._files = self._storage_files()
         self.storage = "mcap" if self._files[0].suffix == ".mcap" else "sqlite3"
+        # lazy: rosbags only when reading/writing bags (start-up time)
         from rosbags.rosbag2 import Reader
         target = self.path
         if self.path.is_dir() and not (self.path / "metadata.yaml").exists():
@@ -339,6 +342,7 @@ class _McapScan:
         self._schemas: Dict[int, Tuple[str, str, str]] = {}
 
     def _records(self, with_data: bool):
+        # lazy: rosbags only when reading/writing bags (start-up time)
         from rosbags.rosbag2.storage_mcap import decompress
         with open(self.path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
@@ -409,6 +413,7 @@ class _McapScan:
                     k = _mcap_string(bio)
                     meta[k] = _mcap_string(bio)
                 if "offered_qos_profiles" in meta:
+                    # lazy: rosbags only when reading/writing bags (start-up time)
                     from rosbags.rosbag2.metadata import parse_qos
                     qos = parse_qos(meta["offered_qos_profiles"])
             except Exception:
@@ -469,7 +474,6 @@ class _SqliteScan:
         return sqlite3.connect(f"file:{self._db}?mode=ro", uri=True)
 
     def _repaired_copy(self) -> Optional[Path]:
-        import tempfile
         raw = bytearray(self.path.read_bytes())
         if len(raw) < 100 or not raw.startswith(b"SQLite format 3\x00"):
             return None

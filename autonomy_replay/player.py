@@ -116,6 +116,7 @@ def _qos_from_bag(topic: str, profiles: list, depth: int):
     """The QoS the recorder offered; without that record (bags written by rosbags, e.g. the
     simulator's) the widest offer, RELIABLE + TRANSIENT_LOCAL, which every subscriber
     accepts (a latched /planning/goal reader as well as a volatile image reader)."""
+    # lazy: rclpy only on this path: the module imports without ROS
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
     latched = topic in LATCHED_TOPICS or not profiles
     best_effort = False
@@ -144,11 +145,13 @@ class Player:
 
     # ------------------------------------------------------------ setup
     def _setup(self):
+        # lazy: rclpy only on this path: the module imports without ROS
         import rclpy
         from rclpy.context import Context
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
         from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+        # lazy: ROS messages/rclpy only on this path: the module imports without ROS
         from rosgraph_msgs.msg import Clock
 
         self.ctx = Context()
@@ -206,6 +209,7 @@ class Player:
     def _discover_outputs(self):
         if self._recorder is None:
             return
+        # lazy: rclpy only on this path: the module imports without ROS
         from rclpy.qos import (DurabilityPolicy, HistoryPolicy, QoSProfile,
                                ReliabilityPolicy)
         try:
@@ -443,5 +447,6 @@ class Player:
         except Exception:
             pass
         if hasattr(self, "ctx"):
+            # lazy: rclpy only on this path: the module imports without ROS
             import rclpy
             rclpy.try_shutdown(context=self.ctx)

@@ -19,6 +19,7 @@ class RecorderError(RuntimeError):
 
 class BagRecorder:
     def __init__(self, path, typestore=None):
+        # lazy: rosbags only when reading/writing bags (start-up time)
         from rosbags.rosbag2 import StoragePlugin, Writer
         self.path = Path(path)
         if self.path.exists():

@@ -2,7 +2,6 @@
 stored reference bag within tolerances, and explain every difference in one line.
 
 Tolerances (YAML; every key optional, shown with its default):
-
     count: {abs: 0, rel: 0.0}        # per-topic message count: |n - n_ref| <= abs + rel*n_ref
     default: {abs: 1.0e-6, rel: 0.0} # numeric fields: |a - b| <= abs + rel*|b|
     ignore_topics: [/rosout, /parameter_events, /diagnostics]
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
+import yaml
 
 from autonomy_replay.bag import BagError, BagReader, stamp_ns
 
@@ -56,7 +56,6 @@ class ToleranceError(ValueError):
 
 def load_tolerances(source=None) -> dict:
     """From a YAML file path, a dict, or None (defaults)."""
-    import yaml
     tol = {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v)
            for k, v in DEFAULTS.items()}
     if source is None:

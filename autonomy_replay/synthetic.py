@@ -69,6 +69,7 @@ def write_synthetic_bag(path, duration: float = 2.0, odom_hz: float = 50.0,
                         extra_types: Optional[Dict[str, str]] = None) -> Path:
     """Write a rosbag2 directory at `path`; returns it. start_s: sim time of the first
     message (small, clearly not wall time)."""
+    # lazy: rosbags only when reading/writing bags (start-up time)
     from rosbags.rosbag2 import StoragePlugin, Writer
     ts = make_typestore()
     rng = np.random.default_rng(seed)

@@ -9,14 +9,12 @@ and renamed, so a killed run never leaves a half-written sequence); the same com
 continues where it stopped and produces the same bytes (everything is seeded).
 
 On-disk format (version "autonomy_sim_dataset/1"):
-
   OUT/manifest.json     format, options, cameras, image size, BEV spec + layer names,
                         object/ego field names, number of sequences, base seed
   OUT/shard_XXXX/seq_YYYYYY.npz   (sequence YYYYYY; shard = YYYYYY // shard_size)
 
 Each seq_*.npz holds T frames (T = --frames, `stride` s apart after `warmup` s) of one
 scenario run, C cameras (order = `camera_names`), BEV grid ny x nx with L layers:
-
   scenario (str), seed (int): scenario name and seed; the vehicle's mounting seed = seed
   stamps            (T,)            float64  sim time (s)
   camera_names      (C,)            str
@@ -56,6 +54,8 @@ import numpy as np
 
 from autonomy_simulator import labels as lab
 from autonomy_simulator import scenarios
+from autonomy_simulator.record import VehicleCameras
+from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
 
 FORMAT = "autonomy_sim_dataset/1"
 EGO_FIELDS = ("x", "y", "yaw", "speed", "accel", "lat_accel", "yaw_rate", "steering_angle")
@@ -88,8 +88,6 @@ class DatasetWriter:
         self._vc = None
 
     def _cams(self, mounting_seed: int):
-        from autonomy_vehicle.camera_models import sample_mounting_error
-        from autonomy_simulator.record import VehicleCameras
         if self._vc is None:
             self._vc = VehicleCameras(self.width, self.height, self.cameras, mounting_seed)
         else:
@@ -99,7 +97,6 @@ class DatasetWriter:
         return self._vc
 
     def manifest(self, n: int) -> dict:
-        from autonomy_vehicle.camera_models import load_rig
         names = self.cameras or list(load_rig())
         b = self.bev
         return {"format": FORMAT, "sequences": n, "seed": self.seed, "frames": self.frames,
@@ -187,6 +184,7 @@ class DatasetWriter:
             if old_cmp != new_cmp:
                 raise ValueError(f"{man} was written with other options; use another --out")
         man.write_text(json.dumps(m, indent=1))
+        # lazy: optional dependency (progress bars)
         from tqdm import tqdm
         paths = []
         bar = tqdm(range(n), desc="sequences", unit="seq", disable=not progress)

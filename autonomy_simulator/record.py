@@ -42,6 +42,8 @@ from autonomy_simulator import labels as lab
 from autonomy_simulator import scenarios
 from autonomy_simulator.simulation import Simulation
 from autonomy_stack.vector_space import ObjectState, VectorSpace
+from autonomy_simulator.rendering import RigRenderer
+from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
 
 ROOT = Path(__file__).resolve().parent.parent
 MSG_DIR = ROOT / "interfaces" / "autonomy_interfaces" / "msg"
@@ -51,6 +53,7 @@ GT_LAYERS = lab.LAYERS
 # ============================================================== typestore + message factory
 def typestore():
     """rosbags typestore (ROS 2 Kilted) with autonomy_interfaces registered."""
+    # lazy: rosbags only when reading/writing bags (start-up time)
     from rosbags.typesys import Stores, get_types_from_msg, get_typestore
     ts = get_typestore(Stores.ROS2_KILTED)
     types = {}
@@ -65,6 +68,7 @@ class Msgs:
 
     def __init__(self, ts):
         self.ts = ts
+        # lazy: rosbags only when reading/writing bags (start-up time)
         from rosbags.typesys.base import Nodetype
         self.NT = Nodetype
 
@@ -122,6 +126,7 @@ class Msgs:
                          w=math.cos(yaw / 2))
 
     def quat_R(self, R: np.ndarray):
+        # lazy: optional dependency
         import transforms3d
         w, x, y, z = transforms3d.quaternions.mat2quat(np.asarray(R, float))
         return self.make("geometry_msgs/msg/Quaternion", x=float(x), y=float(y), z=float(z), w=float(w))
@@ -229,7 +234,6 @@ class VehicleCameras:
     def __init__(self, width: Optional[int] = None, height: Optional[int] = None,
                  cameras: Optional[Sequence[str]] = None, mounting_seed: int = 0,
                  mounting_error: bool = True, density: float = 1.0):
-        from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
         rig = load_rig(width=width, height=height) if (width or height) else load_rig()
         if cameras:
             missing = [c for c in cameras if c not in rig]
@@ -244,7 +248,6 @@ class VehicleCameras:
     @property
     def renderer(self):
         if self._renderer is None:
-            from autonomy_simulator.rendering import RigRenderer
             self._renderer = RigRenderer(self.actual, density=self.density)
         return self._renderer
 
@@ -264,6 +267,7 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
            bev: lab.BevSpec = lab.BevSpec(), mounting_seed: Optional[int] = None,
            progress: bool = False) -> Path:
     """Run `scenario` for `duration` s and write the bag; returns the bag directory."""
+    # lazy: rosbags only when reading/writing bags (start-up time)
     from rosbags.rosbag2 import StoragePlugin, Writer
     out = Path(out)
     bag_dir = out.with_suffix("") if out.suffix == ".mcap" else out
@@ -300,6 +304,7 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
                 for n, c in vc.actual.items()]), t0)
         iterator = range(steps + 1)
         if progress:
+            # lazy: optional dependency (progress bars)
             from tqdm import tqdm
             iterator = tqdm(iterator, desc=f"record {scenario}", unit="step")
         for i in iterator:

@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from autonomy_vehicle.camera_models import CameraCalibration, rotate
+from autonomy_simulator.rendering import dense_pixel_rays
 
 
 @dataclass
@@ -56,7 +57,6 @@ class SensorEffects:
     def rays(self, cam: CameraCalibration) -> np.ndarray:
         k = self._key(cam)
         if k not in self._rays:
-            from autonomy_simulator.rendering import dense_pixel_rays
             self._rays[k] = dense_pixel_rays(cam).astype(np.float32)
         return self._rays[k]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
+import json
 
 import yaml
 
@@ -57,7 +58,6 @@ def _param_literal(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, (list, tuple, dict)):
-        import json
         return json.dumps(v)
     if isinstance(v, str) and (v == "" or v.strip() != v):
         return "'" + v.replace("'", "''") + "'"     # YAML-quoted (rcl cannot parse `name:=`)

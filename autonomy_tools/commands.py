@@ -8,6 +8,8 @@ import sys
 from typing import List, Optional
 
 from autonomy_stack.graph import parse_overrides
+from autonomy_stack.graph import load_graph, modes
+from autonomy_tools.runner import run_foreground
 
 # subcommand -> (module with main(argv) -> int, help)
 DELEGATED = {
@@ -41,13 +43,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         return int(module.main(argv[1:]) or 0)
     args = parser.parse_args(argv)
     if args.cmd == "modes":
-        from autonomy_stack.graph import load_graph, modes
         graph = load_graph()
         for mode, desc in modes(graph).items():
             print(f"{mode:12s} {', '.join(graph['modes'][mode]['nodes'])}\n{'':12s} {desc}")
         return 0
     if args.cmd == "up":
-        from autonomy_tools.runner import run_foreground
         try:
             overrides = parse_overrides(args.param)
         except ValueError as exc:

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from autonomy_stack.paths import SOURCE_ROOT
+from autonomy_tools.replay import main as replay_main
 
 
 def main(argv=None) -> int:
@@ -57,6 +58,7 @@ def main(argv=None) -> int:
         cache.parent.mkdir(parents=True, exist_ok=True)
         print(f"[demo] recording {args.scenario} (seed {args.seed}, {args.duration:g} s, "
               f"8 cameras {args.width}x{args.height} @ {args.camera_rate:g} Hz) -> {cache}", flush=True)
+        # lazy: autonomy_simulator.record pulls in cv2 (start-up time)
         from autonomy_simulator import record
         code = record.main([args.scenario, "--seed", str(args.seed), "--duration", str(args.duration),
                             "--out", str(cache) + ".mcap", "--camera-rate", str(args.camera_rate),
@@ -71,7 +73,6 @@ def main(argv=None) -> int:
     # 2. replay into the full graph, record outputs, report
     print(f"[demo] replaying into mode 'demo' at {args.rate:g}x (rectification -> perception -> "
           "planning -> control)", flush=True)
-    from autonomy_tools.replay import main as replay_main
     code = replay_main([str(cache), "--nodes", "demo", "--rate", str(args.rate),
                         "--record", str(out / "outputs.mcap"), "--report", str(out / "report"),
                         "--frames", str(args.frames)] + [a for p in args.param for a in ("-p", p)])

@@ -41,8 +41,10 @@ def edges_of_mode(mode: str, graph=None):
 
 
 def draw(mode: str, out: Path) -> Path:
+    # lazy: matplotlib only when rendering (start-up time)
     import matplotlib
     matplotlib.use("Agg")
+    # lazy: matplotlib only when rendering (start-up time)
     import matplotlib.pyplot as plt
     from matplotlib.patches import FancyBboxPatch
 

@@ -84,6 +84,7 @@ class Runner:
         names that are up. Raises RuntimeError if a child exits meanwhile."""
         wanted = {c.spec.fully_qualified_name for c in self.children}
         try:
+            # lazy: rclpy only on this path: the module imports without ROS
             import rclpy
         except ImportError:
             time.sleep(1.0)

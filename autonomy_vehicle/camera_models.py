@@ -25,6 +25,9 @@ from pathlib import Path
 from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
+import yaml
+
+from autonomy_stack.paths import config_file
 
 DISTORTION_MODELS = ("plumb_bob", "rational_polynomial", "equidistant")
 CAMERA_NAMES = ("main", "narrow", "fisheye", "left_pillar", "right_pillar",
@@ -356,9 +359,7 @@ def load_rig(path: Union[str, Path, None] = None, width: Optional[int] = None,
              height: Optional[int] = None) -> Rig:
     """Read config/camera_rig.yaml (or `path`) -> {name: CameraCalibration} in the
     order of the file; optionally scaled to width x height."""
-    import yaml
     if path is None:
-        from autonomy_stack.paths import config_file
         path = config_file("camera_rig.yaml")
     with open(path, "r", encoding="utf-8") as f:
         doc = yaml.safe_load(f)

@@ -5,6 +5,8 @@ every age check run on the node clock)."""
 from __future__ import annotations
 
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import Odometry
 
 from autonomy_control.controller import ControllerConfig, TrackingController
 from autonomy_control.lateral import MPCConfig, PurePursuitConfig, StanleyConfig
@@ -13,6 +15,9 @@ from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_control.watchdog import ERROR, OK, WARN, WatchdogConfig
 from autonomy_stack.ros.node_runtime import run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
+from autonomy_interfaces.msg import ControlCommand, ControlCommand as CommandMsg, Trajectory
+from autonomy_stack.ros.qos import OUTPUTS, STATE
+from autonomy_stack.ros.ros_conversions import msg_to_trajectory, odometry_to_ego, sec_to_stamp
 
 _V = VehicleParams()
 _M = MPCConfig()
@@ -103,11 +108,7 @@ def config_from_params(p: dict) -> ControllerConfig:
 class ControlNode(Node):
     def __init__(self):
         super().__init__("control_node")
-        from autonomy_interfaces.msg import ControlCommand, Trajectory
-        from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import Odometry
 
-        from autonomy_stack.ros.qos import OUTPUTS, STATE
         self.p = declare_parameters(self, PARAMS)
         self.ctl = TrackingController(config_from_params(self.p))
         self.cmd_pub = self.create_publisher(ControlCommand, "/control/command", STATE)
@@ -126,7 +127,6 @@ class ControlNode(Node):
         return self.get_clock().now().nanoseconds * 1e-9
 
     def on_trajectory(self, msg) -> None:
-        from autonomy_stack.ros.ros_conversions import msg_to_trajectory
         try:
             traj = msg_to_trajectory(msg)
         except Exception as exc:  # malformed message: drop, count, report
@@ -140,15 +140,11 @@ class ControlNode(Node):
                                     throttle_duration_sec=1.0)
 
     def on_odom(self, msg) -> None:
-        from autonomy_stack.ros.ros_conversions import odometry_to_ego
         reason = self.ctl.set_odometry(odometry_to_ego(msg), self.now())
         if reason:
             self.get_logger().error(f"/odom rejected: {reason}", throttle_duration_sec=1.0)
 
     def on_timer(self) -> None:
-        from autonomy_interfaces.msg import ControlCommand as CommandMsg
-
-        from autonomy_stack.ros.ros_conversions import sec_to_stamp
         now = self.now()
         cmd, st = self.ctl.step(now)
         m = CommandMsg()
@@ -171,9 +167,6 @@ class ControlNode(Node):
             self.publish_diagnostics(st, now)
 
     def publish_diagnostics(self, st, now: float) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-
-        from autonomy_stack.ros.ros_conversions import sec_to_stamp
         self.last_diag, self.last_level = now, st.level
         arr = DiagnosticArray()
         arr.header.stamp = sec_to_stamp(now)

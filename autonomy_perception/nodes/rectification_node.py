@@ -24,6 +24,10 @@ from typing import Dict, Optional
 import numpy as np
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import TransformStamped
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
 
 from autonomy_perception.rectification import (SUPPORTED_ENCODINGS, CalibrationError,
                                                CameraGeometry, CameraStats, Rectifier,
@@ -33,6 +37,7 @@ from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParameterError, ParamSpec, declare_parameters
 from autonomy_stack.ros.qos import LATCHED, SENSOR_IMAGES
 from autonomy_stack.ros.ros_conversions import ImageFormatError, image_to_numpy, rotation_to_quaternion
+from autonomy_vehicle.camera_models import load_rig
 
 CAMERA_NAMES = ["main", "narrow", "fisheye", "left_pillar", "right_pillar",
                 "left_repeater", "right_repeater", "rear"]
@@ -89,12 +94,11 @@ class _Camera:
 class RectificationNode(Node):
     def __init__(self, **kwargs):
         super().__init__("rectification", **kwargs)
-        from diagnostic_msgs.msg import DiagnosticArray
-        from sensor_msgs.msg import CameraInfo, Image
 
         p = declare_parameters(self, PARAMS)
         self.p = p
         if p["cv_threads"] > 0:
+            # lazy: OpenCV only on this path (start-up time)
             import cv2
             cv2.setNumThreads(int(p["cv_threads"]))
         try:
@@ -113,7 +117,6 @@ class RectificationNode(Node):
         self.rig_rotations: Dict[str, np.ndarray] = {}
         if p["mounting_source"] == "file":
             try:
-                from autonomy_vehicle.camera_models import load_rig
                 rig = load_rig(p["calibration_file"] or None)
             except (OSError, KeyError, ValueError) as exc:
                 raise StartupError(f"calibration file: {exc}") from None
@@ -143,7 +146,6 @@ class RectificationNode(Node):
             self.get_logger().warning(warned[0].split(": ", 1)[-1])
         self.device = next(iter(self.cams.values())).rectifier.device
 
-        from tf2_msgs.msg import TFMessage
         if p["mounting_source"] == "tf":
             self.create_subscription(TFMessage, "/tf_static", self._on_tf_static, TF_STATIC_SUB)
         self.tf_pub = None
@@ -169,7 +171,6 @@ class RectificationNode(Node):
         return m
 
     def _virtual_tf(self, TFMessage):
-        from geometry_msgs.msg import TransformStamped
         msg = TFMessage()
         stamp = self.get_clock().now().to_msg()
         for cam in self.cams.values():
@@ -249,7 +250,6 @@ class RectificationNode(Node):
         return out_msg, info
 
     def _make_output(self, cam: _Camera, enc: str):
-        from sensor_msgs.msg import Image
         dtype, ch = SUPPORTED_ENCODINGS[enc]
         v = cam.virtual
         itemsize = np.dtype(dtype).itemsize
@@ -304,7 +304,6 @@ class RectificationNode(Node):
 
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self):
-        from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
         now = time.monotonic()
         arr = self._diag_type()
         arr.header.stamp = self.get_clock().now().to_msg()

@@ -55,7 +55,9 @@ class ParkingPlanner:
         self.v_forward, self.v_reverse, self.accel = v_forward, v_reverse, accel
         self._mcts = None
         if method == "mcts":
+            # lazy: autonomy_planning.parking.mcts pulls in torch, tqdm (start-up time)
             from autonomy_planning.parking.mcts import MCTS
+            # lazy: autonomy_planning.parking.network pulls in torch, tqdm (start-up time)
             from autonomy_planning.parking.network import load_model
             if net is None:
                 net = load_model(model_path or DEFAULT_MODEL)

@@ -18,6 +18,8 @@ from rclpy.qos import QoSProfile
 from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
 from autonomy_stack.ros.qos import STATE
+from autonomy_interfaces.msg import LatencyReport, StageLatency
+from autonomy_replay.player import message_class
 
 PARAMS = [
     ParamSpec("input_topic", "/odom", "topic to read"),
@@ -34,7 +36,6 @@ class RelayNode(Node):
     def __init__(self):
         super().__init__("relay")
         p = declare_parameters(self, PARAMS)
-        from autonomy_replay.player import message_class
         cls = message_class(p["message_type"])
         if cls is None:
             raise StartupError(f"message_type '{p['message_type']}' is not importable")
@@ -44,7 +45,6 @@ class RelayNode(Node):
         self._pub = self.create_publisher(cls, p["output_topic"], qos)
         self._lat_pub = None
         if p["latency_topic"]:
-            from autonomy_interfaces.msg import LatencyReport
             self._lat_pub = self.create_publisher(LatencyReport, p["latency_topic"], qos)
         self._frames = 0
         self.create_subscription(cls, p["input_topic"], self._on_msg, qos)
@@ -60,7 +60,6 @@ class RelayNode(Node):
         t_done = time.perf_counter()
         self._frames += 1
         if self._lat_pub is not None and in_stamp is not None:
-            from autonomy_interfaces.msg import LatencyReport, StageLatency
             rep = LatencyReport()
             rep.header.stamp.sec, rep.header.stamp.nanosec = in_stamp
             rep.header.frame_id = getattr(msg.header, "frame_id", "")

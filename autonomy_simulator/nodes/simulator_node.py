@@ -22,6 +22,12 @@ import numpy as np
 import rclpy
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import PoseStamped, TransformStamped
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image, Imu
+from tf2_msgs.msg import TFMessage
 
 from autonomy_simulator import labels as lab
 from autonomy_simulator import scenarios
@@ -29,6 +35,10 @@ from autonomy_stack.ros import ros_conversions as rc
 from autonomy_stack import vector_space as vs
 from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
+from autonomy_interfaces.msg import ControlCommand, ObjectArray, RoadStructure
+from autonomy_simulator.record import VehicleCameras
+from autonomy_simulator.simulation import command_is_finite
+from autonomy_stack.ros.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
 
 PARAMS = [
     ParamSpec("scenario", "narrow_street_oncoming", "scenario of the catalogue",
@@ -58,15 +68,7 @@ class SimulatorNode(Node):
     def __init__(self):
         super().__init__("simulator")
         p = self.p = declare_parameters(self, PARAMS)
-        from autonomy_interfaces.msg import ControlCommand, ObjectArray, RoadStructure
-        from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseStamped
-        from nav_msgs.msg import OccupancyGrid, Odometry
-        from rosgraph_msgs.msg import Clock as ClockMsg
-        from sensor_msgs.msg import CameraInfo, Image, Imu
-        from tf2_msgs.msg import TFMessage
 
-        from autonomy_stack.ros.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
         try:
             sp = scenarios.parse_params([s for s in p["scenario_params"].split(",") if s.strip()])
             self.sc = scenarios.make(p["scenario"], seed=p["seed"], **sp)
@@ -80,7 +82,6 @@ class SimulatorNode(Node):
                                -p["bev_extent"] / 2, -p["bev_extent"] / 2)
         self.cams = None
         if p["publish_images"]:
-            from autonomy_simulator.record import VehicleCameras
             try:
                 self.cams = VehicleCameras(p["image_width"], p["image_height"],
                                            [c for c in p["cameras"].split(",") if c.strip()] or None,
@@ -139,7 +140,6 @@ class SimulatorNode(Node):
         c = vs.ControlCommand(stamp=rc.stamp_to_sec(msg.header.stamp), steering_angle=msg.steering_angle,
                               steering_rate=msg.steering_rate, acceleration=msg.acceleration,
                               target_speed=msg.target_speed, gear=int(msg.gear), emergency=bool(msg.emergency))
-        from autonomy_simulator.simulation import command_is_finite
         if not command_is_finite(c) or c.gear not in (-1, 0, 1):
             self.rejected += 1
             self._error("command", f"rejected /control/command: non-finite value or bad gear "
@@ -178,7 +178,6 @@ class SimulatorNode(Node):
         return rc.sec_to_stamp(self.sim.t)
 
     def _publish_state(self):
-        from geometry_msgs.msg import TransformStamped
         T = self.msg_types
         sim = self.sim
         stamp = self._stamp()
@@ -204,7 +203,6 @@ class SimulatorNode(Node):
         self.pub_tf.publish(T["TFMessage"](transforms=[tf]))
 
     def _publish_tf_static(self):
-        from geometry_msgs.msg import TransformStamped
         out = []
         for name, cal in self.cams.actual.items():
             Tm = np.asarray(cal.T_base_camera, float)
@@ -272,7 +270,6 @@ class SimulatorNode(Node):
             self.pub_goal.publish(g)
 
     def _publish_diagnostics(self):
-        from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
         st = DiagnosticStatus(name="simulator", hardware_id="sim",
                               level=DiagnosticStatus.WARN if self.rejected else DiagnosticStatus.OK,
                               message=f"sim t {self.sim.t:.2f} s")

@@ -18,6 +18,7 @@ class StartupError(RuntimeError):
 def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = None,
              executor_threads: int = 1) -> int:
     """Create the node with `factory()`, spin it until shutdown, return an exit code."""
+    # lazy: rclpy only on this path: the module imports without ROS
     import rclpy
     from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 

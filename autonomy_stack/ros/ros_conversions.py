@@ -35,6 +35,7 @@ def stamp_to_sec(stamp) -> float:
 
 
 def sec_to_stamp(t: float):
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from builtin_interfaces.msg import Time
     sec = math.floor(t)
     nsec = int(round((t - sec) * 1e9))
@@ -44,6 +45,7 @@ def sec_to_stamp(t: float):
 
 
 def sec_to_duration(t: float):
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from builtin_interfaces.msg import Duration
     sec = math.floor(t)
     nsec = int(round((t - sec) * 1e9))
@@ -58,6 +60,7 @@ def duration_to_sec(d) -> float:
 
 # ---------------------------------------------------------------- geometry
 def yaw_to_quaternion(yaw: float):
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from geometry_msgs.msg import Quaternion
     return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
 
@@ -68,13 +71,16 @@ def quaternion_to_yaw(q) -> float:
 
 def rotation_to_quaternion(R: np.ndarray):
     """3x3 rotation matrix -> geometry_msgs/Quaternion."""
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from geometry_msgs.msg import Quaternion
+    # lazy: optional dependency
     import transforms3d
     w, x, y, z = transforms3d.quaternions.mat2quat(np.asarray(R, dtype=float))
     return Quaternion(x=float(x), y=float(y), z=float(z), w=float(w))
 
 
 def quaternion_to_rotation(q) -> np.ndarray:
+    # lazy: optional dependency
     import transforms3d
     return transforms3d.quaternions.quat2mat([q.w, q.x, q.y, q.z])
 
@@ -101,6 +107,7 @@ def image_to_numpy(msg) -> np.ndarray:
 def numpy_to_image(img: np.ndarray, encoding: str, stamp=None, frame_id: str = "", msg=None):
     """Fill (or create) a sensor_msgs/Image from a contiguous numpy array without the slow
     `tobytes()` copy."""
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from sensor_msgs.msg import Image
     if encoding not in IMAGE_ENCODINGS:
         raise ImageFormatError(f"unsupported encoding '{encoding}'")
@@ -129,6 +136,7 @@ def numpy_to_image(img: np.ndarray, encoding: str, stamp=None, frame_id: str = "
 
 # ---------------------------------------------------------------- vector space
 def object_to_msg(o: vs.ObjectState):
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from autonomy_interfaces.msg import Object, ObjectClass
     m = Object()
     m.id = int(o.id)
@@ -164,6 +172,7 @@ def msg_to_object(m) -> vs.ObjectState:
 
 def vector_space_to_msgs(v: vs.VectorSpace):
     """-> (ObjectArray, RoadStructure)"""
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from autonomy_interfaces.msg import ObjectArray, RoadLine, RoadStructure
     from geometry_msgs.msg import Point, Point32
     stamp = sec_to_stamp(v.stamp)
@@ -198,6 +207,7 @@ def msgs_to_vector_space(objs, road=None) -> vs.VectorSpace:
 
 
 def trajectory_to_msg(tr: vs.Trajectory, msg_type=None):
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from autonomy_interfaces.msg import Trajectory, TrajectoryPoint
     m = Trajectory()
     m.header.stamp, m.header.frame_id = sec_to_stamp(tr.stamp), tr.frame_id
@@ -232,6 +242,7 @@ def odometry_to_ego(msg) -> vs.EgoState:
 
 
 def ego_to_odometry(e: vs.EgoState, frame_id: str = "odom", child_frame_id: str = "base_link"):
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from nav_msgs.msg import Odometry
     m = Odometry()
     m.header.stamp, m.header.frame_id, m.child_frame_id = sec_to_stamp(e.stamp), frame_id, child_frame_id

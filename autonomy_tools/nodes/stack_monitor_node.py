@@ -7,10 +7,12 @@ import importlib
 import time
 
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from autonomy_stack.ros.node_runtime import run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
 from autonomy_stack.topic_rates import RateMeter
+from autonomy_stack.ros.qos import LATCHED, STATE
 
 PARAMS = [
     ParamSpec("period_s", 1.0, "diagnostics publish period", min=0.05, max=60.0),
@@ -33,7 +35,6 @@ class StackMonitor(Node):
     def __init__(self):
         super().__init__("stack_monitor")
         self.p = declare_parameters(self, PARAMS)
-        from diagnostic_msgs.msg import DiagnosticArray
         self.meters: dict = {}
         self.subs: dict = {}
         self.unknown_types: set = set()
@@ -42,7 +43,6 @@ class StackMonitor(Node):
         self.create_timer(self.p["period_s"], self.publish)
 
     def discover(self) -> None:
-        from autonomy_stack.ros.qos import LATCHED, STATE
         for topic, types in self.get_topic_names_and_types():
             if topic in self.subs or topic in self.p["ignore_topics"] or not types:
                 continue
@@ -59,7 +59,6 @@ class StackMonitor(Node):
                 cls, topic, lambda data, m=meter: m.tick(time.monotonic(), len(data)), qos, raw=True)
 
     def publish(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
         now = time.monotonic()
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()

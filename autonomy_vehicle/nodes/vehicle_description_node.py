@@ -7,9 +7,15 @@ from pathlib import Path
 
 import numpy as np
 from rclpy.node import Node
+from geometry_msgs.msg import TransformStamped
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import Marker, MarkerArray
 
 from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
+from autonomy_stack.ros.qos import LATCHED
+from autonomy_stack.ros.ros_conversions import rotation_to_quaternion
+from autonomy_vehicle.camera_models import load_rig
 
 PARAMS = [
     ParamSpec("calibration_file", "", "camera rig YAML (empty: config/camera_rig.yaml)"),
@@ -23,9 +29,6 @@ PARAMS = [
 
 
 def rig_transforms(rig: dict, base_frame: str, prefix: str, stamp):
-    from geometry_msgs.msg import TransformStamped
-
-    from autonomy_stack.ros.ros_conversions import rotation_to_quaternion
     out = []
     for name, cal in sorted(rig.items()):
         T = np.asarray(cal.T_base_camera, dtype=float)
@@ -46,11 +49,7 @@ class VehicleDescription(Node):
     def __init__(self):
         super().__init__("vehicle_description")
         p = self.p = declare_parameters(self, PARAMS)
-        from tf2_msgs.msg import TFMessage
-        from visualization_msgs.msg import Marker, MarkerArray
 
-        from autonomy_vehicle.camera_models import load_rig
-        from autonomy_stack.ros.qos import LATCHED
         path = p["calibration_file"] or None
         if path is not None and not Path(path).exists():
             raise StartupError(f"parameter 'calibration_file': {path} does not exist")
