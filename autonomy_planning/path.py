@@ -8,6 +8,8 @@ projection onto the adjacent segment).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.spatial import cKDTree
 
@@ -111,7 +113,6 @@ class ReferencePath:
 
     def _project_one(self, x: float, y: float):
         """Scalar fast path of `project` (one point)."""
-        import math
         _, i = self._tree.query((x, y))
         n = len(self.s)
         best = (math.inf, 0.0, 0.0)

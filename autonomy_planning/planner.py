@@ -45,6 +45,7 @@ from autonomy_planning.maneuver_search import (SearchConfig, SearchResult, ego_l
                                                longitudinal_profiles, score)
 from autonomy_planning.scene import PlanningScene, RoadFrame, build_road_frame
 from autonomy_planning.trajectory_optimizer import OptimizerConfig, TrajectoryOptimizer
+from autonomy_planning.maneuver_search import Occupancy
 
 
 @dataclass
@@ -267,7 +268,6 @@ class Planner:
             walls.append(station)
         if not walls:
             return occ
-        from autonomy_planning.maneuver_search import Occupancy
         T = len(tg)
         lo = frame.lane_offsets
         dc = 0.5 * (lo.min() + lo.max())

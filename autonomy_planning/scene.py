@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
+from dataclasses import replace
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
                                          RoadLine, VectorSpace)
@@ -164,7 +166,6 @@ class StaticObjectTracker:
         self._tracks.clear()
 
     def update(self, objects: Sequence[ObjectState], stamp: float) -> List[ObjectState]:
-        from dataclasses import replace
         out = []
         for o in objects:
             tr = self._tracks.get(o.id)
@@ -229,7 +230,6 @@ class LaneIndex:
             p = lane_path(ln, paths)
             m = (p.s >= 0) & (p.s <= p.original_length)
             pts.append(p.xy[m]); ids.append(np.full(int(m.sum()), ln.id)); hs.append(p.heading[m])
-        from scipy.spatial import cKDTree
         self.tree = cKDTree(np.vstack(pts)) if pts else None
         self.ids = np.concatenate(ids) if ids else np.zeros(0, int)
         self.heading = np.concatenate(hs) if hs else np.zeros(0)

@@ -31,6 +31,7 @@ from typing import Optional
 import numpy as np
 import osqp
 import scipy.sparse as sp
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from autonomy_stack.vector_space import Trajectory
 
@@ -379,7 +380,6 @@ class TrajectoryOptimizer:
 
         # body bounds -> bounds on the reference point's lateral offset: at knot sigma the
         # body spans stations [sigma - rear, sigma + front]
-        from scipy.ndimage import maximum_filter1d, minimum_filter1d
         st = corridor.stations
         step = float(st[1] - st[0]) if len(st) > 1 else 1.0
         # window [sigma - rear, sigma + front] on the uniform station grid

@@ -29,6 +29,15 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+import yaml
+
+from autonomy_replay.bag import BagError, BagReader
+from autonomy_replay.player import Player, ReplayOptions
+from autonomy_replay.regression import ToleranceError, compare_bags, load_tolerances
+from autonomy_replay.report import build_report, write_report
+from autonomy_stack.graph import nodes_for_mode, parse_overrides
+from autonomy_stack.paths import config_file
+
 EXIT_OK = 0
 EXIT_REGRESSION = 1
 EXIT_USAGE = 2
@@ -108,8 +117,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _graph_subscribed_topics(mode: str) -> List[str]:
     """Topics the mode's nodes list under `subscribes:` in config/graph.yaml (if any)."""
     try:
-        import yaml
-        from autonomy_stack.paths import config_file
         graph = yaml.safe_load(config_file("graph.yaml").read_text())
     except Exception:
         return []
@@ -155,10 +162,8 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
         err("replay: --tolerances needs --reference")
         return EXIT_USAGE
 
-    from autonomy_replay.bag import BagError, BagReader
     tolerances = None
     if args.reference:
-        from autonomy_replay.regression import ToleranceError, load_tolerances
         try:
             tolerances = load_tolerances(args.tolerances)
         except (ToleranceError, OSError) as exc:
@@ -200,7 +205,6 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
     if args.wait_for is None and args.nodes:
         wait_for = [t for t in _graph_subscribed_topics(args.nodes) if t != "/clock"]
 
-    from autonomy_replay.player import Player, ReplayOptions
     opts = ReplayOptions(rate=args.rate, start=args.start, duration=args.duration,
                          topics=args.topics, exclude=args.exclude, wait_for=wait_for,
                          wait_timeout=args.wait, settle=args.settle, tail=args.tail,
@@ -220,7 +224,6 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
                 f"{args.nodes}, with use_sim_time) and run the replay without --nodes")
             return EXIT_GRAPH
         try:
-            from autonomy_stack.graph import nodes_for_mode, parse_overrides
             overrides = {spec.key: {"use_sim_time": True} for spec in nodes_for_mode(args.nodes)}
             for key, params in parse_overrides(args.param).items():
                 overrides.setdefault(key, {}).update(params)
@@ -304,7 +307,6 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
 
     regression = None
     if args.reference and record is not None:
-        from autonomy_replay.regression import compare_bags
         regression = compare_bags(record, args.reference, tolerances)
         print(regression.text(), flush=True)
         if not regression.passed:
@@ -312,7 +314,6 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
 
     code = EXIT_INTERRUPTED if stats.interrupted else exit_code_for(codes)
     if report_dir is not None:
-        from autonomy_replay.report import build_report, write_report
         report = build_report(args.bag, record, stats, problems, regression=regression,
                               exit_code=code, options=vars(args))
         paths = write_report(report, report_dir, args.bag, record, max_frames=args.frames)

@@ -19,6 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from autonomy_simulator import scenarios
+from autonomy_simulator.rendering import RigRenderer
+from autonomy_simulator.simulation import to_ego_frame
+from autonomy_stack.vector_space import LineType, VectorSpace
+from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
+from autonomy_vehicle.vehicle_model import VehicleParams
+
 LAYOUT = [["fisheye", "main", "narrow"],
           ["left_pillar", None, "right_pillar"],
           ["left_repeater", "rear", "right_repeater"]]
@@ -26,9 +33,7 @@ LAYOUT = [["fisheye", "main", "narrow"],
 
 def render_frame(scenario: str, seed: int, t: float, width: int, height: int,
                  effects: bool = True):
-    from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
-    from autonomy_simulator import scenarios
-    from autonomy_simulator.rendering import RigRenderer
+    # lazy: autonomy_simulator.sensor_effects pulls in cv2 (start-up time)
     from autonomy_simulator.sensor_effects import SensorEffects, SensorEffectsConfig
 
     sc = scenarios.make(scenario, seed=seed)
@@ -50,10 +55,10 @@ def render_frame(scenario: str, seed: int, t: float, width: int, height: int,
 
 
 def draw_bev(ax, sim, snap, rig, frame, extent: float = 50.0):
+    # lazy: matplotlib only when rendering (start-up time)
     from matplotlib.patches import Polygon as MplPolygon
+    # lazy: autonomy_simulator.labels pulls in cv2 (start-up time)
     from autonomy_simulator.labels import BevSpec, bev_rasters
-    from autonomy_simulator.simulation import to_ego_frame
-    from autonomy_stack.vector_space import LineType, VectorSpace
 
     gt = sim.ground_truth("base_link")
     spec = BevSpec(extent_x=2 * extent, extent_y=2 * extent, origin_x=-extent, origin_y=-extent)
@@ -86,7 +91,6 @@ def draw_bev(ax, sim, snap, rig, frame, extent: float = 50.0):
             ax.add_patch(MplPolygon(c[:, ::-1], closed=True, fc="none", ec="white", lw=0.8,
                                     hatch="////", ls="--"))
     # ego and cameras
-    from autonomy_vehicle.vehicle_model import VehicleParams
     vp = VehicleParams()
     ex = np.array([-vp.rear_overhang, vp.length - vp.rear_overhang])
     ey = np.array([-vp.width / 2, vp.width / 2])
@@ -111,9 +115,12 @@ def draw_bev(ax, sim, snap, rig, frame, extent: float = 50.0):
 
 def make_figure(scenario: str, seed: int, t: float, out: Path, cam_w: int = 480,
                 render_w: int = 1280, render_h: int = 960, effects: bool = True) -> Path:
+    # lazy: OpenCV only on this path (start-up time)
     import cv2
+    # lazy: matplotlib only when rendering (start-up time)
     import matplotlib
     matplotlib.use("Agg")
+    # lazy: matplotlib only when rendering (start-up time)
     import matplotlib.pyplot as plt
 
     sc, sim, snap, rig, frame = render_frame(scenario, seed, t, render_w, render_h, effects)
@@ -144,6 +151,7 @@ def make_figure(scenario: str, seed: int, t: float, out: Path, cam_w: int = 480,
     plt.close(fig)
     # quantise to a palette if the file is large (README images stay small)
     if out.stat().st_size > 1_400_000:
+        # lazy: Pillow only on this path (start-up time)
         from PIL import Image
         Image.open(out).convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT,
                                                 dither=Image.Dither.FLOYDSTEINBERG).save(

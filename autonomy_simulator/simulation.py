@@ -29,6 +29,7 @@ from autonomy_simulator.scene import SceneSnapshot
 from autonomy_simulator.worlds import CAR_COLORS, World
 from autonomy_stack.vector_space import (ControlCommand, EgoState, ObjectClass, ObjectState,
                                          RoadLine, VectorSpace)
+from autonomy_simulator.agents import idm_accel
 
 EGO_ID = 0
 GRAVITY = 9.81
@@ -81,7 +82,6 @@ class EgoAutopilot:
         if self.stop_at_end:
             gap = self.path.length - a.s - 0.5 * v.length + a.p.s0
             if gap < 40.0:
-                from autonomy_simulator.agents import idm_accel
                 acc = min(acc, idm_accel(a.speed, a.p.v0, max(gap, 0.0), 0.0, a.p))
         step = a.p.max_lateral_speed * dt * max(0.5, min(1.0, a.speed / 3.0))
         a.d += max(-step, min(step, a.d_target - a.d))

@@ -32,6 +32,7 @@ import numpy as np
 from autonomy_simulator import geometry as geo
 from autonomy_simulator.scene import PaintedLine
 from autonomy_stack.vector_space import LineType, ObjectClass, ObjectState, RoadLine, VectorSpace
+from autonomy_vehicle.vehicle_model import VehicleParams
 
 WHITE = (0.92, 0.92, 0.90)
 YELLOW = (0.95, 0.78, 0.15)
@@ -542,7 +543,6 @@ def parking_lot(seed: int = 0, bays_per_row: int = 10, bay_width: float = 2.7,
     rect = bays[target_bay]
     cx, cy = rect.mean(0)
     h = headings[target_bay]
-    from autonomy_vehicle.vehicle_model import VehicleParams
     co = VehicleParams().center_offset
     goal = (float(cx - co * math.cos(h)), float(cy - co * math.sin(h)), float(h))
     lot = ParkingLot(bounds=(0.0, 0.0, Lx, Ly), curbs=curbs, bays=bays, bay_headings=headings,

@@ -54,8 +54,10 @@ def declare_parameters(node, specs: Iterable[ParamSpec]) -> dict:
 
     Raises ParameterError (caught by `node_runtime.run_node`, which logs it and exits 2).
     """
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from rcl_interfaces.msg import (FloatingPointRange, IntegerRange,
                                     ParameterDescriptor)
+    # lazy: rclpy only on this path: the module imports without ROS
     from rclpy.exceptions import (InvalidParameterTypeException,
                                   InvalidParameterValueException)
 

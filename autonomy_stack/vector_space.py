@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import List, Optional
+from dataclasses import replace
 
 import numpy as np
 
@@ -181,7 +182,6 @@ def transform_vector_space(v: VectorSpace, x: float, y: float, yaw: float,
         out[:, :2] = a[:, :2] @ R.T + np.array([x, y])
         return out
 
-    from dataclasses import replace
     objects = [replace(o, x=x + c * o.x - s * o.y, y=y + s * o.x + c * o.y,
                        yaw=float(np.arctan2(np.sin(o.yaw + yaw), np.cos(o.yaw + yaw))))
                for o in v.objects]

@@ -18,6 +18,8 @@ from autonomy_tools.control_closed_loop import (PlannerEmulator, Route, route_fr
                                           run_closed_loop, speed_profile)
 from autonomy_control.controller import ControllerConfig
 from autonomy_stack.vector_space import EgoState
+from autonomy_simulator import scenarios, worlds
+from autonomy_simulator.simulation import Simulation
 
 
 def route_from_polyline(points: np.ndarray, v_max: float, a_lat: float = 3.0,
@@ -86,8 +88,6 @@ def curvy_sim_road(seed: int = 0, v_max: float = 20.0, length: float = 1000.0,
                    max_curvature: float = 1.0 / 150.0, cfg: Optional[ControllerConfig] = None):
     """The simulator's curved multi-lane road (piecewise-constant curvature); the ego drives
     the rightmost forward lane end to end."""
-    from autonomy_simulator import worlds
-    from autonomy_simulator.simulation import Simulation
     w = worlds.road(seed, length=length, curved=True, max_curvature=max_curvature)
     lanes = [ln for ln in w.lanes.values()]
     fwd = [ln for ln in lanes if ln.right is None and abs(ln.centerline[0, 0]) < 1.0]
@@ -107,7 +107,6 @@ def catalogue_runs(cfg: Optional[ControllerConfig] = None, v_cap: float = 20.0,
     """Every catalogue scenario (with its traffic) driven by the controller along its route at
     min(v_cap, the route's speed limit) (for at most `max_duration` s each). The ego does
     not react to the agents (tracking only); `with_agents=False` drops them (faster)."""
-    from autonomy_simulator import scenarios
     out = {}
     for name in names or [n for n in scenarios.CATALOGUE]:
         sc = scenarios.make(name, seed=seed, autopilot=False)

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+from scipy.signal import savgol_filter
 
 from autonomy_stack.vector_space import EgoState, ObjectClass, ObjectState
 
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig
 from autonomy_planning.scene import Goal, Lane, PlanningScene
+from autonomy_control.controller import ControllerConfig, TrackingController
 
 NUPLAN_LIMITS = {"max_lat_acc": 4.89, "max_jerk": 8.37, "min_lon_acc": -4.05, "max_lon_acc": 2.40}
 
@@ -149,7 +151,6 @@ def comfort_metrics(t, speed, yaw_rate, accel, emergency_t=(), rate_hz: float = 
     """nuPlan-style comfort of an executed run: resample at `rate_hz`, Savitzky-Golay
     smoothed derivatives. Longitudinal acceleration while the plan was an emergency stop
     (and 1 s after) is exempt from the lower bound."""
-    from scipy.signal import savgol_filter
     t = np.asarray(t)
     if len(t) < 3:
         return {"max_lat_acc": 0.0, "max_jerk": 0.0, "min_lon_acc": 0.0, "max_lon_acc": 0.0}
@@ -176,7 +177,6 @@ def comfort_metrics(t, speed, yaw_rate, accel, emergency_t=(), rate_hz: float = 
 def make_tracker():
     """The control developer's tracking controller (pure pursuit lateral: cheap enough for
     tests; feed-forward + PID longitudinal)."""
-    from autonomy_control.controller import ControllerConfig, TrackingController
     return TrackingController(ControllerConfig(lateral="pure_pursuit"))
 
 

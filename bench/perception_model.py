@@ -45,9 +45,9 @@ def main() -> int:
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_flush_denormal(True)
-    from autonomy_perception.network.model import PerceptionModel
+    from autonomy_perception.inference_engine import InferenceEngine
 
-    model = PerceptionModel.from_checkpoint(a.checkpoint, "cpu", video=True)
+    model = InferenceEngine.from_checkpoint(a.checkpoint, "cpu", video=True)
     H, W = model.input_hw
     N = len(model.camera_names)
     rng = np.random.default_rng(0)
@@ -59,7 +59,7 @@ def main() -> int:
         t = time.perf_counter()
         model.step(imgs[i % 4], None, (8.0, 0.2, 0.01), 0.1)
         lat.append((time.perf_counter() - t) * 1e3)
-    params = sum(p.numel() for p in model.net.parameters())
+    params = model.num_parameters
     res = {"input_hw": [H, W], "cameras": N, "latency_ms_p50": float(np.percentile(lat, 50)),
            "latency_ms_p95": float(np.percentile(lat, 95)), "params": int(params),
            "threads": a.threads}
@@ -75,7 +75,7 @@ def main() -> int:
                             "--bev-cell", "1.0", "--seed", "1000"], check=True, cwd=ROOT)
         from autonomy_perception.evaluation.evaluate import evaluate_dataset
         from autonomy_perception.training.data import SimDataset
-        ds = SimDataset(data, model.cfg, rectify=True)
+        ds = SimDataset(data, model.config, rectify=True)
         seqs = list(range(min(a.sequences, len(ds))))
         r = {m: evaluate_dataset(model.net, ds, video=(m == "video"), sequences=seqs)
              for m in ("video", "single")}

@@ -60,8 +60,8 @@ def main():
     node = rclpy.create_node("perception_bench_driver")
     lat, stages, threads = [], [], 0
     try:
-        from autonomy_perception.network.model import PerceptionModel
-        hw = PerceptionModel.from_checkpoint(ckpt).input_hw
+        from autonomy_perception.inference_engine import InferenceEngine
+        hw = InferenceEngine.from_checkpoint(ckpt).input_hw
         topic = "image_raw" if raw else "image_rect"
         pubs = {c: node.create_publisher(Image, f"/cameras/{c}/{topic}", SENSOR_IMAGES) for c in CAMS}
         recv = {}
@@ -97,14 +97,13 @@ def main():
         time.sleep(1.0)
         # Frames and bare forwards alternate (frame -> its output -> one bare forward of the
         # same network in this process), so both see the same machine load.
-        from autonomy_perception.inference_engine import InferenceEngine
         import torch
         import yaml
         threads = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())["/**"]["ros__parameters"]["torch_threads"]
         if threads > 0:
             torch.set_num_threads(threads)      # the node's setting: same work, same threads
-        eng = InferenceEngine(PerceptionModel.from_checkpoint(ckpt), device=args.device,
-                              precision="fp32" if args.device == "cpu" else "fp16")
+        eng = InferenceEngine.from_checkpoint(ckpt, device=args.device,
+                                              precision="fp32" if args.device == "cpu" else "fp16")
         bare_imgs = [rng.integers(0, 255, (hw[0], hw[1], 3), dtype=np.uint8) for _ in CAMS]
         sent, fwd = [], []
         for k in range(args.frames + 5):

@@ -147,11 +147,10 @@ def test_incompatible_checkpoint_fails_startup(tmp_path):
                     "CPU/CUDA agreement test runs where a GPU is present")
 def test_cpu_and_cuda_paths_agree(checkpoint):
     from autonomy_perception.inference_engine import InferenceEngine
-    from autonomy_perception.network.model import PerceptionModel
     path, hw = checkpoint
     outs = {}
     for dev in ("cpu", "cuda"):
-        eng = InferenceEngine(PerceptionModel.from_checkpoint(path, device="cpu"), dev, "fp32")
+        eng = InferenceEngine.from_checkpoint(path, dev, "fp32")
         for k in range(3):
             for i, img in enumerate(_images(hw, k)):
                 eng.fill_camera(i, img)

@@ -46,7 +46,8 @@ def _rows(p):
 @pytest.mark.timeout(900)
 def test_train_resume_cache_finetune_evaluate(tmp_path, tiny_dataset, capsys):
     from autonomy_perception.evaluation import evaluate
-    from autonomy_perception.network.model import PerceptionModel, load_checkpoint
+    from autonomy_perception.inference_engine import InferenceEngine
+    from autonomy_perception.network.model import load_checkpoint
     from autonomy_perception.training import cache_features, train
     from autonomy_perception.training.data import SimDataset
 
@@ -61,7 +62,7 @@ def test_train_resume_cache_finetune_evaluate(tmp_path, tiny_dataset, capsys):
     assert [int(r["step"]) for r in rows] == [1, 2] and all(np.isfinite(float(r["loss"])) for r in rows)
     assert len(_rows(tmp_path / "run" / "val.csv")) == 1
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 2
-    model = PerceptionModel.from_checkpoint(tmp_path / "m.pt")
+    model = InferenceEngine.from_checkpoint(tmp_path / "m.pt")
     assert model.camera_names == ["main", "rear"]
     # resume continues from step 2 to 3
     assert train.main(["--config", str(cfg), "--resume", "--steps", "3", "--no-progress"]) == 0

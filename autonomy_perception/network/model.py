@@ -10,13 +10,9 @@
 Single-frame mode (`video=False`) is the same network with the video memory cut: the queues
 and the RNN state are reset at every step, so only the current frame is seen.
 
-Inference wrapper for nodes (no rclpy here):
-    model = PerceptionModel.from_checkpoint("models/perception_tiny.pt", device="cpu")
-    out = model.step(images[8, 3, H, W] (uint8 or float 0..1), camera_mask[8], kinematics
-                     (speed, accel, yaw_rate), dt)      # keeps the video state
-    model.reset()
-`out` is a dict of numpy rasters (sigmoid probabilities) in the ego frame; use
-autonomy_perception.postprocess.PostProcessor to get vector-space objects and polylines."""
+The one inference wrapper (node, bench, evaluation tools) is
+autonomy_perception.inference_engine.InferenceEngine (`from_checkpoint`, `step`, `run`,
+`grid`, `virtual_cameras`); this module holds the network and its checkpoints."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -260,57 +256,6 @@ def load_checkpoint(path, device="cpu", expect_config: Optional[Dict] = None):
         raise CheckpointError(f"checkpoint {p} does not match the network: missing "
                               f"{missing[:5]}, unexpected {unexpected[:5]}")
     return net.to(device).eval(), ck
-
-
-class PerceptionModel:
-    """Stateful single-vehicle inference wrapper (batch 1) around PerceptionNet."""
-
-    def __init__(self, net: PerceptionNet, device="cpu", video: bool = True):
-        self.net = net.to(device).eval()
-        self.device = torch.device(device)
-        self.video = video and net.video_enabled
-        self.cfg = net.cfg
-        self.state: Optional[VideoState] = None
-
-    @classmethod
-    def from_checkpoint(cls, path, device="cpu", video: bool = True,
-                        expect_config: Optional[Dict] = None) -> "PerceptionModel":
-        net, _ = load_checkpoint(path, device, expect_config)
-        return cls(net, device, video)
-
-    @property
-    def input_hw(self) -> Tuple[int, int]:
-        return tuple(self.cfg["input_hw"])
-
-    @property
-    def camera_names(self) -> List[str]:
-        return list(self.cfg["cameras"])
-
-    def reset(self):
-        self.state = None
-
-    @torch.no_grad()
-    def step(self, images, camera_mask=None, kinematics=(0.0, 0.0, 0.0), dt: float = 0.0):
-        """images [N, 3, H, W] (uint8 0..255 or float 0..1, numpy or torch) in the order of
-        `camera_names`; camera_mask [N] bool (False = missing camera); kinematics
-        (speed m/s, accel m/s^2, yaw_rate rad/s); dt seconds since the previous step.
-        Returns numpy rasters: seg [S, H, W] probabilities, obj [H, W], cls [K, H, W]
-        probabilities, offset [2], size [3] (log), heading [2], vel [2]."""
-        x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-        N = len(self.camera_names)
-        if x.ndim != 4 or x.shape[0] != N or x.shape[1] != 3 or tuple(x.shape[2:]) != self.input_hw:
-            raise ValueError(f"images must be [{N}, 3, {self.input_hw[0]}, {self.input_hw[1]}], "
-                             f"got {tuple(x.shape)}")
-        x = x.to(self.device)
-        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        cm = torch.ones(N, dtype=torch.bool) if camera_mask is None else torch.as_tensor(
-            np.asarray(camera_mask, dtype=bool))
-        kin = torch.tensor([list(kinematics)], dtype=torch.float32, device=self.device)
-        out, st = self.net.forward_step(x[None], cm[None].to(self.device), kin,
-                                        torch.tensor([float(dt)], device=self.device),
-                                        self.state if self.video else None, video=self.video)
-        self.state = st if self.video else None
-        return outputs_to_numpy(out)
 
 
 def outputs_to_numpy(out: Dict[str, torch.Tensor]) -> Dict[str, np.ndarray]:

@@ -24,6 +24,12 @@ from typing import Dict, List, Optional
 import cv2
 import numpy as np
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from nav_msgs.msg import OccupancyGrid, Odometry
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+from visualization_msgs.msg import MarkerArray
 
 from autonomy_perception.frame_sync import FrameSynchronizer
 from autonomy_stack.ros.node_runtime import StartupError, run_node
@@ -31,6 +37,15 @@ from autonomy_stack.params import ParamSpec, declare_parameters
 from autonomy_stack.vector_space import transform_vector_space
 from autonomy_stack.ros.ros_conversions import (ImageFormatError, image_to_numpy, odometry_to_ego,
                                             stamp_to_sec, sec_to_stamp)
+from autonomy_interfaces.msg import LatencyReport, ObjectArray, RoadStructure, StageLatency
+from autonomy_perception.nodes.ros_outputs import probability_grid, vector_space_markers
+from autonomy_perception.postprocess import PostProcessor
+from autonomy_perception.rectification import (CalibrationError, CameraGeometry, Rectifier,
+                                               StaticTransformCache)
+from autonomy_perception.virtual_camera import VirtualCamera
+from autonomy_stack.paths import share_dir
+from autonomy_stack.ros.qos import OUTPUTS, SENSOR_IMAGES, STATE
+from autonomy_stack.ros.ros_conversions import vector_space_to_msgs
 
 PARAMS = [
     ParamSpec("checkpoint", "", "perception checkpoint (empty: models/perception_tiny.pt of the package)"),
@@ -62,7 +77,6 @@ PARAMS = [
 def resolve_checkpoint(path: str) -> Path:
     if path:
         return Path(path)
-    from autonomy_stack.paths import share_dir
     return share_dir() / "models" / "perception_tiny.pt"
 
 
@@ -83,28 +97,24 @@ class PerceptionNode(Node):
     def __init__(self):
         super().__init__("perception")
         p = self.p = declare_parameters(self, PARAMS)
-        from autonomy_interfaces.msg import LatencyReport, ObjectArray, RoadStructure
-        from diagnostic_msgs.msg import DiagnosticArray
-        from nav_msgs.msg import OccupancyGrid, Odometry
-        from sensor_msgs.msg import CameraInfo, Image
-        from visualization_msgs.msg import MarkerArray
 
+        # lazy: autonomy_perception.inference_engine pulls in torch, tqdm (start-up time)
         from autonomy_perception.inference_engine import EngineError, InferenceEngine
-        from autonomy_perception.network.model import CheckpointError, PerceptionModel
-        from autonomy_perception.postprocess import PostProcessor
-        from autonomy_stack.ros.qos import OUTPUTS, SENSOR_IMAGES, STATE
+        # lazy: autonomy_perception.network.model pulls in torch, tqdm (start-up time)
+        from autonomy_perception.network.model import CheckpointError
 
         ckpt = resolve_checkpoint(p["checkpoint"])
         if p["torch_threads"] > 0:
+            # lazy: torch is heavy and optional here (start-up time)
             import torch
             torch.set_num_threads(p["torch_threads"])
         try:
-            model = PerceptionModel.from_checkpoint(ckpt, device="cpu", video=p["video"])
-            self.engine = InferenceEngine(model, p["device"], p["precision"], p["compile"], p["tensorrt"])
+            self.engine = InferenceEngine.from_checkpoint(
+                ckpt, p["device"], p["precision"], p["compile"], p["tensorrt"], video=p["video"])
         except (CheckpointError, EngineError) as exc:
             raise StartupError(f"parameter 'checkpoint'/'device': {exc}") from None
-        self.post = PostProcessor(model.cfg, score_threshold=p["score_threshold"])
-        self.cameras = model.camera_names
+        self.post = PostProcessor(self.engine.config, score_threshold=p["score_threshold"])
+        self.cameras = self.engine.camera_names
         self.inputs = {c: _CameraInput(c, i) for i, c in enumerate(self.cameras)}
         self.sync = FrameSynchronizer(self.cameras, p["sync_tolerance_ms"] / 1e3,
                                       p["dead_camera_timeout_s"], buffer_size=4)
@@ -133,8 +143,8 @@ class PerceptionNode(Node):
         self.pub_markers = self.create_publisher(MarkerArray, "/perception/markers", OUTPUTS)
         self.pub_latency = self.create_publisher(LatencyReport, "/perception/latency", OUTPUTS)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.bev_layers = list(model.cfg["heads"]["segmentation"]["classes"]) \
-            if "segmentation" in model.cfg["heads"] else []
+        heads = self.engine.config["heads"]
+        self.bev_layers = list(heads["segmentation"]["classes"]) if "segmentation" in heads else []
         self.pub_bev = {layer: self.create_publisher(OccupancyGrid, f"/perception/bev/{layer}", OUTPUTS)
                         for layer in self.bev_layers} if p["publish_bev"] else {}
         self.create_timer(p["diagnostics_period_s"], self._publish_diagnostics)
@@ -143,14 +153,11 @@ class PerceptionNode(Node):
         self.worker.start()
         self.get_logger().info(
             f"perception: {ckpt.name} on {p['device']} ({p['precision']}), input {w}x{h}, "
-            f"{len(self.cameras)} cameras from {topic}, video={'on' if model.video else 'off'}")
+            f"{len(self.cameras)} cameras from {topic}, video={'on' if self.engine.video else 'off'}")
 
     # ------------------------------------------------------------------ raw mode
     def _setup_raw_mode(self):
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-        from tf2_msgs.msg import TFMessage
 
-        from autonomy_perception.rectification import StaticTransformCache
         self.tf_cache = StaticTransformCache()
         qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=100,
                          reliability=ReliabilityPolicy.RELIABLE,
@@ -172,8 +179,6 @@ class PerceptionNode(Node):
     def _raw_rectifier(self, ci: _CameraInput):
         """Rectifier from this camera's CameraInfo + mounting into the network's virtual
         camera (at the network input size); rebuilt only when the calibration changes."""
-        from autonomy_perception.rectification import CalibrationError, CameraGeometry, Rectifier
-        from autonomy_perception.virtual_camera import VirtualCamera
         if ci.info is None:
             raise CalibrationError(f"camera {ci.name}: no CameraInfo received yet")
         T = self.tf_cache.lookup(self.p["base_frame"], self.p["camera_frame_prefix"] + ci.name)
@@ -183,7 +188,7 @@ class PerceptionNode(Node):
         geom = CameraGeometry(ci.name, w, h, K, D, model, T[:3, :3])
         key = geom.key()
         if ci.rectifier is None:
-            vc = self.engine.net.cams[ci.index]     # the network's virtual camera
+            vc = self.engine.virtual_cameras[ci.index]     # the network's virtual camera
             K = np.array([[vc.fx, 0.0, vc.cx], [0.0, vc.fy, vc.cy], [0.0, 0.0, 1.0]])
             T = np.eye(4)
             T[:3, :3], T[:3, 3] = vc.R, vc.t
@@ -316,23 +321,20 @@ class PerceptionNode(Node):
         del now_wall
 
     def _publish(self, frame, vspace, outputs):
-        from autonomy_perception.nodes.ros_outputs import probability_grid, vector_space_markers
-        from autonomy_stack.ros.ros_conversions import vector_space_to_msgs
         stamp = sec_to_stamp(frame.stamp)
         objs, road = vector_space_to_msgs(vspace)
         objs.header.stamp = road.header.stamp = stamp
         self.pub_objects.publish(objs)
         self.pub_road.publish(road)
         if self.pub_bev and "seg" in outputs:
-            grid = self.engine.net.grid
+            grid = self.engine.grid
             for i, layer in enumerate(self.bev_layers):
-                self.pub_bev[layer].publish(probability_grid(
-                    outputs["seg"][i], grid[0], grid[1], grid[2], "base_link", stamp))
+                self.pub_bev[layer].publish(probability_grid(outputs["seg"][i], grid, "base_link",
+                                                             stamp))
         if self.p["publish_markers"]:
             self.pub_markers.publish(vector_space_markers(vspace, stamp))
 
     def _publish_latency(self, stamp: float, stages: Dict[str, float], total: float):
-        from autonomy_interfaces.msg import LatencyReport, StageLatency
         m = LatencyReport(node=self.get_fully_qualified_name(), total_ms=float(total),
                           frames_processed=self.frames_processed, frames_skipped=self.sync.skipped)
         m.header.stamp = sec_to_stamp(stamp)
@@ -341,7 +343,6 @@ class PerceptionNode(Node):
         self.pub_latency.publish(m)
 
     def _publish_diagnostics(self):
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
         now = time.monotonic()
         with self.lock:
             dead = self.sync.dead_cameras(now) if self.sync.started_at is not None else []

@@ -10,6 +10,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from autonomy_stack import vector_space as vs
+from autonomy_stack.bev_grid import BEVGrid, to_occupancy_layout
 from autonomy_stack.ros.ros_conversions import yaw_to_quaternion
 
 CLASS_COLORS = {
@@ -26,21 +27,24 @@ LINE_COLORS = {
 }
 
 
-def probability_grid(prob: np.ndarray, x_range: Sequence[float], y_range: Sequence[float],
-                     resolution: float, frame_id: str, stamp, msg=None):
-    """[H, W] probabilities (rows = x from x_min, cols = y from y_min) -> OccupancyGrid
-    (0..100). OccupancyGrid rows run along its y axis, so the raster is transposed."""
+def probability_grid(prob: np.ndarray, grid: BEVGrid, frame_id: str, stamp, msg=None):
+    """[H, W] probabilities in the network raster convention (autonomy_stack.bev_grid: row 0
+    = front, column 0 = left) -> OccupancyGrid (0..100) of the same extent, origin at
+    (x_min, y_min), rows along +y, columns along +x."""
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from nav_msgs.msg import OccupancyGrid
+    prob = np.asarray(prob, dtype=np.float32)
+    if prob.shape != grid.shape:
+        raise ValueError(f"raster shape {prob.shape} does not match the BEV grid {grid.shape}")
     msg = msg if msg is not None else OccupancyGrid()
     msg.header.stamp, msg.header.frame_id = stamp, frame_id
-    grid = np.clip(np.asarray(prob, dtype=np.float32) * 100.0, 0, 100).astype(np.int8)
-    grid = np.ascontiguousarray(grid.T)             # [y, x]
-    msg.info.resolution = float(resolution)
-    msg.info.height, msg.info.width = int(grid.shape[0]), int(grid.shape[1])
-    msg.info.origin.position.x, msg.info.origin.position.y = float(x_range[0]), float(y_range[0])
+    occ = to_occupancy_layout(np.clip(prob * 100.0, 0, 100).astype(np.int8))   # [y, x]
+    msg.info.resolution = float(grid.res)
+    msg.info.height, msg.info.width = int(occ.shape[0]), int(occ.shape[1])
+    msg.info.origin.position.x, msg.info.origin.position.y = grid.occupancy_origin()
     msg.info.origin.orientation.w = 1.0
     data = array.array("b")
-    data.frombytes(grid.tobytes())
+    data.frombytes(occ.tobytes())
     # the generated setter would copy (or validate element by element); the array has the
     # message's element type already
     if hasattr(msg, "_data"):
@@ -52,6 +56,7 @@ def probability_grid(prob: np.ndarray, x_range: Sequence[float], y_range: Sequen
 
 def vector_space_markers(v: vs.VectorSpace, stamp, ns: str = "perception",
                          lifetime_s: float = 0.5):
+    # lazy: ROS messages/rclpy only on this path: the module imports without ROS
     from geometry_msgs.msg import Point
     from visualization_msgs.msg import Marker, MarkerArray
     arr = MarkerArray()

@@ -29,6 +29,10 @@ import time
 
 import numpy as np
 from rclpy.node import Node
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point, PoseStamped
+from nav_msgs.msg import Odometry, Path
+from visualization_msgs.msg import Marker, MarkerArray
 
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.scene import (Goal, PlanningScene, StaticObjectTracker,
@@ -36,6 +40,15 @@ from autonomy_planning.scene import (Goal, PlanningScene, StaticObjectTracker,
 from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters
 from autonomy_stack.vector_space import EgoState, LineType
+from autonomy_interfaces.msg import (AgentFuture, AgentFutureArray, Corridor, CorridorSlice,
+                                     ObjectArray, ObjectClass, PredictedPath, RoadStructure,
+                                     Trajectory)
+from autonomy_stack.params import ParameterError
+from autonomy_stack.ros.qos import LATCHED, OUTPUTS, STATE
+from autonomy_stack.ros.ros_conversions import (ego_state_is_finite, msg_to_object,
+                                                msgs_to_vector_space, odometry_to_ego,
+                                                quaternion_to_yaw, sec_to_stamp, trajectory_to_msg,
+                                                yaw_to_quaternion)
 
 PARAMS = [
     ParamSpec("mode", "driving", "planner mode (parking: autonomy_planning.parking.mode)",
@@ -92,20 +105,12 @@ def config_from_params(p: dict) -> PlannerConfig:
 class PlanningNode(Node):
     def __init__(self):
         super().__init__("planning")
-        from autonomy_interfaces.msg import (AgentFutureArray, Corridor, ObjectArray,
-                                             RoadStructure, Trajectory)
-        from diagnostic_msgs.msg import DiagnosticArray
-        from geometry_msgs.msg import PoseStamped
-        from nav_msgs.msg import Odometry, Path
-        from visualization_msgs.msg import MarkerArray
 
-        from autonomy_stack.ros.qos import LATCHED, OUTPUTS, STATE
         self.p = declare_parameters(self, PARAMS)
         for name in ("lane_change_start_times", "lane_change_durations"):
             vals = self.p[name]
             if not vals or not all(isinstance(v, (int, float)) and math.isfinite(v) and v >= 0
                                    for v in vals):
-                from autonomy_stack.params import ParameterError
                 raise ParameterError(f"parameter '{name}': expected non-empty list of numbers >= 0")
         self.cfg = config_from_params(self.p)
         if self.p["mode"] == "parking":
@@ -152,7 +157,6 @@ class PlanningNode(Node):
                                 throttle_duration_sec=1.0)
 
     def on_objects(self, msg) -> None:
-        from autonomy_stack.ros.ros_conversions import msg_to_object
         if msg.header.frame_id not in (self.p["frame_id"], ""):
             return self._drop("objects", f"frame '{msg.header.frame_id}' is not "
                                          f"'{self.p['frame_id']}'")
@@ -172,11 +176,9 @@ class PlanningNode(Node):
         self.objects, self.t_objects = self.static_tracker.update(objs, now), now
 
     def on_road(self, msg) -> None:
-        from autonomy_stack.ros.ros_conversions import msgs_to_vector_space
         if msg.header.frame_id not in (self.p["frame_id"], ""):
             return self._drop("road", f"frame '{msg.header.frame_id}' is not '{self.p['frame_id']}'")
         try:
-            from autonomy_interfaces.msg import ObjectArray
             empty = ObjectArray()
             empty.header = msg.header
             lines = msgs_to_vector_space(empty, msg).lines
@@ -186,7 +188,6 @@ class PlanningNode(Node):
         self.road, self.t_road = lines, self.now()
 
     def on_odom(self, msg) -> None:
-        from autonomy_stack.ros.ros_conversions import ego_state_is_finite, odometry_to_ego
         try:
             ego = odometry_to_ego(msg)
         except Exception as exc:
@@ -205,7 +206,6 @@ class PlanningNode(Node):
         self.ego, self.t_odom = ego, now
 
     def on_goal(self, msg) -> None:
-        from autonomy_stack.ros.ros_conversions import quaternion_to_yaw
         p = msg.pose.position
         yaw = quaternion_to_yaw(msg.pose.orientation)
         if not all(math.isfinite(v) for v in (p.x, p.y, yaw)):
@@ -286,10 +286,6 @@ class PlanningNode(Node):
 
     # ------------------------------------------------------------------ outputs
     def publish_trajectory(self, traj):
-        from nav_msgs.msg import Path
-        from geometry_msgs.msg import PoseStamped
-
-        from autonomy_stack.ros.ros_conversions import sec_to_stamp, trajectory_to_msg, yaw_to_quaternion
         m = trajectory_to_msg(traj)
         self.traj_pub.publish(m)
         path = Path()
@@ -312,9 +308,6 @@ class PlanningNode(Node):
             self.mark_pub.publish(markers(r, now, self.p["frame_id"]))
 
     def publish_diagnostics(self, now: float, r) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-
-        from autonomy_stack.ros.ros_conversions import sec_to_stamp
         self.last_diag, self.last_level = now, self.status[0]
         arr = DiagnosticArray()
         arr.header.stamp = sec_to_stamp(now)
@@ -340,9 +333,6 @@ class PlanningNode(Node):
 
 # ---------------------------------------------------------------------- conversions
 def futures_to_msg(futures, now: float, frame_id: str):
-    from autonomy_interfaces.msg import AgentFuture, AgentFutureArray, ObjectClass, PredictedPath
-
-    from autonomy_stack.ros.ros_conversions import sec_to_stamp, trajectory_to_msg
     arr = AgentFutureArray()
     arr.header.stamp, arr.header.frame_id = sec_to_stamp(now), frame_id
     for f in futures:
@@ -356,9 +346,6 @@ def futures_to_msg(futures, now: float, frame_id: str):
 
 
 def corridor_to_msg(r: PlanResult, now: float, frame_id: str, step: int = 2):
-    from autonomy_interfaces.msg import Corridor, CorridorSlice
-
-    from autonomy_stack.ros.ros_conversions import sec_to_stamp
     c = r.corridor
     m = Corridor()
     m.header.stamp, m.header.frame_id = sec_to_stamp(now), frame_id
@@ -375,10 +362,6 @@ def corridor_to_msg(r: PlanResult, now: float, frame_id: str, step: int = 2):
 
 
 def markers(r: PlanResult, now: float, frame_id: str):
-    from geometry_msgs.msg import Point
-    from visualization_msgs.msg import Marker, MarkerArray
-
-    from autonomy_stack.ros.ros_conversions import sec_to_stamp
     stamp = sec_to_stamp(now)
     arr = MarkerArray()
     clear = Marker()

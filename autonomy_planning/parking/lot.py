@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from autonomy_vehicle.vehicle_model import VehicleParams
+from autonomy_stack.vector_space import LineType
 
 Pose = Tuple[float, float, float]          # x, y, yaw of the rear-axle centre
 
@@ -308,7 +309,6 @@ def lot_from_vector_space(vs, bounds: Tuple[float, float, float, float],
                           drivable: Optional[np.ndarray] = None) -> Lot:
     """A lot from perception / ground truth: static objects become boxes, CURB lines curbs.
     `bounds` limits the search area (e.g. a window around ego and goal)."""
-    from autonomy_stack.vector_space import LineType
     boxes = [Box(o.x, o.y, o.yaw, o.length, o.width) for o in vs.objects]
     curbs = [np.asarray(l.points, float)[:, :2] for l in vs.lines if l.line_type == LineType.CURB]
     if drivable is None and vs.drivable_area is not None and len(vs.drivable_area) >= 3:

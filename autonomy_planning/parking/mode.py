@@ -59,6 +59,7 @@ class ParkingMode:
         return False
 
     def plan(self, scene):
+        # lazy: autonomy_planning.planner pulls in osqp (start-up time)
         from autonomy_planning.planner import PlanResult, safe_stop_trajectory
         t0 = time.perf_counter()
         status = "ok"

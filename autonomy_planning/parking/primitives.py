@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
+from scipy import fft as sfft
 
 from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_planning.parking.lot import LotGrid, Lot, Pose, wrap
@@ -51,7 +52,6 @@ class CSpace:
     on first use (`ensure`), so a search that visits few headings pays for few bins."""
 
     def __init__(self, grid: LotGrid, phi0: float, cfg: "SearchConfig", vp: VehicleParams):
-        from scipy import fft as sfft
         self.grid, self.phi0, self.vp = grid, float(phi0), vp
         n = cfg.n_coll_headings
         self.n = n
@@ -91,7 +91,6 @@ class CSpace:
         return K
 
     def ensure(self, bins):
-        from scipy import fft as sfft
         for b in np.unique(np.asarray(bins)).tolist():
             if self.ready[b]:
                 continue
