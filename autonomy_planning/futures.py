@@ -25,6 +25,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from scipy.spatial import cKDTree
 
+from autonomy_stack.params import param
 from autonomy_stack.vector_space import (AgentFuture, ObjectClass, ObjectState, PredictedPath,
                                          Trajectory)
 
@@ -38,7 +39,8 @@ from autonomy_planning.scene import STATIC_CLASSES, Lane, PlanningScene, lane_pa
 class FuturesConfig:
     horizon: float = 10.0
     dt: float = 0.2
-    relevance_radius: float = 120.0
+    relevance_radius: float = param(120.0, "m: agents farther away are ignored", min=10.0,
+                                    max=500.0)
     static_relevance_radius: float = 300.0   # static objects cost nothing to predict
     max_agents: int = 40
     static_speed: float = 0.3          # below: parked if flagged static or a static class

@@ -20,19 +20,23 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from autonomy_stack.params import param
+
 
 # ---------------------------------------------------------------- configuration
 @dataclass
 class SearchConfig:
-    horizon: float = 10.0
+    # param(...): also a planning node parameter (planning_node.PARAMS)
+    horizon: float = param(10.0, "s, planning horizon", min=2.0, max=20.0)
     dt: float = 0.2
     # ego body about its reference point (rear axle): forward / backward extent, half width
     front: float = 3.8
     rear: float = 0.9
     half_width: float = 0.95
     # profile sets
-    lc_start_times: Sequence[float] = (0.0, 1.0, 2.0, 3.0, 4.5)
-    lc_durations: Sequence[float] = (3.0, 4.5, 6.0)
+    lc_start_times: Sequence[float] = param((0.0, 1.0, 2.0, 3.0, 4.5),
+                                            "s, candidate lane-change start times")
+    lc_durations: Sequence[float] = param((3.0, 4.5, 6.0), "s, candidate lane-change durations")
     nudge_offsets: Sequence[float] = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
     nudge_starts: Sequence[float] = (0.0, 1.5)
     nudge_returns: Sequence[float] = (4.0, 7.0, 99.0)   # 99 = stay out

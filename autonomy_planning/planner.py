@@ -36,6 +36,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from autonomy_stack.params import param
 from autonomy_stack.vector_space import AgentFuture, EgoState, Trajectory
 
 from autonomy_planning.corridor import Corridor, CorridorConfig, build_corridor
@@ -54,7 +55,10 @@ class PlannerConfig:
     futures: FuturesConfig = field(default_factory=FuturesConfig)
     corridor: CorridorConfig = field(default_factory=CorridorConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    desired_speed: Optional[float] = None      # default: the lane's speed limit
+    # param(...): also a planning node parameter (planning_node.PARAMS)
+    desired_speed: float = param(0.0, "m/s cruise speed (0: the lane's speed limit)",
+                                 min=0.0, max=60.0)      # None also means the lane's limit
+    safe_stop_decel: float = param(3.0, "m/s^2 of the safe stop trajectory", min=0.5, max=8.0)
     wheelbase: float = 2.9
     # warm start: reuse the previous plan's speed/accel if the ego is this close to it
     consistency_position: float = 1.5
@@ -78,8 +82,8 @@ class PlanResult:
     solves: list = field(default_factory=list)   # QP solves: (problem, status, iterations, ms)
 
 
-def safe_stop_trajectory(ego: EgoState, decel: float = 3.0, dt: float = 0.1,
-                         horizon: float = 10.0, stamp: Optional[float] = None,
+def safe_stop_trajectory(ego: EgoState, decel: float = PlannerConfig.safe_stop_decel,
+                         dt: float = 0.1, horizon: float = 10.0, stamp: Optional[float] = None,
                          frame_id: str = "odom", maneuver: str = "safe_stop",
                          jerk: float = 4.0) -> Trajectory:
     """Straight-ahead stop with a jerk-limited ramp to `decel` (the fallback for stale
@@ -174,7 +178,7 @@ class Planner:
                     v0, a0 = pv, pa
             else:
                 elapsed = None
-        v_des = cfg.desired_speed if cfg.desired_speed is not None else frame.speed_limit
+        v_des = cfg.desired_speed if cfg.desired_speed else frame.speed_limit
         v_des = min(v_des, frame.speed_limit)
         # how long the ego has been held up: time since it was last 3 m away from where it
         # is now (creeping up to an obstacle still counts as waiting); not at the goal

@@ -16,6 +16,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.spatial import cKDTree
 
+from autonomy_stack.params import param
 from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
                                          RoadLine, VectorSpace)
 
@@ -45,7 +46,7 @@ class Goal:
     x: float
     y: float
     yaw: float = 0.0
-    tolerance: float = 2.5     # m: "reached" within this distance
+    tolerance: float = param(2.5, "m: goal reached within this distance", min=0.1, max=50.0)
     lane_id: Optional[int] = None
 
 
@@ -58,8 +59,9 @@ class PlanningScene:
     boundaries: List[np.ndarray] = field(default_factory=list)  # curbs / road edges (Nx2)
     goal: Optional[Goal] = None
     route_lane_ids: List[int] = field(default_factory=list)     # optional explicit route
-    speed_limit: float = 13.9
-    frame_id: str = "odom"
+    # param(...): also planning node parameters (planning_node.PARAMS)
+    speed_limit: float = param(13.9, "m/s, default lane speed limit", min=0.5, max=60.0)
+    frame_id: str = param("odom", "planning frame (inputs must be in it)")
 
     def lane(self, lane_id: int) -> Optional[Lane]:
         for ln in self.lanes:

@@ -33,6 +33,7 @@ import osqp
 import scipy.sparse as sp
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
+from autonomy_stack.params import param
 from autonomy_stack.vector_space import Trajectory
 
 from autonomy_planning.corridor import Corridor
@@ -44,13 +45,16 @@ class OptimizerConfig:
     dt: float = 0.1
     horizon: float = 10.0
     path_knots: int = 60
-    # limits (vehicle limits tightened to comfort; emergency fallback uses the vehicle's)
-    max_accel: float = 2.0
-    max_decel: float = 3.5
-    emergency_decel: float = 7.5
-    max_jerk: float = 4.0
+    # limits (vehicle limits tightened to comfort; emergency fallback uses the vehicle's);
+    # param(...): also a planning node parameter (planning_node.PARAMS)
+    max_accel: float = param(2.0, "m/s^2, optimiser acceleration limit", min=0.1, max=5.0)
+    max_decel: float = param(3.5, "m/s^2, optimiser comfortable deceleration", min=0.5,
+                             max=9.0)
+    emergency_decel: float = param(7.5, "m/s^2, emergency braking limit", min=1.0, max=10.0)
+    max_jerk: float = param(4.0, "m/s^3, optimiser jerk limit", min=0.5, max=20.0)
     emergency_jerk: float = 15.0
-    lat_acc_max: float = 3.0
+    lat_acc_max: float = param(3.0, "m/s^2, optimiser lateral acceleration limit", min=0.5,
+                               max=8.0)
     max_curvature: float = 0.18          # tan(max_steer) / wheelbase with margin
     max_dkappa: float = 0.05             # 1/m^2: curvature change per metre (at speed)
     max_dkappa_low_speed: float = 0.25   # 1/m^2: ... at walking speed

@@ -3,11 +3,20 @@
 A node lists its parameters as `ParamSpec`s; `declare_parameters` declares them with
 descriptors (type, range, description) so that a wrong type or an out-of-range value in a
 `--params-file` fails at start-up with a message that names the parameter.
+
+A parameter that sets a field of a core's config dataclass is written once, in that
+dataclass: the field is declared with `param(default, description, min=, max=)` and the
+node builds its ParamSpec with `spec_from_field(ConfigClass, "field", name=...)` (type and
+default from the field, description and range from `param`).
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Optional, Sequence
+
+_PARAM = "autonomy_stack.param"
 
 
 class ParameterError(RuntimeError):
@@ -47,6 +56,39 @@ class ParamSpec:
             raise ParameterError(
                 f"parameter '{self.name}': {value!r} is not one of {list(self.choices)}")
         return value
+
+
+def param(default: Any, description: str = "", *, min: Optional[float] = None,
+          max: Optional[float] = None, choices: Optional[Sequence[str]] = None):
+    """A dataclass field that is also a node parameter: `default` is the field's default
+    (a list or dict is copied per instance), description / range / choices are kept in
+    the field's metadata for `spec_from_field`.
+
+        horizon: float = param(10.0, "s, planning horizon", min=2.0, max=20.0)
+    """
+    meta = {_PARAM: dict(description=description, min=min, max=max, choices=choices)}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def spec_from_field(cls: type, attr: str, name: Optional[str] = None) -> ParamSpec:
+    """The ParamSpec of node parameter `name` (default: `attr`) for field `attr` of the
+    dataclass `cls`: the field's default (a tuple becomes a list, the ROS array type) and
+    the description / range given to `param(...)`."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if attr not in fields:
+        raise KeyError(f"{cls.__name__} has no field '{attr}'")
+    f = fields[attr]
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        raise ValueError(f"{cls.__name__}.{attr} has no default")
+    if isinstance(default, tuple):
+        default = list(default)
+    return ParamSpec(name or attr, default, **f.metadata.get(_PARAM, {}))
 
 
 def declare_parameters(node, specs: Iterable[ParamSpec]) -> dict:

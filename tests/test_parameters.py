@@ -19,6 +19,28 @@ def test_param_spec_validation_names_the_parameter():
         ParamSpec("mode", "cpu", choices=["cpu", "cuda"]).validate("tpu")
 
 
+def test_spec_from_a_dataclass_field():
+    from dataclasses import dataclass
+
+    from autonomy_stack.params import param, spec_from_field
+
+    @dataclass
+    class Cfg:
+        horizon: float = param(10.0, "s, horizon", min=2.0, max=20.0)
+        starts: tuple = param((0.0, 1.5), "s, start times")
+        names: list = param(["a"], "names")
+        plain: int = 3
+
+    assert Cfg().horizon == 10.0 and Cfg().names is not Cfg().names
+    spec = spec_from_field(Cfg, "horizon", name="planning_horizon")
+    assert spec == ParamSpec("planning_horizon", 10.0, "s, horizon", min=2.0, max=20.0)
+    assert spec_from_field(Cfg, "starts").default == [0.0, 1.5]      # ROS arrays are lists
+    assert spec_from_field(Cfg, "names").default == ["a"]
+    assert spec_from_field(Cfg, "plain") == ParamSpec("plain", 3)
+    with pytest.raises(KeyError):
+        spec_from_field(Cfg, "missing")
+
+
 @pytest.mark.timeout(60)
 def test_config_file_values_reach_the_node():
     import rclpy

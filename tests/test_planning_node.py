@@ -157,3 +157,31 @@ def test_bad_parameters_fail_startup_naming_them():
     proc.wait(timeout=20)
     out = proc.stdout.read()
     assert proc.returncode == 2 and "mode" in out, out
+
+
+def test_core_parameters_are_declared_from_the_core_dataclasses():
+    """Defaults written once: each core parameter's declaration (default, type, range,
+    description) is its config dataclass field; the declared defaults give exactly
+    `PlannerConfig()`; config/planning.yaml repeats no default."""
+    import dataclasses
+
+    import yaml
+
+    from autonomy_planning.nodes.planning_node import (_SOURCES, CORE_PARAMS, PARAMS,
+                                                       config_from_params)
+    from autonomy_planning.planner import PlannerConfig
+    from autonomy_stack.paths import SOURCE_ROOT
+    specs = {s.name: s for s in PARAMS}
+    assert set(CORE_PARAMS) <= set(specs)
+    for name, paths in CORE_PARAMS.items():
+        for path in paths:      # every field a parameter sets starts at the declared default
+            owner, _, attr = path.rpartition(".")
+            cls = _SOURCES.get(owner) or type(getattr(PlannerConfig(), owner))
+            default = {f.name: f for f in dataclasses.fields(cls)}[attr].default
+            assert list(default) == specs[name].default if isinstance(default, tuple) \
+                else default == specs[name].default, (name, path)
+    assert specs["max_accel"].min == 0.1 and specs["horizon"].description
+    assert config_from_params({n: s.default for n, s in specs.items()}) == PlannerConfig()
+    yml = yaml.safe_load((SOURCE_ROOT / "config" / "planning.yaml").read_text())
+    for name, value in (yml["/**"]["ros__parameters"] or {}).items():
+        assert value != specs[name].default, f"config/planning.yaml repeats the default of {name}"

@@ -16,6 +16,12 @@ and an ERROR diagnostic naming the input; the bad message is dropped and counted
 any odometry yet nothing can be planned: only the diagnostic is published. Without a goal
 the ego follows its lane (`require_goal: true` makes a missing goal a stop instead).
 
+Parameters: the ones that configure the planning core are declared from the core's
+dataclass fields (`CORE_PARAMS`: default, type, range and description are written once,
+in `PlannerConfig` / `SearchConfig` / `OptimizerConfig` / `FuturesConfig` / `PlanningScene`
+/ `Goal` with `autonomy_stack.params.param`); the node's own (rates, ages, mode) are
+declared here. config/planning.yaml only lists what the deployed graph changes.
+
 Modes (`mode` parameter): "driving" (this planner). "parking" is the hook for the
 parking planner: the node imports `autonomy_planning.parking.mode` and calls its
 `make_mode(node_params) -> object with plan(scene) -> planner.PlanResult`; if that module
@@ -34,11 +40,14 @@ from geometry_msgs.msg import Point, PoseStamped
 from nav_msgs.msg import Odometry, Path
 from visualization_msgs.msg import Marker, MarkerArray
 
+from autonomy_planning.futures import FuturesConfig
+from autonomy_planning.maneuver_search import SearchConfig
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
+from autonomy_planning.trajectory_optimizer import OptimizerConfig
 from autonomy_planning.scene import (Goal, PlanningScene, StaticObjectTracker,
                                      lanes_from_road_lines)
 from autonomy_stack.ros.node_runtime import StartupError, run_node
-from autonomy_stack.params import ParamSpec, declare_parameters
+from autonomy_stack.params import ParamSpec, declare_parameters, spec_from_field
 from autonomy_stack.vector_space import EgoState, LineType
 from autonomy_interfaces.msg import (AgentFuture, AgentFutureArray, Corridor, CorridorSlice,
                                      ObjectArray, ObjectClass, PredictedPath, RoadStructure,
@@ -50,32 +59,46 @@ from autonomy_stack.ros.ros_conversions import (ego_state_is_finite, msg_to_obje
                                                 quaternion_to_yaw, sec_to_stamp, trajectory_to_msg,
                                                 yaw_to_quaternion)
 
+# node parameter -> the core config fields it sets ("<PlannerConfig path>"; "scene." and
+# "goal." are the node's PlanningScene / Goal). The first field is the declaration:
+# default, type, range and description (`autonomy_stack.params.param`); the others take
+# the same value.
+_SOURCES = {"": PlannerConfig, "search": SearchConfig, "optimizer": OptimizerConfig,
+            "futures": FuturesConfig, "scene": PlanningScene, "goal": Goal}
+CORE_PARAMS = {
+    "frame_id": ("scene.frame_id",),
+    "speed_limit": ("scene.speed_limit",),
+    "desired_speed": ("desired_speed",),
+    "goal_tolerance": ("goal.tolerance",),
+    "safe_stop_decel": ("safe_stop_decel",),
+    "horizon": ("search.horizon", "futures.horizon", "optimizer.horizon"),
+    "lane_change_start_times": ("search.lc_start_times",),
+    "lane_change_durations": ("search.lc_durations",),
+    "max_accel": ("optimizer.max_accel",),
+    "max_decel": ("optimizer.max_decel",),
+    "emergency_decel": ("optimizer.emergency_decel",),
+    "max_jerk": ("optimizer.max_jerk",),
+    "lat_acc_max": ("optimizer.lat_acc_max", "corridor.lat_acc_max"),
+    "relevance_radius": ("futures.relevance_radius",),
+}
+
+
+def core_spec(name: str) -> ParamSpec:
+    """The declaration of core parameter `name`, from its first field in CORE_PARAMS."""
+    owner, _, attr = CORE_PARAMS[name][0].rpartition(".")
+    return spec_from_field(_SOURCES[owner], attr, name=name)
+
+
 PARAMS = [
     ParamSpec("mode", "driving", "planner mode (parking: autonomy_planning.parking.mode)",
               choices=("driving", "parking")),
     ParamSpec("rate_hz", 10.0, "replanning rate", min=0.5, max=50.0),
-    ParamSpec("frame_id", "odom", "planning frame (inputs must be in it)"),
+    core_spec("frame_id"),
     ParamSpec("max_input_age", 0.5, "s: objects / road older than this are stale",
               min=0.05, max=10.0),
     ParamSpec("max_odom_age", 0.3, "s: odometry older than this is stale", min=0.02, max=10.0),
     ParamSpec("require_goal", False, "stop (instead of following the lane) without a goal"),
-    ParamSpec("speed_limit", 13.9, "m/s, default lane speed limit", min=0.5, max=60.0),
-    ParamSpec("desired_speed", 0.0, "m/s cruise speed (0: the lane's speed limit)",
-              min=0.0, max=60.0),
-    ParamSpec("goal_tolerance", 2.5, "m: goal reached within this distance", min=0.1, max=50.0),
-    ParamSpec("safe_stop_decel", 3.0, "m/s^2 of the safe stop trajectory", min=0.5, max=8.0),
-    ParamSpec("horizon", 10.0, "s, planning horizon", min=2.0, max=20.0),
-    ParamSpec("lane_change_start_times", [0.0, 1.0, 2.0, 3.0, 4.5],
-              "s, candidate lane-change start times"),
-    ParamSpec("lane_change_durations", [3.0, 4.5, 6.0], "s, candidate lane-change durations"),
-    ParamSpec("max_accel", 2.0, "m/s^2, optimiser acceleration limit", min=0.1, max=5.0),
-    ParamSpec("max_decel", 3.5, "m/s^2, optimiser comfortable deceleration", min=0.5, max=9.0),
-    ParamSpec("emergency_decel", 7.5, "m/s^2, emergency braking limit", min=1.0, max=10.0),
-    ParamSpec("max_jerk", 4.0, "m/s^3, optimiser jerk limit", min=0.5, max=20.0),
-    ParamSpec("lat_acc_max", 3.0, "m/s^2, optimiser lateral acceleration limit", min=0.5,
-              max=8.0),
-    ParamSpec("relevance_radius", 120.0, "m: agents farther away are ignored", min=10.0,
-              max=500.0),
+    *(core_spec(name) for name in CORE_PARAMS if name != "frame_id"),
     ParamSpec("publish_markers", True, "publish /planning/markers"),
     ParamSpec("diagnostics_rate_hz", 2.0, "diagnostics rate (and on every level change)",
               min=0.1, max=50.0),
@@ -85,20 +108,19 @@ _LEVELS = {"OK": b"\x00", "WARN": b"\x01", "ERROR": b"\x02"}
 
 
 def config_from_params(p: dict) -> PlannerConfig:
+    """The PlannerConfig of the node's parameters `p` (CORE_PARAMS; the scene / goal ones
+    are applied per cycle). The emergency deceleration is never below max_decel."""
     cfg = PlannerConfig()
-    cfg.search.horizon = p["horizon"]
-    cfg.futures.horizon = p["horizon"]
-    cfg.optimizer.horizon = p["horizon"]
-    cfg.search.lc_start_times = tuple(float(x) for x in p["lane_change_start_times"])
-    cfg.search.lc_durations = tuple(float(x) for x in p["lane_change_durations"])
-    cfg.optimizer.max_accel = p["max_accel"]
-    cfg.optimizer.max_decel = p["max_decel"]
+    for name, paths in CORE_PARAMS.items():
+        value = p[name]
+        if isinstance(value, (list, tuple)):
+            value = tuple(float(x) for x in value)
+        for path in paths:
+            owner, _, attr = path.rpartition(".")
+            if owner in ("scene", "goal"):
+                continue
+            setattr(getattr(cfg, owner) if owner else cfg, attr, value)
     cfg.optimizer.emergency_decel = max(p["emergency_decel"], p["max_decel"])
-    cfg.optimizer.max_jerk = p["max_jerk"]
-    cfg.optimizer.lat_acc_max = p["lat_acc_max"]
-    cfg.corridor.lat_acc_max = p["lat_acc_max"]
-    cfg.futures.relevance_radius = p["relevance_radius"]
-    cfg.desired_speed = p["desired_speed"] if p["desired_speed"] > 0.0 else None
     return cfg
 
 

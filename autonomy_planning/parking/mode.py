@@ -28,7 +28,8 @@ class ParkingMode:
         self.planner = ParkingPlanner(method=self.method)
         self.margin = float(p.get("parking_margin", margin))
         self.replan_deviation = replan_deviation
-        self.stop_decel = float(p.get("safe_stop_decel", 3.0))
+        # None: the planner's default (PlannerConfig.safe_stop_decel)
+        self.stop_decel = float(p["safe_stop_decel"]) if "safe_stop_decel" in p else None
         self.traj = None
         self.goal_key = None
         self.lot = None
@@ -59,13 +60,13 @@ class ParkingMode:
         return False
 
     def plan(self, scene):
-        # lazy: autonomy_planning.planner pulls in osqp (start-up time)
-        from autonomy_planning.planner import PlanResult, safe_stop_trajectory
+        from autonomy_planning.planner import PlannerConfig, PlanResult, safe_stop_trajectory
         t0 = time.perf_counter()
+        decel = PlannerConfig.safe_stop_decel if self.stop_decel is None else self.stop_decel
         status = "ok"
         if scene.goal is None:
             self.traj, self.goal_key = None, None
-            traj = safe_stop_trajectory(scene.ego, decel=self.stop_decel, stamp=scene.stamp,
+            traj = safe_stop_trajectory(scene.ego, decel=decel, stamp=scene.stamp,
                                         frame_id=scene.frame_id)
             status = "no_goal"
         else:
@@ -83,7 +84,7 @@ class ParkingMode:
                 else:
                     self.traj, self.goal_key = None, None
             if self.traj is None:
-                traj = safe_stop_trajectory(scene.ego, decel=self.stop_decel, stamp=scene.stamp,
+                traj = safe_stop_trajectory(scene.ego, decel=decel, stamp=scene.stamp,
                                             frame_id=scene.frame_id)
                 status = "no_path"
             else:
