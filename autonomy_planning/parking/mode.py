@@ -60,6 +60,7 @@ class ParkingMode:
         return False
 
     def plan(self, scene):
+        # lazy: autonomy_planning.planner pulls in osqp (start-up time)
         from autonomy_planning.planner import PlannerConfig, PlanResult, safe_stop_trajectory
         t0 = time.perf_counter()
         decel = PlannerConfig.safe_stop_decel if self.stop_decel is None else self.stop_decel
