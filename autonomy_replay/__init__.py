@@ -34,5 +34,6 @@ from typing import Optional, Sequence
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """`replay BAG [...]` without a graph runner (`--nodes` is refused: use
     `autonomy_tools.replay.main`); returns the exit code (see autonomy_replay.command)."""
+    # lazy: start-up time (importing a harness module does not load the argparse front end)
     from autonomy_replay.command import main as _main
     return _main(argv)

@@ -34,6 +34,14 @@ PENDING = {
     ("autonomy_perception.postprocess", "autonomy_perception.training.targets"):
         "OBJECT_CLASS_OF/BEVGrid move to the core (autonomy_stack.bev_grid), issue 13",
 }
+# Files whose in-function imports do not all say why yet (under concurrent edit when the
+# rule was introduced). Keep shrinking this.
+LAZY_PENDING = {
+    "autonomy_perception/training/train.py", "autonomy_perception/training/data.py",
+    "autonomy_perception/training/cache_features.py", "autonomy_perception/training/targets.py",
+    "autonomy_perception/evaluation/evaluate.py", "autonomy_perception/network/config.py",
+    "autonomy_perception/network/geometry.py",
+}
 PACKAGES = ["autonomy_stack", "autonomy_vehicle", "autonomy_perception", "autonomy_planning",
             "autonomy_control", "autonomy_simulator", "autonomy_replay", "autonomy_tools"]
 
@@ -189,6 +197,43 @@ def test_no_cycle_between_files():
     succ = {m: sorted({d for d, _ in deps}) for m, deps in edges.items()}
     cycles = _sccs(sorted(mods), succ)
     assert not cycles, f"file cycles: {cycles}"
+
+
+def _says_why(lines, node) -> bool:
+    """A comment on the import's own lines, or on the line above it or above the run of
+    import lines it belongs to."""
+    if any("#" in lines[i] for i in range(node.lineno - 1, node.end_lineno)):
+        return True
+    i = node.lineno - 2
+    while i >= 0:
+        s = lines[i].strip()
+        if s.startswith("#"):
+            return True
+        if s.startswith(("import ", "from ")):
+            i -= 1
+            continue
+        return False
+    return False
+
+
+def test_imports_inside_functions_say_why():
+    mods = project_modules()
+    bad = []
+    for m, path in mods.items():
+        rel = str(path.relative_to(ROOT))
+        if rel in LAZY_PENDING:
+            continue
+        src = path.read_text()
+        lines = src.splitlines()
+        for fn in ast.walk(ast.parse(src)):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, (ast.Import, ast.ImportFrom)) and not _says_why(lines, node):
+                    bad.append(f"{rel}:{node.lineno}: {lines[node.lineno - 1].strip()}")
+    assert not bad, ("imports go at the top of the module; one inside a function needs a "
+                     "comment saying why (heavy optional dependency, ROS in a ROS-free module, "
+                     "start-up time):\n" + "\n".join(sorted(set(bad))))
 
 
 def test_contributing_shows_the_layer_table():
