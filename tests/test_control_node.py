@@ -168,3 +168,18 @@ def test_bad_parameter_fails_startup_naming_it():
     out = proc.stdout.read()
     assert proc.returncode == 2
     assert "max_trajectory_age" in out
+
+
+def test_declared_defaults_are_the_core_defaults():
+    """Defaults written once: the node's declared defaults give exactly
+    `ControllerConfig()`; config/control.yaml repeats no default."""
+    import yaml
+
+    from autonomy_control.controller import ControllerConfig
+    from autonomy_control.nodes.control_node import PARAMS, config_from_params
+    from autonomy_stack.paths import SOURCE_ROOT
+    specs = {s.name: s for s in PARAMS}
+    assert config_from_params({n: s.default for n, s in specs.items()}) == ControllerConfig()
+    yml = yaml.safe_load((SOURCE_ROOT / "config" / "control.yaml").read_text())
+    for name, value in (yml["/**"]["ros__parameters"] or {}).items():
+        assert value != specs[name].default, f"config/control.yaml repeats the default of {name}"

@@ -19,17 +19,21 @@ from autonomy_interfaces.msg import ControlCommand, ControlCommand as CommandMsg
 from autonomy_stack.ros.qos import OUTPUTS, STATE
 from autonomy_stack.ros.ros_conversions import msg_to_trajectory, odometry_to_ego, sec_to_stamp
 
+# defaults are the core's config dataclasses' (written once, there)
+_C = ControllerConfig()
 _V = VehicleParams()
 _M = MPCConfig()
+_PP = PurePursuitConfig()
+_ST = StanleyConfig()
 _L = LongitudinalConfig()
 _W = WatchdogConfig()
 _S = StopConfig()
 
 PARAMS = [
-    ParamSpec("rate_hz", 50.0, "command publish rate", min=1.0, max=500.0),
+    ParamSpec("rate_hz", _C.rate_hz, "command publish rate", min=1.0, max=500.0),
     ParamSpec("diagnostics_rate_hz", 5.0, "diagnostics publish rate (and on every level change)",
               min=0.1, max=100.0),
-    ParamSpec("lateral_controller", "mpc", "lateral controller",
+    ParamSpec("lateral_controller", _C.lateral, "lateral controller",
               choices=("mpc", "pure_pursuit", "stanley")),
     # vehicle (must match the plant; defaults = autonomy_vehicle.vehicle_model.VehicleParams)
     ParamSpec("wheelbase", _V.wheelbase, "m", min=0.5, max=10.0),
@@ -38,8 +42,8 @@ PARAMS = [
     ParamSpec("steer_time_constant", _V.steer_time_constant, "s, actuator lag", min=0.0, max=2.0),
     ParamSpec("steer_delay", _V.steer_delay, "s, actuator dead time (compensated)",
               min=0.0, max=1.0),
-    ParamSpec("extra_latency", 0.0, "s, further command latency to compensate", min=0.0,
-              max=1.0),
+    ParamSpec("extra_latency", _C.extra_latency, "s, further command latency to compensate",
+              min=0.0, max=1.0),
     ParamSpec("max_accel", _L.max_accel, "m/s^2, tracking command bound", min=0.1, max=10.0),
     ParamSpec("max_decel", _L.max_decel, "m/s^2 (positive), tracking command bound",
               min=0.1, max=12.0),
@@ -55,9 +59,9 @@ PARAMS = [
               max=1e6),
     ParamSpec("mpc_r_steer_rate", _M.r_steer_rate, "weight on steering command changes",
               min=0.0, max=1e6),
-    ParamSpec("pure_pursuit_lookahead_time", 0.6, "s", min=0.0, max=5.0),
-    ParamSpec("pure_pursuit_lookahead_min", 3.0, "m", min=0.5, max=50.0),
-    ParamSpec("stanley_gain", 1.5, "1/s", min=0.01, max=20.0),
+    ParamSpec("pure_pursuit_lookahead_time", _PP.lookahead_time, "s", min=0.0, max=5.0),
+    ParamSpec("pure_pursuit_lookahead_min", _PP.lookahead_min, "m", min=0.5, max=50.0),
+    ParamSpec("stanley_gain", _ST.gain, "1/s", min=0.01, max=20.0),
     # longitudinal PID
     ParamSpec("speed_kp", _L.kp, "(m/s^2)/(m/s)", min=0.0, max=20.0),
     ParamSpec("speed_ki", _L.ki, "(m/s^2)/m", min=0.0, max=20.0),
@@ -74,7 +78,7 @@ PARAMS = [
               min=0.0, max=10.0),
     ParamSpec("stop_decel", _S.decel, "m/s^2, comfortable stop bound", min=0.1, max=10.0),
     ParamSpec("stop_jerk", _S.jerk, "m/s^3, comfortable stop bound", min=0.1, max=50.0),
-    ParamSpec("trajectory_frames", ["odom", "world"], "accepted trajectory frame_ids"),
+    ParamSpec("trajectory_frames", list(_W.frames), "accepted trajectory frame_ids"),
 ]
 
 _LEVELS = {OK: b"\x00", WARN: b"\x01", ERROR: b"\x02"}
