@@ -11,7 +11,8 @@ candidates against K predicted occupancies are batched matrix products
 (K, I, T) @ (K, T, J) instead of an I*J*K*T loop.
 
 The same search, configured with a few profiles, is what `futures.py` runs for every
-other agent ("run the planner for the others").
+other agent ("run the planner for the others"). The profiles themselves are rolled out in
+`maneuver_profiles.py`; `score` adds its cost terms with one `_add_*` helper per concern.
 """
 from __future__ import annotations
 
@@ -21,6 +22,11 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from autonomy_stack.params import param
+
+# the candidate rollouts (also used from here by `futures` and `planner`)
+from autonomy_planning.maneuver_profiles import (LateralSet, LongitudinalSet,  # noqa: F401
+                                                 constant_accel_profiles, lateral_profiles,
+                                                 longitudinal_profiles, smoothstep)
 
 
 # ---------------------------------------------------------------- configuration
@@ -99,186 +105,6 @@ class SearchConfig:
         return np.arange(int(round(self.horizon / self.dt)) + 1) * self.dt
 
 
-def smoothstep(u):
-    u = np.clip(u, 0.0, 1.0)
-    return u * u * u * (10.0 + u * (-15.0 + 6.0 * u))
-
-
-# ---------------------------------------------------------------- profiles
-@dataclass
-class LateralSet:
-    d: np.ndarray          # (I, T) lateral offset of the reference point
-    dd: np.ndarray         # (I, T) lateral velocity
-    ddd: np.ndarray        # (I, T) lateral acceleration
-    kind: List[str]        # keep / lane_change_left / lane_change_right / nudge_left / ...
-    target: np.ndarray     # (I,) final offset
-    peak_jerk: np.ndarray  # (I,)
-
-    def __len__(self):
-        return self.d.shape[0]
-
-
-@dataclass
-class LongitudinalSet:
-    s: np.ndarray          # (J, T) station travelled from now (m)
-    v: np.ndarray          # (J, T)
-    a: np.ndarray          # (J, T)
-    kind: List[str]        # cruise / stop / follow
-    a_cmd0: np.ndarray     # (J,) intended (commanded) acceleration at t = 0
-    emergency: np.ndarray  # (J,) bool: needs braking harder than comfortable
-    stop_d: np.ndarray = None  # (J,) stop distance (inf for non-stop profiles)
-
-    def __len__(self):
-        return self.s.shape[0]
-
-
-def lateral_profiles(t: np.ndarray, d0: float, dd0: float, specs: Sequence[tuple]) -> LateralSet:
-    """specs: (kind, d_target, t_start, duration, t_return, d_return[, return_duration])
-    tuples. The profile
-    blends from d0 to d_target with a quintic smoothstep over [t_start, t_start+duration]
-    and, if t_return < horizon, back to d_return; the initial lateral velocity dd0 is
-    carried by a term that decays to zero within 2 s."""
-    n = len(specs)
-    kind = [sp[0] for sp in specs]
-    tgt = np.array([sp[1] for sp in specs], dtype=float)[:, None]
-    ts = np.array([sp[2] for sp in specs], dtype=float)[:, None]
-    du = np.array([sp[3] for sp in specs], dtype=float)[:, None]
-    tr = np.array([sp[4] for sp in specs], dtype=float)[:, None]
-    dr = np.array([sp[5] for sp in specs], dtype=float)[:, None]
-    dub = np.array([sp[6] if len(sp) > 6 else sp[3] for sp in specs], dtype=float)[:, None]
-    T = t[None, :]
-    d = d0 + (tgt - d0) * smoothstep((T - ts) / du) + (dr - tgt) * smoothstep((T - tr) / dub)
-    tc = 2.0
-    carry = dd0 * T * np.clip(1.0 - T / tc, 0.0, None) ** 2
-    d = d + carry
-    dt = t[1] - t[0]
-    dd = np.gradient(d, dt, axis=1)
-    ddd = np.gradient(dd, dt, axis=1)
-    # quintic smoothstep peak jerk = 60 * delta / duration^3
-    pj = 60.0 * np.maximum(np.abs(tgt - d0), np.abs(dr - tgt)) / du ** 3
-    return LateralSet(d, dd, ddd, kind, (tgt[:, 0] if n else np.zeros(0)), pj[:, 0] if n else np.zeros(0))
-
-
-def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[tuple],
-                          stops: Sequence[float], leads: Sequence[np.ndarray] = (),
-                          v_max: float = 30.0, max_jerk: float = 4.0,
-                          comfort_decel: float = 3.0, emergency_decel: float = 7.0,
-                          follow_gap: float = 3.0, headway: float = 1.2,
-                          stop_speed: Optional[float] = None,
-                          approach_decel: float = 0.8) -> LongitudinalSet:
-    """Jerk-limited rollouts of simple speed controllers, all profiles at once.
-
-    cruise: (target_speed, accel_magnitude) pairs; stops: distances (m) to stop at;
-    leads: (T,) station trajectories (relative to now, at the rear of the lead) to follow
-    with an IDM-like law. stop_speed: speed held by the stop profiles until they have to
-    brake (default: the current speed)."""
-    dt = t[1] - t[0]
-    T = len(t)
-    nc, ns, nl = len(cruise), len(stops), len(leads)
-    J = nc + ns + nl
-    kind = ["cruise"] * nc + ["stop"] * ns + ["follow"] * nl
-    vs_ = max(v0, 0.0) if stop_speed is None else stop_speed
-    v_t = np.array([c[0] for c in cruise] + [vs_] * ns + [v_max] * nl, dtype=float)
-    a_mag = np.array([c[1] for c in cruise] + [1.5] * ns + [1.5] * nl, dtype=float)
-    stop_d = np.array([np.inf] * nc + list(stops) + [np.inf] * nl, dtype=float)
-    lead = np.full((J, T), np.inf)
-    for k, L in enumerate(leads):
-        lead[nc + ns + k] = L
-    s = np.zeros((J, T))
-    v = np.zeros((J, T))
-    a = np.zeros((J, T))
-    v[:, 0] = max(v0, 0.0)
-    a[:, 0] = a0
-    a_cmd0 = np.zeros(J)
-    st, ld = slice(nc, nc + ns), slice(nc + ns, J)
-    sd = stop_d[st]
-    lead_v = np.zeros((nl, T))
-    if nl:
-        lead_v[:, :-1] = np.diff(lead[ld], axis=1) / dt
-        lead_v[:, -1] = lead_v[:, -2]
-    kd = 1.0 / (2.0 * np.sqrt(2.0 * comfort_decel))
-    jd = max_jerk * dt
-    up_a, lo_a = a_mag, -1.5 * a_mag
-    for k in range(T - 1):
-        vk, sk, ak = v[:, k], s[:, k], a[:, k]
-        # speed tracking (P law, bounded by the profile's accel magnitude)
-        a_c = np.minimum(np.maximum(1.2 * (v_t - vk), lo_a), up_a)
-        if ns:
-            vs, ss = vk[st], sk[st]
-            rem = sd - ss
-            far = rem > 0.05
-            # approach speed that a gentle deceleration (`approach_decel`, leaving room
-            # for the jerk limit) can still stop from, tracked with the P law (this also
-            # creeps up to a far stop point without overshooting a near one)
-            a_app = np.minimum(approach_decel + 0.01 * np.maximum(rem, 0.0), 1.5)
-            v_cap = np.sqrt(2.0 * a_app * np.maximum(rem - 0.3, 0.0))
-            ac = np.minimum(np.maximum(1.2 * (np.minimum(v_t[st], v_cap) - vs), -emergency_decel),
-                            a_mag[st])
-            need = np.where(far, vs * vs / (2.0 * np.maximum(rem, 0.05)),
-                            emergency_decel * (vs > 0.05))
-            ac = np.where(need > 0.6 * comfort_decel,
-                          np.minimum(ac, -np.minimum(need * 1.1, emergency_decel)), ac)
-            ac = np.where(~far & (vs < 0.3), -3.0, ac)
-            a_c[st] = ac
-        if nl:
-            vl = vk[ld]
-            gap = lead[ld, k] - sk[ld]
-            s_star = follow_gap + vl * headway + vl * np.maximum(vl - lead_v[:, k], 0.0) * kd
-            a_idm = 1.5 * (1.0 - (vl / max(v_max, 0.1)) ** 4 - (s_star / np.maximum(gap, 0.1)) ** 2)
-            a_c[ld] = np.maximum(np.minimum(a_c[ld], a_idm), -emergency_decel)
-        if k == 0:
-            a_cmd0 = a_c.copy()
-        da = a_c - ak
-        an = ak + np.minimum(np.maximum(da, np.where(a_c < -comfort_decel, -3.0 * jd, -jd)), jd)
-        vn = vk + 0.5 * (ak + an) * dt
-        neg = vn < 0.0
-        if neg.any():
-            vn[neg] = 0.0
-            an[neg] = 0.0
-        a[:, k + 1] = an
-        v[:, k + 1] = vn
-        s[:, k + 1] = sk + 0.5 * (vk + vn) * dt
-    emergency = np.min(a, axis=1) < -comfort_decel - 0.05
-    # the intent of a stop profile is the constant deceleration that ends at its point
-    with np.errstate(divide="ignore"):
-        intent = -max(v0, 0.0) ** 2 / (2.0 * np.maximum(stop_d, 0.05))
-    a_cmd0 = np.where(np.isfinite(stop_d), intent, a_cmd0)
-    return LongitudinalSet(s, v, a, kind, a_cmd0, emergency, stop_d)
-
-
-def constant_accel_profiles(t: np.ndarray, v0: float, specs: Sequence[tuple]) -> LongitudinalSet:
-    """Closed-form profiles (no rollout loop) for the cheap configuration used for other
-    agents: ("cruise", v_target, accel) accelerates/brakes at `accel` to `v_target` and
-    holds; ("stop", distance) brakes at the constant deceleration that ends there."""
-    v0 = max(float(v0), 0.0)
-    J = len(specs)
-    acc = np.zeros(J)
-    vt = np.zeros(J)
-    stop_d = np.full(J, np.inf)
-    kind = []
-    for k, sp in enumerate(specs):
-        if sp[0] == "stop":
-            d = max(float(sp[1]), 0.1)
-            acc[k] = -v0 * v0 / (2.0 * d)
-            vt[k] = 0.0
-            stop_d[k] = d
-            kind.append("stop")
-        else:
-            vt[k] = max(float(sp[1]), 0.0)
-            acc[k] = np.sign(vt[k] - v0) * abs(float(sp[2]))
-            kind.append("cruise")
-    T = t[None, :]
-    dv = vt - v0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_end = np.where(np.abs(acc) > 1e-6, dv / acc, 0.0)[:, None]
-    t_end = np.maximum(t_end, 0.0)
-    v = np.where(T < t_end, v0 + acc[:, None] * T, vt[:, None])
-    a = np.where(T < t_end, acc[:, None], 0.0) * np.ones_like(v)
-    dt = t[1] - t[0]
-    s = np.concatenate([np.zeros((J, 1)), np.cumsum(0.5 * (v[:, 1:] + v[:, :-1]) * dt, axis=1)], axis=1)
-    return LongitudinalSet(s, v, a, kind, acc.copy(), acc < -3.0, stop_d)
-
-
 # ---------------------------------------------------------------- occupancy
 @dataclass
 class Occupancy:
@@ -341,70 +167,107 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
     body: (front, rear, half_width) of the planned vehicle (default: the ego's).
     wait_time: s the ego has been held up (within `wait_distance`); a candidate that
     stays within `wait_distance` costs w_wait per second of it (capped), so a stop that
-    only static obstacles hold up does not last for ever."""
-    front, rear, hw = body if body is not None else (cfg.front, cfg.rear, cfg.half_width)
-    t = cfg.t
-    T = len(t)
-    dt = cfg.dt
+    only static obstacles hold up does not last for ever.
+
+    The cost terms are added to one (I, J) array by the `_add_*_cost(s)` helpers below,
+    in this order: collision / clearance, drivable area, comfort and kinematic
+    feasibility, progress / speed / goal / waiting, lanes, route, consistency."""
+    body = body if body is not None else (cfg.front, cfg.rear, cfg.half_width)
+    hw = body[2]
+    T = len(cfg.t)
     I, J = len(lat), len(lon)
     f32 = np.float32
     D = lat.d.astype(f32)                         # (I, T)
     S = lon.s + s0                                # (J, T) absolute stations (float64)
     V = lon.v.astype(f32)
-    Sr = lon.s.astype(f32)                        # (J, T) relative stations
-    wt = np.exp(-t / cfg.ttc_tau)                 # early conflicts weigh more
     cost = np.zeros((I, J))
-    comp = {}
+    comp = {"collision": _add_collision_costs(cost, occ, cfg, D, S, V, lon.s.astype(f32),
+                                              s0, body)}
+    comp["offroad"] = _add_offroad_cost(cost, cfg, D, S, hw, station_grid, road_left,
+                                        road_right)
+    _add_comfort_costs(cost, cfg, lat, lon, V, S, curvature_fn)
+    _add_progress_costs(cost, cfg, lon, S, V, s0, v_des, goal_station, approach_stop,
+                        wait_time)
+    _add_lane_costs(cost, cfg, D, V, hw, lane_offsets, oncoming_boundary)
+    # ---- route: in the route lane (d ~ 0) by the deadline
+    if np.isfinite(route_deadline) and route_deadline > s0:
+        D = lat.d                                 # float64 offsets from here on
+        cost += _route_cost(cfg, D, S, route_deadline, T)
+    # ---- the route lane (d = 0) is preferred over the neighbouring lanes
+    cost += cfg.w_route_lane * np.abs(D[:, -1])[:, None]
+    if prev is not None:
+        _add_consistency_costs(cost, cfg, lat, lon, D, V, prev)
+    i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
+    label = maneuver_label(lat.kind[i], lon.kind[j], lon, j)
+    return SearchResult(cost=cost, best=(int(i), int(j)), lateral=lat, longitudinal=lon,
+                        collision_prob=comp["collision"], label=label, n_candidates=I * J,
+                        components=comp)
 
-    # ---- collision / clearance vs occupancies (batched matmul over K)
-    coll = np.zeros((I, J))
-    risk = np.zeros((I, J))
-    if len(occ):
-        keep = occ.p >= cfg.min_probability
-        # prune occupancies that never come laterally / longitudinally near any candidate
-        dmin, dmax = D.min() - hw - cfg.lat_soft, D.max() + hw + cfg.lat_soft
-        smin, smax = S.min() - rear - cfg.lon_soft, S.max() + front + cfg.lon_soft + cfg.headway * V.max()
-        near_d = ((occ.d + occ.hd) > dmin) & ((occ.d - occ.hd) < dmax)
-        near_s = ((occ.s + occ.hs) > smin) & ((occ.s - occ.hs) < smax)
-        keep &= np.any(near_d & near_s, axis=1)
-        if np.any(keep):
-            os_ = (occ.s[keep] - s0).astype(f32)          # relative stations
-            od, ohs, ohd = occ.d[keep].astype(f32), occ.hs[keep].astype(f32), occ.hd[keep].astype(f32)
-            op = occ.p[keep]
-            # lateral gap (K, I, T)
-            glat = np.abs(D[None] - od[:, None]) - (hw + ohd[:, None])
-            # longitudinal gap (K, J, T): ego body [S-rear, S+front] vs [os-hs, os+hs]
-            glon = np.maximum((os_ - ohs)[:, None] - (Sr[None] + front), (Sr[None] - rear) - (os_ + ohs)[:, None])
-            hl = (glat < cfg.lat_margin_hard).astype(f32)
-            hn = (glon < cfg.lon_margin_hard).astype(f32) * wt[None, None].astype(f32)
-            # hit[k, i, j] = sum_t w_t * overlap: a conflict at time t weighs exp(-t/tau)
-            # (imminent conflicts cost most; far ones can still be re-planned away)
-            hit = np.matmul(hl, np.swapaxes(hn, 1, 2))          # (K, I, J)
-            # oncoming movers (moving against the reference): meeting one faster than
-            # `oncoming_fast` needs `lat_margin_oncoming_fast` of lateral clearance
-            onc = (occ.vs[keep].min(axis=1) < -1.0) if occ.vs is not None else np.zeros(len(op), bool)
-            if np.any(onc):
-                hl2 = ((glat[onc] >= cfg.lat_margin_hard) &
-                       (glat[onc] < cfg.lat_margin_oncoming_fast)).astype(f32)
-                fast = (V > cfg.oncoming_fast).astype(f32)[None]
-                hit[onc] += np.matmul(hl2, np.swapaxes(hn[onc] * fast, 1, 2))
-            opf = op.astype(np.float32)
-            coll = np.minimum(1.0, np.tensordot(opf, (hit > 0).astype(np.float32), axes=1))
-            soon = np.tensordot(opf, np.minimum(hit * (dt / 0.6), 3.0), axes=1)
-            # soft clearance; longitudinal soft distance grows with the ego speed when
-            # the other is ahead (headway); oncoming movers are given more room
-            lsoft_lat = np.where(onc, cfg.lat_soft_oncoming, cfg.lat_soft).astype(f32)[:, None, None]
-            pl = np.clip(1.0 - glat / lsoft_lat, 0.0, 1.0).astype(np.float32)
-            ahead = (os_[:, None] > Sr[None])
-            lsoft = cfg.lon_soft + np.where(ahead, cfg.headway * V[None], 0.0)
-            pn = (np.clip(1.0 - glon / lsoft, 0.0, 1.0) * wt[None, None]).astype(np.float32)
-            # meeting an oncoming vehicle closely costs more the faster we pass it
-            pn = pn * np.where(onc[:, None, None], 1.0 + V[None] / cfg.oncoming_speed_scale, 1.0).astype(f32)
-            risk = np.tensordot(op.astype(np.float32), np.matmul(pl, np.swapaxes(pn, 1, 2)), axes=1) * dt
-            cost += cfg.w_collision * soon + cfg.w_collision_any * coll + cfg.w_risk * risk
-    comp["collision"] = coll
 
-    # ---- drivable area (I, J, T); (I, T) only where the bounds do not vary with station
+def _add_collision_costs(cost, occ: Occupancy, cfg: SearchConfig, D, S, V, Sr, s0: float,
+                         body) -> np.ndarray:
+    """Collision / clearance against the occupancies (batched matmul over K), added to
+    `cost`; returns the collision probability (I, J). D (I, T), V and Sr (J, T, relative
+    stations) are float32, S (J, T) the absolute stations."""
+    front, rear, hw = body
+    f32 = np.float32
+    t, dt = cfg.t, cfg.dt
+    wt = np.exp(-t / cfg.ttc_tau)                 # early conflicts weigh more
+    coll = np.zeros((len(D), len(V)))
+    if not len(occ):
+        return coll
+    keep = occ.p >= cfg.min_probability
+    # prune occupancies that never come laterally / longitudinally near any candidate
+    dmin, dmax = D.min() - hw - cfg.lat_soft, D.max() + hw + cfg.lat_soft
+    smin, smax = S.min() - rear - cfg.lon_soft, S.max() + front + cfg.lon_soft + cfg.headway * V.max()
+    near_d = ((occ.d + occ.hd) > dmin) & ((occ.d - occ.hd) < dmax)
+    near_s = ((occ.s + occ.hs) > smin) & ((occ.s - occ.hs) < smax)
+    keep &= np.any(near_d & near_s, axis=1)
+    if not np.any(keep):
+        return coll
+    os_ = (occ.s[keep] - s0).astype(f32)          # relative stations
+    od, ohs, ohd = occ.d[keep].astype(f32), occ.hs[keep].astype(f32), occ.hd[keep].astype(f32)
+    op = occ.p[keep]
+    # lateral gap (K, I, T)
+    glat = np.abs(D[None] - od[:, None]) - (hw + ohd[:, None])
+    # longitudinal gap (K, J, T): ego body [S-rear, S+front] vs [os-hs, os+hs]
+    glon = np.maximum((os_ - ohs)[:, None] - (Sr[None] + front), (Sr[None] - rear) - (os_ + ohs)[:, None])
+    hl = (glat < cfg.lat_margin_hard).astype(f32)
+    hn = (glon < cfg.lon_margin_hard).astype(f32) * wt[None, None].astype(f32)
+    # hit[k, i, j] = sum_t w_t * overlap: a conflict at time t weighs exp(-t/tau)
+    # (imminent conflicts cost most; far ones can still be re-planned away)
+    hit = np.matmul(hl, np.swapaxes(hn, 1, 2))          # (K, I, J)
+    # oncoming movers (moving against the reference): meeting one faster than
+    # `oncoming_fast` needs `lat_margin_oncoming_fast` of lateral clearance
+    onc = (occ.vs[keep].min(axis=1) < -1.0) if occ.vs is not None else np.zeros(len(op), bool)
+    if np.any(onc):
+        hl2 = ((glat[onc] >= cfg.lat_margin_hard) &
+               (glat[onc] < cfg.lat_margin_oncoming_fast)).astype(f32)
+        fast = (V > cfg.oncoming_fast).astype(f32)[None]
+        hit[onc] += np.matmul(hl2, np.swapaxes(hn[onc] * fast, 1, 2))
+    opf = op.astype(np.float32)
+    coll = np.minimum(1.0, np.tensordot(opf, (hit > 0).astype(np.float32), axes=1))
+    soon = np.tensordot(opf, np.minimum(hit * (dt / 0.6), 3.0), axes=1)
+    # soft clearance; longitudinal soft distance grows with the ego speed when
+    # the other is ahead (headway); oncoming movers are given more room
+    lsoft_lat = np.where(onc, cfg.lat_soft_oncoming, cfg.lat_soft).astype(f32)[:, None, None]
+    pl = np.clip(1.0 - glat / lsoft_lat, 0.0, 1.0).astype(np.float32)
+    ahead = (os_[:, None] > Sr[None])
+    lsoft = cfg.lon_soft + np.where(ahead, cfg.headway * V[None], 0.0)
+    pn = (np.clip(1.0 - glon / lsoft, 0.0, 1.0) * wt[None, None]).astype(np.float32)
+    # meeting an oncoming vehicle closely costs more the faster we pass it
+    pn = pn * np.where(onc[:, None, None], 1.0 + V[None] / cfg.oncoming_speed_scale, 1.0).astype(f32)
+    risk = np.tensordot(op.astype(np.float32), np.matmul(pl, np.swapaxes(pn, 1, 2)), axes=1) * dt
+    cost += cfg.w_collision * soon + cfg.w_collision_any * coll + cfg.w_risk * risk
+    return coll
+
+
+def _add_offroad_cost(cost, cfg: SearchConfig, D, S, hw: float, station_grid, road_left,
+                      road_right) -> np.ndarray:
+    """Drivable area, added to `cost`: (I, J, T), or (I, T) only where the bounds do not
+    vary with station; returns the largest excursion (I, J)."""
+    f32 = np.float32
+    J = len(S)
     left = np.interp(S, station_grid, road_left).astype(f32)   # (J, T)
     right = np.interp(S, station_grid, road_right).astype(f32)
     if np.ptp(left) < 0.05 and np.ptp(right) < 0.05:
@@ -414,8 +277,15 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
         over = np.maximum(D[:, None] + hw - left[None], right[None] - (D[:, None] - hw))
         off = np.clip(over.max(axis=2), 0.0, None)
     cost += cfg.w_offroad * np.minimum(off, 1.0) + cfg.w_offroad * (off > 0.05)
-    comp["offroad"] = off
+    return off
 
+
+def _add_comfort_costs(cost, cfg: SearchConfig, lat: LateralSet, lon: LongitudinalSet, V, S,
+                       curvature_fn) -> None:
+    """Lateral comfort (acceleration incl. path curvature at speed, jerk), kinematic
+    feasibility and longitudinal comfort, added to `cost`."""
+    f32 = np.float32
+    dt = cfg.dt
     # ---- comfort: lateral accel incl. path curvature at speed (I, J, T)
     kap = (curvature_fn(S) if curvature_fn is not None else np.zeros_like(S)).astype(f32)
     ay = V * V * kap                                             # (J, T)
@@ -441,6 +311,13 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
              + cfg.w_hard_brake * np.maximum(-lon.a.min(axis=1) - cfg.comfort_decel, 0.0) ** 2
              + 200.0 * lon.emergency)
     cost += lon_c[None, :]
+
+
+def _add_progress_costs(cost, cfg: SearchConfig, lon: LongitudinalSet, S, V, s0: float,
+                        v_des: float, goal_station: float, approach_stop: Optional[float],
+                        wait_time: float) -> None:
+    """Progress along the route (up to the goal), speed, stopping at the goal, pulling up
+    to a stop point and patience, added to `cost`."""
     # ---- progress and speed (J,)
     vd = max(v_des, 0.5)
     reach = S[:, -1] - s0
@@ -469,7 +346,11 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
     if wait_time > 0.0:
         still = (reach < cfg.wait_distance).astype(float)
         cost += cfg.w_wait * min(wait_time, cfg.wait_cap) * still[None, :]
-    # ---- lanes: stay near a lane centre, avoid the oncoming lane (I,)
+
+
+def _add_lane_costs(cost, cfg: SearchConfig, D, V, hw: float, lane_offsets,
+                    oncoming_boundary: Optional[float]) -> None:
+    """Stay near a lane centre (I,), avoid the oncoming lane; added to `cost`."""
     lo = np.asarray(lane_offsets, dtype=float)
     dist_lane = np.min(np.abs(D[:, :, None] - lo[None, None, :]), axis=2)    # (I, T)
     cost += (cfg.w_lane * dist_lane[:, -1] + cfg.w_nudge * np.mean(dist_lane, axis=1))[:, None]
@@ -477,37 +358,38 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
         inside = np.clip((D + hw - oncoming_boundary) / (2.0 * hw), 0.0, 1.0)  # (I, T)
         # time spent in the oncoming lane, counted while moving
         moving = (V > 0.5).astype(float)
-        cost += cfg.w_oncoming * (inside @ moving.T) * dt
-    # ---- route: in the route lane (d ~ 0) by the deadline
-    if np.isfinite(route_deadline) and route_deadline > s0:
-        passed = S >= route_deadline                        # (J, T)
-        D = lat.d
-        k_dead = np.where(passed.any(axis=1), passed.argmax(axis=1), T - 1)
-        d_at = D[:, k_dead]                                 # (I, J)
-        miss = np.maximum(np.abs(d_at) - 0.6, 0.0)
-        rem = route_deadline - S[:, -1]
-        # not reaching the deadline within the horizon is fine if still far from it
-        reached = passed.any(axis=1)
-        cost += cfg.w_route * np.where(reached[None, :], miss, 0.1 * miss * (rem < 40.0)[None, :])
-    # ---- the route lane (d = 0) is preferred over the neighbouring lanes
-    cost += cfg.w_route_lane * np.abs(D[:, -1])[:, None]
-    # ---- consistency with the previous choice
-    if prev is not None:
-        dprev, vprev = prev[0], prev[1]
-        if len(prev) > 2 and prev[2] is not None:
-            prev_kind, prev_stop = prev[2]
-            kinds = np.array(lat.kind)
-            cost += cfg.w_switch * (kinds != prev_kind)[:, None]
-            stops_j = lon.v[:, -1] < 0.3
-            cost += cfg.w_switch * (stops_j != prev_stop)[None, :]
-        n = int(3.0 / dt)
-        cost += cfg.w_consistency * np.mean(np.abs(D[:, :n] - dprev[None, :n]), axis=1)[:, None]
-        m = int(2.0 / dt)
-        cost += cfg.w_consistency * np.mean(np.abs(V[:, :m] - vprev[None, :m]), axis=1)[None, :]
-    i, j = np.unravel_index(int(np.argmin(cost)), cost.shape)
-    label = maneuver_label(lat.kind[i], lon.kind[j], lon, j)
-    return SearchResult(cost=cost, best=(int(i), int(j)), lateral=lat, longitudinal=lon,
-                        collision_prob=coll, label=label, n_candidates=I * J, components=comp)
+        cost += cfg.w_oncoming * (inside @ moving.T) * cfg.dt
+
+
+def _route_cost(cfg: SearchConfig, D, S, route_deadline: float, T: int) -> np.ndarray:
+    """(I, J) cost of not being in the route lane (d ~ 0) by the deadline station."""
+    passed = S >= route_deadline                        # (J, T)
+    k_dead = np.where(passed.any(axis=1), passed.argmax(axis=1), T - 1)
+    d_at = D[:, k_dead]                                 # (I, J)
+    miss = np.maximum(np.abs(d_at) - 0.6, 0.0)
+    rem = route_deadline - S[:, -1]
+    # not reaching the deadline within the horizon is fine if still far from it
+    reached = passed.any(axis=1)
+    return cfg.w_route * np.where(reached[None, :], miss, 0.1 * miss * (rem < 40.0)[None, :])
+
+
+def _add_consistency_costs(cost, cfg: SearchConfig, lat: LateralSet, lon: LongitudinalSet, D,
+                           V, prev: tuple) -> None:
+    """Consistency with the previous choice `prev` = (d_prev(t), v_prev(t)[, (kind,
+    stopped)]): switching the lateral kind or the stop-vs-go decision, and deviating
+    from the previous profiles; added to `cost`."""
+    dt = cfg.dt
+    dprev, vprev = prev[0], prev[1]
+    if len(prev) > 2 and prev[2] is not None:
+        prev_kind, prev_stop = prev[2]
+        kinds = np.array(lat.kind)
+        cost += cfg.w_switch * (kinds != prev_kind)[:, None]
+        stops_j = lon.v[:, -1] < 0.3
+        cost += cfg.w_switch * (stops_j != prev_stop)[None, :]
+    n = int(3.0 / dt)
+    cost += cfg.w_consistency * np.mean(np.abs(D[:, :n] - dprev[None, :n]), axis=1)[:, None]
+    m = int(2.0 / dt)
+    cost += cfg.w_consistency * np.mean(np.abs(V[:, :m] - vprev[None, :m]), axis=1)[None, :]
 
 
 # ---------------------------------------------------------------- ego candidate sets

@@ -15,7 +15,7 @@ from autonomy_planning.planner import Planner, PlannerConfig, safe_stop_trajecto
 from autonomy_planning.scene import Lane, PlanningScene, lanes_from_road_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-CORE = ["path.py", "scene.py", "futures.py", "maneuver_search.py", "corridor.py",
+CORE = ["path.py", "scene.py", "futures.py", "maneuver_search.py", "maneuver_profiles.py", "corridor.py",
         "trajectory_optimizer.py", "planner.py", "../autonomy_tools/planning_closed_loop.py"]
 XS = np.linspace(-60.0, 400.0, 231)
 
