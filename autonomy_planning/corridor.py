@@ -73,59 +73,15 @@ def build_corridor(frame: RoadFrame, t: np.ndarray, D: np.ndarray, S: np.ndarray
     st = np.arange(frame.ego_s - rear - 2.0, s_end + cfg.station_step, cfg.station_step)
     left = np.interp(st, frame.station_grid, frame.road_left)
     right = np.interp(st, frame.station_grid, frame.road_right)
-    # lateral offset of the chosen maneuver at each station (as it passes)
-    Sm = np.maximum.accumulate(S)
-    d_at_st = np.interp(st, Sm + 1e-6 * np.arange(len(Sm)), D)
     s_max = np.full(len(t), np.inf)
     cuts = []
-    if len(occ):
-        for k in range(len(occ)):
-            if occ.p[k] < cfg.min_probability:
-                continue
-            sk, dk, hs, hd = occ.s[k], occ.d[k], occ.hs[k], occ.hd[k]
-            if occ.static[k]:
-                lo_s, hi_s = sk[0] - hs[0] - cfg.lon_margin, sk[0] + hs[0] + cfg.lon_margin
-                m = (st >= lo_s) & (st <= hi_s)
-                if not np.any(m):
-                    continue
-                # side: the maneuver's offset where it passes (or would pass) the obstacle
-                d_ref = float(np.interp(sk[0], Sm + 1e-6 * np.arange(len(Sm)), D))
-                if dk[0] > d_ref:
-                    edge = dk[0] - hd[0] - cfg.lat_margin
-                    left[m] = np.minimum(left[m], edge)
-                    cuts.append((k, "left", lo_s, hi_s, edge))
-                else:
-                    edge = dk[0] + hd[0] + cfg.lat_margin
-                    right[m] = np.maximum(right[m], edge)
-                    cuts.append((k, "right", lo_s, hi_s, edge))
-                continue
-            # moving agent: cut where the chosen body overlaps it in time
-            # (an agent entirely ahead of or behind the body is handled by the station
-            # cap, not by a lateral cut: a crossing pedestrian must not pinch the
-            # corridor around a waiting ego)
-            b_lo, b_hi = S - rear, S + front
-            o_lo, o_hi = sk - hs, sk + hs
-            ov = (o_hi > b_lo) & (o_lo < b_hi)
-            lat_clear = np.abs(D - dk) - (hw + hd)
-            # blocking ahead in our path, same direction: station cap instead of a cut
-            ahead = (o_lo > S + front) & (lat_clear < cfg.lat_margin) & (occ.vs[k] > -0.5)
-            if np.any(ahead):
-                cap = np.where(ahead, o_lo - front - cfg.follow_gap, np.inf)
-                s_max = np.minimum(s_max, cap)
-            for ti in np.where(ov)[0]:
-                lo_s = max(o_lo[ti], b_lo[ti]) - cfg.lon_margin
-                hi_s = min(o_hi[ti], b_hi[ti]) + cfg.lon_margin
-                m = (st >= lo_s) & (st <= hi_s)
-                if not np.any(m):
-                    continue
-                if dk[ti] > D[ti]:
-                    edge = dk[ti] - hd[ti] - cfg.lat_margin
-                    left[m] = np.minimum(left[m], edge)
-                else:
-                    edge = dk[ti] + hd[ti] + cfg.lat_margin
-                    right[m] = np.maximum(right[m], edge)
-            if np.any(ov):
-                cuts.append((k, "dynamic", float(sk[ov].min()), float(sk[ov].max()), 0.0))
+    for k in range(len(occ)):
+        if occ.p[k] < cfg.min_probability:
+            continue
+        if occ.static[k]:
+            _cut_static(k, occ, st, left, right, D, S, cfg, cuts)
+        else:
+            s_max = _cut_moving(k, occ, st, left, right, D, S, body, cfg, cuts, s_max)
     # too narrow for the body -> the ego must stop before that station
     narrow = (left - right) < 2.0 * hw + 0.1
     ahead_st = st > frame.ego_s + front
@@ -145,3 +101,58 @@ def build_corridor(frame: RoadFrame, t: np.ndarray, D: np.ndarray, S: np.ndarray
     return Corridor(stations=st, left=left, right=right, ref_x=x, ref_y=y, ref_heading=h,
                     times=t.copy(), speed_min=np.zeros(len(t)), speed_max=vmax,
                     station_max=s_max, blocked_station=blocked_station, cuts=cuts)
+
+
+def _cut_static(k: int, occ: Occupancy, st, left, right, D, S, cfg: CorridorConfig,
+                cuts: list) -> None:
+    """Cut static obstacle k out of the bounds (in place) along its whole extent, on the
+    side away from the maneuver's offset where it passes (or would pass) it."""
+    sk, dk, hs, hd = occ.s[k], occ.d[k], occ.hs[k], occ.hd[k]
+    lo_s, hi_s = sk[0] - hs[0] - cfg.lon_margin, sk[0] + hs[0] + cfg.lon_margin
+    m = (st >= lo_s) & (st <= hi_s)
+    if not np.any(m):
+        return
+    Sm = np.maximum.accumulate(S)
+    d_ref = float(np.interp(sk[0], Sm + 1e-6 * np.arange(len(Sm)), D))
+    if dk[0] > d_ref:
+        edge = dk[0] - hd[0] - cfg.lat_margin
+        left[m] = np.minimum(left[m], edge)
+        cuts.append((k, "left", lo_s, hi_s, edge))
+    else:
+        edge = dk[0] + hd[0] + cfg.lat_margin
+        right[m] = np.maximum(right[m], edge)
+        cuts.append((k, "right", lo_s, hi_s, edge))
+
+
+def _cut_moving(k: int, occ: Occupancy, st, left, right, D, S, body: tuple,
+                cfg: CorridorConfig, cuts: list, s_max: np.ndarray) -> np.ndarray:
+    """Cut moving occupancy k out of the bounds (in place) where the chosen body overlaps
+    it in time; returns the station cap, lowered if it blocks the path ahead. (An agent
+    entirely ahead of or behind the body is handled by the station cap, not by a lateral
+    cut: a crossing pedestrian must not pinch the corridor around a waiting ego.)"""
+    front, rear, hw = body
+    sk, dk, hs, hd = occ.s[k], occ.d[k], occ.hs[k], occ.hd[k]
+    b_lo, b_hi = S - rear, S + front
+    o_lo, o_hi = sk - hs, sk + hs
+    ov = (o_hi > b_lo) & (o_lo < b_hi)
+    lat_clear = np.abs(D - dk) - (hw + hd)
+    # blocking ahead in our path, same direction: station cap instead of a cut
+    ahead = (o_lo > S + front) & (lat_clear < cfg.lat_margin) & (occ.vs[k] > -0.5)
+    if np.any(ahead):
+        cap = np.where(ahead, o_lo - front - cfg.follow_gap, np.inf)
+        s_max = np.minimum(s_max, cap)
+    for ti in np.where(ov)[0]:
+        lo_s = max(o_lo[ti], b_lo[ti]) - cfg.lon_margin
+        hi_s = min(o_hi[ti], b_hi[ti]) + cfg.lon_margin
+        m = (st >= lo_s) & (st <= hi_s)
+        if not np.any(m):
+            continue
+        if dk[ti] > D[ti]:
+            edge = dk[ti] - hd[ti] - cfg.lat_margin
+            left[m] = np.minimum(left[m], edge)
+        else:
+            edge = dk[ti] + hd[ti] + cfg.lat_margin
+            right[m] = np.maximum(right[m], edge)
+    if np.any(ov):
+        cuts.append((k, "dynamic", float(sk[ov].min()), float(sk[ov].max()), 0.0))
+    return s_max

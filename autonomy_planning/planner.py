@@ -145,7 +145,6 @@ class Planner:
     def plan(self, scene: PlanningScene) -> PlanResult:
         """Plan one cycle for `scene` (see the module docstring)."""
         cfg = self.cfg
-        sc = cfg.search
         tm = {}
         t0 = time.perf_counter()
         ego = scene.ego
@@ -154,76 +153,20 @@ class Planner:
 
         t1 = time.perf_counter()
         futures = self.predictor.predict(scene)
-        tg = sc.t
+        tg = cfg.search.t
         agents = {a.id: a for a in scene.agents}
         occ = futures_to_occupancy(futures, agents, frame.ref, tg)
         occ = self._add_stop_lines(occ, frame, ego, tg)
         tm["futures"] = (time.perf_counter() - t1) * 1e3
 
-        # ---- initial state (consistent with the previous plan when tracked)
         t2 = time.perf_counter()
-        v0, a0 = max(ego.speed, 0.0), float(np.clip(ego.accel, -8.0, 3.0))
-        prev = self._prev
-        elapsed = None
-        if prev is not None:
-            elapsed = scene.stamp - prev["stamp"]
-            tr = prev["trajectory"]
-            if 0.0 <= elapsed <= 0.5:
-                px = np.interp(elapsed, tr.t, tr.x)
-                py = np.interp(elapsed, tr.t, tr.y)
-                pv = float(np.interp(elapsed, tr.t, tr.speed))
-                pa = float(np.interp(elapsed, tr.t, tr.accel))
-                if math.hypot(px - ego.x, py - ego.y) < cfg.consistency_position and \
-                        abs(pv - ego.speed) < cfg.consistency_speed:
-                    v0, a0 = pv, pa
-            else:
-                elapsed = None
+        v0, a0, elapsed = self._initial_state(scene)
         v_des = cfg.desired_speed if cfg.desired_speed else frame.speed_limit
         v_des = min(v_des, frame.speed_limit)
-        # how long the ego has been held up: time since it was last 3 m away from where it
-        # is now (creeping up to an obstacle still counts as waiting); not at the goal
-        at_goal = np.isfinite(frame.goal_station) and frame.goal_station - frame.ego_s < 3.0
-        st = self._standing_since
-        if at_goal or st is None or scene.stamp < st[0] or \
-                math.hypot(ego.x - st[1], ego.y - st[2]) > cfg.search.wait_distance:
-            self._standing_since = st = (scene.stamp, ego.x, ego.y)
-        wait_time = 0.0 if at_goal else scene.stamp - st[0]
-
-        # ---- candidates
-        s_e, d_e = frame.ego_s, frame.ego_d
-        rl = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_left))
-        rr = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_right))
-        lat_specs = ego_lateral_specs(sc, d_e, frame.lane_offsets, frame.lane_width, rr, rl)
-        dd0 = v0 * math.sin(frame.ego_rel_yaw)
-        lat = lateral_profiles(tg, d_e, dd0, lat_specs)
-        stops, leads = self._stops_and_leads(occ, frame, sc)
-        goal_stop = None
-        if np.isfinite(frame.goal_station):
-            goal_stop = frame.goal_station - s_e
-        cruise, stop_list, lead_list = ego_longitudinal_sets(sc, v0, v_des, stops, goal_stop, leads)
-        lon = longitudinal_profiles(tg, v0, a0, cruise, stop_list, lead_list, v_max=v_des,
-                                    max_jerk=sc.max_jerk, comfort_decel=sc.comfort_decel,
-                                    emergency_decel=sc.emergency_decel,
-                                    stop_speed=max(v0, min(v_des, 6.0)))
-        onc = None
-        if len(frame.oncoming_offsets):
-            left_onc = frame.oncoming_offsets[frame.oncoming_offsets > 0]
-            if len(left_onc):
-                onc = float(left_onc.min() - frame.lane_width / 2.0)
-        prev_prof = None
-        if prev is not None and elapsed is not None and prev["ref_key"] == frame.ref_key:
-            pt = prev["chosen"]
-            prev_prof = (np.interp(tg + elapsed, pt["t"], pt["d"]),
-                         np.interp(tg + elapsed, pt["t"], pt["v"]),
-                         (pt["kind"], bool(pt["v"][-1] < 0.3)))
-        res = score(lat, lon, occ, sc, s0=s_e, v_des=v_des, station_grid=frame.station_grid,
-                    road_left=frame.road_left, road_right=frame.road_right,
-                    curvature_fn=frame.ref.curvature_at, lane_offsets=frame.lane_offsets,
-                    oncoming_boundary=onc, route_deadline=frame.route_deadline,
-                    goal_station=frame.goal_station, prev=prev_prof,
-                    approach_stop=min(stops + ([goal_stop] if goal_stop else [])) if (stops or goal_stop) else None,
-                    wait_time=wait_time)
+        res = self._search(scene, frame, occ, tg, v0, a0, v_des, elapsed)
+        lat, lon = res.lateral, res.longitudinal
         i, j = res.best
+        s_e, d_e = frame.ego_s, frame.ego_d
         D, S, V = lat.d[i], s_e + lon.s[j], lon.v[j]
         tm["search"] = (time.perf_counter() - t2) * 1e3
 
@@ -254,6 +197,85 @@ class Planner:
                           solves=list(opt.iterations.get("solves", [])))
 
     # -------------------------------------------------------------- helpers
+    def _initial_state(self, scene: PlanningScene):
+        """(v0, a0, elapsed): the initial speed and acceleration, taken from the previous
+        plan at the elapsed time when the ego tracked it (so the executed speed matches
+        the plan); elapsed is None without a usable previous plan."""
+        cfg, ego, prev = self.cfg, scene.ego, self._prev
+        v0, a0 = max(ego.speed, 0.0), float(np.clip(ego.accel, -8.0, 3.0))
+        elapsed = None
+        if prev is not None:
+            elapsed = scene.stamp - prev["stamp"]
+            tr = prev["trajectory"]
+            if 0.0 <= elapsed <= 0.5:
+                px = np.interp(elapsed, tr.t, tr.x)
+                py = np.interp(elapsed, tr.t, tr.y)
+                pv = float(np.interp(elapsed, tr.t, tr.speed))
+                pa = float(np.interp(elapsed, tr.t, tr.accel))
+                if math.hypot(px - ego.x, py - ego.y) < cfg.consistency_position and \
+                        abs(pv - ego.speed) < cfg.consistency_speed:
+                    v0, a0 = pv, pa
+            else:
+                elapsed = None
+        return v0, a0, elapsed
+
+    def _wait_time(self, scene: PlanningScene, frame: RoadFrame) -> float:
+        """How long the ego has been held up: time since it was last `wait_distance` away
+        from where it is now (creeping up to an obstacle still counts as waiting); 0 at
+        the goal."""
+        ego = scene.ego
+        at_goal = np.isfinite(frame.goal_station) and frame.goal_station - frame.ego_s < 3.0
+        st = self._standing_since
+        if at_goal or st is None or scene.stamp < st[0] or \
+                math.hypot(ego.x - st[1], ego.y - st[2]) > self.cfg.search.wait_distance:
+            self._standing_since = st = (scene.stamp, ego.x, ego.y)
+        return 0.0 if at_goal else scene.stamp - st[0]
+
+    def _search(self, scene: PlanningScene, frame: RoadFrame, occ, tg, v0: float, a0: float,
+                v_des: float, elapsed) -> SearchResult:
+        """The ego's candidate sets (lateral x longitudinal) scored against `occ`."""
+        sc = self.cfg.search
+        wait_time = self._wait_time(scene, frame)
+        s_e, d_e = frame.ego_s, frame.ego_d
+        rl = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_left))
+        rr = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_right))
+        lat_specs = ego_lateral_specs(sc, d_e, frame.lane_offsets, frame.lane_width, rr, rl)
+        dd0 = v0 * math.sin(frame.ego_rel_yaw)
+        lat = lateral_profiles(tg, d_e, dd0, lat_specs)
+        stops, leads = self._stops_and_leads(occ, frame, sc)
+        goal_stop = None
+        if np.isfinite(frame.goal_station):
+            goal_stop = frame.goal_station - s_e
+        cruise, stop_list, lead_list = ego_longitudinal_sets(sc, v0, v_des, stops, goal_stop, leads)
+        lon = longitudinal_profiles(tg, v0, a0, cruise, stop_list, lead_list, v_max=v_des,
+                                    max_jerk=sc.max_jerk, comfort_decel=sc.comfort_decel,
+                                    emergency_decel=sc.emergency_decel,
+                                    stop_speed=max(v0, min(v_des, 6.0)))
+        onc = None
+        if len(frame.oncoming_offsets):
+            left_onc = frame.oncoming_offsets[frame.oncoming_offsets > 0]
+            if len(left_onc):
+                onc = float(left_onc.min() - frame.lane_width / 2.0)
+        return score(lat, lon, occ, sc, s0=s_e, v_des=v_des, station_grid=frame.station_grid,
+                     road_left=frame.road_left, road_right=frame.road_right,
+                     curvature_fn=frame.ref.curvature_at, lane_offsets=frame.lane_offsets,
+                     oncoming_boundary=onc, route_deadline=frame.route_deadline,
+                     goal_station=frame.goal_station,
+                     prev=self._previous_profile(frame, tg, elapsed),
+                     approach_stop=min(stops + ([goal_stop] if goal_stop else [])) if (stops or goal_stop) else None,
+                     wait_time=wait_time)
+
+    def _previous_profile(self, frame: RoadFrame, tg, elapsed):
+        """(d(t), v(t), (kind, stopped)) of the previous choice on this cycle's time grid,
+        for the search's consistency terms; None after a new reference path."""
+        prev = self._prev
+        if prev is None or elapsed is None or prev["ref_key"] != frame.ref_key:
+            return None
+        pt = prev["chosen"]
+        return (np.interp(tg + elapsed, pt["t"], pt["d"]),
+                np.interp(tg + elapsed, pt["t"], pt["v"]),
+                (pt["kind"], bool(pt["v"][-1] < 0.3)))
+
     def _add_stop_lines(self, occ, frame: RoadFrame, ego: EgoState, tg):
         """Stop lines on the route act as a wall across the lanes until the ego has stopped
         in front of them (then the agents' futures decide when to go)."""
