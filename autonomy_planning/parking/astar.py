@@ -135,27 +135,9 @@ def astar(space: SearchSpace, heuristic: str = "euclid", max_nodes: int = 2_000_
           max_seconds: float = math.inf, weight: float = 1.0) -> SearchResult:
     t0 = time.perf_counter()
     hfun = make_heuristic(space, heuristic)
-    cfg = space.cfg
-    nh = cfg.n_headings
-    res = cfg.xy_res
     sx, sy, syaw = space.start
     h0 = space.h0
-    prim_dir01 = (space.prim_dir > 0).astype(np.int64)
-    if res is None:               # exact states (tests): keys are rounded coordinates
-        def keys_of(x, y, h, d01):
-            return list(zip(np.round(x * 1e6).astype(np.int64).tolist(),
-                            np.round(y * 1e6).astype(np.int64).tolist(), h.tolist(), d01.tolist()))
-    else:
-        inv = 1.0 / res
-        M = int(math.ceil((space.lot.bounds[3] - space.lot.bounds[1]) * inv)) + 64
-        ox = int(-math.floor(space.lot.bounds[0] * inv)) + 32
-        oy = int(-math.floor(space.lot.bounds[1] * inv)) + 32
-
-        def keys_of(x, y, h, d01):
-            kx = np.floor(x * inv).astype(np.int64) + ox
-            ky = np.floor(y * inv).astype(np.int64) + oy
-            return (((kx * M + ky) * nh + h) * 2 + d01).tolist()
-
+    keys_of = _state_keys(space)
     # nodes: (x, y, h, dir, g, parent, prim, goal_k)
     nodes = [(sx, sy, h0, 0, 0.0, -1, -1, -1)]
     start_key = keys_of(np.array([sx]), np.array([sy]), np.array([h0]), np.array([1]))[0]
@@ -169,8 +151,7 @@ def astar(space: SearchSpace, heuristic: str = "euclid", max_nodes: int = 2_000_
     expanded = 0
     goal_node = -1
     capped = False
-    prim_dir = space.prim_dir
-    push, pop = heapq.heappush, heapq.heappop
+    pop = heapq.heappop
     while heap:
         f, g, nid, key = pop(heap)
         if key is None:                      # a goal entry
@@ -183,41 +164,80 @@ def astar(space: SearchSpace, heuristic: str = "euclid", max_nodes: int = 2_000_
             capped = True
             break
         expanded += 1
-        x, y, h, d = nodes[nid][:4]
-        valid, goal_k, ex, ey, eh, cost = space.expand(x, y, h, d)
-        idx = np.flatnonzero(valid)
-        if len(idx) == 0:
-            continue
-        exs, eys, ehs = ex[idx], ey[idx], eh[idx]
-        ng = (g + cost[idx]).tolist()
-        hv = hfun(exs, eys).tolist()
-        keys = keys_of(exs, eys, ehs, prim_dir01[idx])
-        gks = goal_k[idx].tolist()
-        exl, eyl, ehl = exs.tolist(), eys.tolist(), ehs.tolist()
-        dl = prim_dir[idx].tolist()
-        for j, p in enumerate(idx.tolist()):
-            g2 = ng[j]
-            gk = gks[j]
-            if gk >= 0:
-                nodes.append((exl[j], eyl[j], ehl[j], dl[j], g2, nid, p, gk))
-                push(heap, (g2, g2, len(nodes) - 1, None))
-                continue
-            k2 = keys[j]
-            if k2 in closed:
-                continue
-            old = best_g.get(k2)
-            if old is not None and old <= g2:
-                continue
-            hh = hv[j]
-            if hh == math.inf:
-                continue
-            best_g[k2] = g2
-            nodes.append((exl[j], eyl[j], ehl[j], dl[j], g2, nid, p, -1))
-            push(heap, (g2 + weight * hh, g2, len(nodes) - 1, k2))
+        _push_successors(space, nodes, nid, g, heap, best_g, closed, hfun, keys_of, weight)
     wall = time.perf_counter() - t0
     if goal_node < 0:
         return SearchResult(False, math.inf, expanded, wall_s=wall, capped=capped, method=heuristic)
-    # reconstruct: list of (x, y, h, dir_in, prim_to_next, goal_k_of_that_prim)
+    return SearchResult(True, nodes[goal_node][4], expanded, _reconstruct(nodes, goal_node),
+                        wall, False, heuristic)
+
+
+def _state_keys(space: SearchSpace):
+    """keys_of(x, y, h, dir01) -> hashable state keys: (cell, heading, direction) on the
+    `xy_res` grid, or rounded exact coordinates without one (tests)."""
+    cfg = space.cfg
+    nh = cfg.n_headings
+    res = cfg.xy_res
+    if res is None:               # exact states (tests): keys are rounded coordinates
+        def keys_of(x, y, h, d01):
+            return list(zip(np.round(x * 1e6).astype(np.int64).tolist(),
+                            np.round(y * 1e6).astype(np.int64).tolist(), h.tolist(), d01.tolist()))
+        return keys_of
+    inv = 1.0 / res
+    M = int(math.ceil((space.lot.bounds[3] - space.lot.bounds[1]) * inv)) + 64
+    ox = int(-math.floor(space.lot.bounds[0] * inv)) + 32
+    oy = int(-math.floor(space.lot.bounds[1] * inv)) + 32
+
+    def keys_of(x, y, h, d01):
+        kx = np.floor(x * inv).astype(np.int64) + ox
+        ky = np.floor(y * inv).astype(np.int64) + oy
+        return (((kx * M + ky) * nh + h) * 2 + d01).tolist()
+    return keys_of
+
+
+def _push_successors(space: SearchSpace, nodes: list, nid: int, g: float, heap: list,
+                     best_g: dict, closed: set, hfun, keys_of, weight: float) -> None:
+    """Expand node `nid` (cost so far g): push every collision-free primitive's end state
+    that improves on its best known cost, and a goal entry (key None, f = g) for every
+    primitive that ends in the goal region."""
+    x, y, h, d = nodes[nid][:4]
+    valid, goal_k, ex, ey, eh, cost = space.expand(x, y, h, d)
+    idx = np.flatnonzero(valid)
+    if len(idx) == 0:
+        return
+    push = heapq.heappush
+    prim_dir = space.prim_dir
+    exs, eys, ehs = ex[idx], ey[idx], eh[idx]
+    ng = (g + cost[idx]).tolist()
+    hv = hfun(exs, eys).tolist()
+    keys = keys_of(exs, eys, ehs, (prim_dir[idx] > 0).astype(np.int64))
+    gks = goal_k[idx].tolist()
+    exl, eyl, ehl = exs.tolist(), eys.tolist(), ehs.tolist()
+    dl = prim_dir[idx].tolist()
+    for j, p in enumerate(idx.tolist()):
+        g2 = ng[j]
+        gk = gks[j]
+        if gk >= 0:
+            nodes.append((exl[j], eyl[j], ehl[j], dl[j], g2, nid, p, gk))
+            push(heap, (g2, g2, len(nodes) - 1, None))
+            continue
+        k2 = keys[j]
+        if k2 in closed:
+            continue
+        old = best_g.get(k2)
+        if old is not None and old <= g2:
+            continue
+        hh = hv[j]
+        if hh == math.inf:
+            continue
+        best_g[k2] = g2
+        nodes.append((exl[j], eyl[j], ehl[j], dl[j], g2, nid, p, -1))
+        push(heap, (g2 + weight * hh, g2, len(nodes) - 1, k2))
+
+
+def _reconstruct(nodes: list, goal_node: int) -> list:
+    """The path to `goal_node`: list of (x, y, h, dir_in, prim_to_next,
+    goal_k_of_that_prim)."""
     chain = []
     n = goal_node
     while n >= 0:
@@ -232,4 +252,4 @@ def astar(space: SearchSpace, heuristic: str = "euclid", max_nodes: int = 2_000_
             path.append((x, y, h, d, nxt[6], nxt[7]))
         else:
             path.append((x, y, h, d, -1, -1))
-    return SearchResult(True, nodes[goal_node][4], expanded, path, wall, False, heuristic)
+    return path

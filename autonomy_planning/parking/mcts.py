@@ -103,88 +103,110 @@ class MCTS:
             if expanded >= max_nodes or time.perf_counter() - t0 > max_seconds:
                 capped = True
                 break
-            # ---- selection
-            node = root
-            while node.expanded:
-                if node.valid is None or not node.valid.any():
-                    break
-                sqrtN = math.sqrt(max(node.N, 1))
-                parent_ctg = self._value(node)
-                best, best_a = -math.inf, -1
-                for a in np.flatnonzero(node.valid).tolist():
-                    ch = node.children[a]
-                    if ch is not None and ch.N > 0:
-                        q = node.edge[a] + self._value(ch)
-                        n = ch.N
-                    else:
-                        q = parent_ctg + self.fpu_reduction
-                        n = 0
-                    u = -q / self.cost_scale + self.c_puct * node.P[a] * sqrtN / (1 + n)
-                    if u > best:
-                        best, best_a = u, a
-                a = best_a
-                if node.children[a] is None:
-                    ex, ey, eh, ed = node.ends[a]
-                    node.children[a] = _Node(ex, ey, eh, ed, node.g + node.edge[a], node, a,
-                                             key_of(ex, ey, eh, ed))
-                node = node.children[a]
+            node = self._select(root, key_of)
             if node.expanded:          # root without any valid move
                 break
-            # ---- expansion + evaluation
             expanded += 1
-            node.expanded = True
-            valid, goal_k, ex, ey, eh, cost = space.expand(node.x, node.y, node.h, node.d)
-            valid = valid.copy()
-            if (valid & (goal_k >= 0)).any():
-                cand = np.flatnonzero(valid & (goal_k >= 0))
-                a = int(cand[np.argmin(cost[cand])])
-                goal_leaf = (node, a, int(goal_k[a]), float(cost[a]))
-                break
-            ends = []
-            for a in range(space.n_prims):
-                d2 = int(space.prim_dir[a])
-                ends.append((float(ex[a]), float(ey[a]), int(eh[a]), d2))
-                if valid[a]:
-                    k2 = key_of(ends[a][0], ends[a][1], ends[a][2], d2)
-                    g2 = node.g + float(cost[a])
-                    old = best_g.get(k2)
-                    if old is not None and old <= g2 + 1e-9:
-                        valid[a] = False
-                    else:
-                        best_g[k2] = g2
-            node.valid, node.edge, node.ends = valid, cost, ends
-            node.children = [None] * space.n_prims
-            if valid.any():
-                node.P, v = self._evaluate(feats, node, space.yaw_of(node.h), valid)
-            else:
-                node.P, v = None, self.dead_end_cost
-                # prune the dead end (and ancestors left without any valid move)
-                n = node
-                while n.parent is not None:
-                    n.parent.valid[n.prim] = False
-                    if n.parent.valid.any():
-                        break
-                    n = n.parent
-            node.V = v
-            # ---- backup: visit counts, mean return, and the best (min) cost-to-go
-            ret = v
-            n = node
-            while n is not None:
-                n.N += 1
-                n.W += ret
-                if n is not node and self.backup == "min":
-                    best_v = math.inf
-                    for a in np.flatnonzero(n.valid).tolist():
-                        ch = n.children[a]
-                        if ch is not None and ch.N > 0:
-                            best_v = min(best_v, n.edge[a] + ch.V)
-                    n.V = best_v if best_v < math.inf else self.dead_end_cost
-                if n.parent is not None:
-                    ret += n.parent.edge[n.prim]
-                n = n.parent
+            goal_leaf, v = self._expand(node, space, feats, best_g, key_of)
+            if goal_leaf is None:
+                self._backup(node, v)
         wall = time.perf_counter() - t0
         if goal_leaf is None:
             return SearchResult(False, math.inf, expanded, wall_s=wall, capped=capped, method="mcts")
+        return self._result(space, goal_leaf, expanded, wall)
+
+    def _select(self, root: _Node, key_of) -> _Node:
+        """Descend from the root by the PUCT rule to a node not yet expanded (creating
+        the chosen child on first visit); the root itself if it has no valid move."""
+        node = root
+        while node.expanded:
+            if node.valid is None or not node.valid.any():
+                break
+            sqrtN = math.sqrt(max(node.N, 1))
+            parent_ctg = self._value(node)
+            best, best_a = -math.inf, -1
+            for a in np.flatnonzero(node.valid).tolist():
+                ch = node.children[a]
+                if ch is not None and ch.N > 0:
+                    q = node.edge[a] + self._value(ch)
+                    n = ch.N
+                else:
+                    q = parent_ctg + self.fpu_reduction
+                    n = 0
+                u = -q / self.cost_scale + self.c_puct * node.P[a] * sqrtN / (1 + n)
+                if u > best:
+                    best, best_a = u, a
+            a = best_a
+            if node.children[a] is None:
+                ex, ey, eh, ed = node.ends[a]
+                node.children[a] = _Node(ex, ey, eh, ed, node.g + node.edge[a], node, a,
+                                         key_of(ex, ey, eh, ed))
+            node = node.children[a]
+        return node
+
+    def _expand(self, node: _Node, space: SearchSpace, feats: SceneFeatures, best_g: dict,
+                key_of):
+        """Expand `node`: collision-check its primitives, drop transpositions, evaluate it
+        with the network (or prune it as a dead end). Returns (goal_leaf, value):
+        goal_leaf = (node, primitive, goal index, cost) when a primitive ends in the goal
+        region (value None), else None and the node's cost-to-go estimate."""
+        node.expanded = True
+        valid, goal_k, ex, ey, eh, cost = space.expand(node.x, node.y, node.h, node.d)
+        valid = valid.copy()
+        if (valid & (goal_k >= 0)).any():
+            cand = np.flatnonzero(valid & (goal_k >= 0))
+            a = int(cand[np.argmin(cost[cand])])
+            return (node, a, int(goal_k[a]), float(cost[a])), None
+        ends = []
+        for a in range(space.n_prims):
+            d2 = int(space.prim_dir[a])
+            ends.append((float(ex[a]), float(ey[a]), int(eh[a]), d2))
+            if valid[a]:
+                k2 = key_of(ends[a][0], ends[a][1], ends[a][2], d2)
+                g2 = node.g + float(cost[a])
+                old = best_g.get(k2)
+                if old is not None and old <= g2 + 1e-9:
+                    valid[a] = False
+                else:
+                    best_g[k2] = g2
+        node.valid, node.edge, node.ends = valid, cost, ends
+        node.children = [None] * space.n_prims
+        if valid.any():
+            node.P, v = self._evaluate(feats, node, space.yaw_of(node.h), valid)
+        else:
+            node.P, v = None, self.dead_end_cost
+            # prune the dead end (and ancestors left without any valid move)
+            n = node
+            while n.parent is not None:
+                n.parent.valid[n.prim] = False
+                if n.parent.valid.any():
+                    break
+                n = n.parent
+        node.V = v
+        return None, v
+
+    def _backup(self, node: _Node, v: float) -> None:
+        """Back the leaf value up the path: visit counts, mean return and the best (min)
+        cost-to-go."""
+        ret = v
+        n = node
+        while n is not None:
+            n.N += 1
+            n.W += ret
+            if n is not node and self.backup == "min":
+                best_v = math.inf
+                for a in np.flatnonzero(n.valid).tolist():
+                    ch = n.children[a]
+                    if ch is not None and ch.N > 0:
+                        best_v = min(best_v, n.edge[a] + ch.V)
+                n.V = best_v if best_v < math.inf else self.dead_end_cost
+            if n.parent is not None:
+                ret += n.parent.edge[n.prim]
+            n = n.parent
+
+    @staticmethod
+    def _result(space: SearchSpace, goal_leaf: tuple, expanded: int, wall: float) -> SearchResult:
+        """The successful SearchResult: the tree path to the goal leaf plus its goal state."""
         node, a, gk, c = goal_leaf
         chain = []
         n = node
