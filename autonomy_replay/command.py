@@ -143,6 +143,14 @@ def exit_code_for(codes: Sequence[int]) -> int:
     return EXIT_OK
 
 
+class _Exit(Exception):
+    """Ends the replay early with an exit code (the reason is printed before raising)."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
+
+
 def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
     """`replay BAG [...]` -> exit code. `graph_runner` starts the nodes of `--nodes MODE`
     (`autonomy_tools.runner.Runner`, plugged in by `autonomy-stack replay` =
@@ -151,55 +159,19 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else sys.argv[1:])
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     err = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
-
-    if args.rate < 0:
-        err("replay: --rate must be >= 0 (0 = as fast as possible)")
-        return EXIT_USAGE
-    if args.start < 0 or (args.duration is not None and args.duration <= 0):
-        err("replay: --start must be >= 0 and --duration > 0")
-        return EXIT_USAGE
-    if args.tolerances and not args.reference:
-        err("replay: --tolerances needs --reference")
-        return EXIT_USAGE
-
-    tolerances = None
-    if args.reference:
-        try:
-            tolerances = load_tolerances(args.tolerances)
-        except (ToleranceError, OSError) as exc:
-            err(f"replay: bad --tolerances: {exc}")
-            return EXIT_USAGE
-        if not Path(args.reference).exists():
-            err(f"replay: reference bag {args.reference} does not exist")
-            return EXIT_USAGE
-
     try:
-        bag = BagReader(args.bag)
-    except BagError as exc:
-        err(f"replay: cannot read bag: {exc}")
-        return EXIT_USAGE
-    for p in bag.problems:
-        err(f"replay: bag problem: {p}")
-    n_open_problems = len(bag.problems)
-    if bag.start_ns is None:
-        err(f"replay: {args.bag}: the bag holds no readable message")
-        return EXIT_USAGE
+        return _replay(args, graph_runner, log, err)
+    except _Exit as exc:
+        return exc.code
 
-    report_dir = Path(args.report) if args.report else None
-    record = Path(args.record) if args.record else None
-    tmp = None
-    if record is None and (report_dir is not None or args.reference):
-        if report_dir is not None:
-            report_dir.mkdir(parents=True, exist_ok=True)
-            record = report_dir / "output_bag"
-        else:
-            tmp = tempfile.TemporaryDirectory(prefix="replay_")
-            record = Path(tmp.name) / "output_bag"
-    if record is not None and record.suffix == ".mcap":
-        record = record.with_suffix("")     # rosbag2 directory X/ holding X.mcap (+ metadata)
-    if record is not None and record.exists():
-        err(f"replay: output bag {record} exists already; choose a new path")
-        return EXIT_USAGE
+
+def _replay(args, graph_runner, log, err) -> int:
+    """Check the options, open the bag, start the graph, play, classify, compare, report."""
+    _check_options(args, err)
+    tolerances = _load_reference(args, err) if args.reference else None
+    bag = _open_bag(args.bag, err)
+    n_open_problems = len(bag.problems)
+    report_dir, record, tmp = _output_paths(args, err)
 
     wait_for = list(args.wait_for or [])
     if args.wait_for is None and args.nodes:
@@ -212,98 +184,24 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
                          record_exclude=args.record_exclude,
                          qos_depth=max(1, args.qos_depth))
 
-    runner = None
-    codes: List[int] = []
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
-    if args.nodes:
-        Runner = graph_runner
-        if Runner is None:
-            err("replay: --nodes needs the graph runner (run `autonomy-stack replay`, i.e. "
-                f"autonomy_tools.replay); or start the graph separately (autonomy-stack up --mode "
-                f"{args.nodes}, with use_sim_time) and run the replay without --nodes")
-            return EXIT_GRAPH
-        try:
-            overrides = {spec.key: {"use_sim_time": True} for spec in nodes_for_mode(args.nodes)}
-            for key, params in parse_overrides(args.param).items():
-                overrides.setdefault(key, {}).update(params)
-            log_dir = report_dir / "node_logs" if report_dir is not None else None
-            runner = Runner(args.nodes, overrides=overrides, log_dir=log_dir,
-                            out=sys.stderr if args.quiet else sys.stdout)
-            runner.start()
-            up = runner.wait_until_up(timeout=args.up_timeout)
-            if len(up) < len(runner.children):
-                raise RuntimeError(f"only {up} came up within {args.up_timeout:.0f} s")
-        except Exception as exc:
-            if runner is not None:
-                runner.stop()
-            err(f"replay: cannot start the graph of mode '{args.nodes}': {exc}")
-            return EXIT_GRAPH
+    runner = _start_graph(args, graph_runner, report_dir, err) if args.nodes else None
 
     log(f"replay: {args.bag} ({bag.storage}, {bag.message_count} messages, "
         f"{(bag.end_ns - bag.start_ns) * 1e-9:.2f} s, {len(bag.topics)} topics) at rate "
         f"{args.rate if args.rate > 0 else 'max'}")
-    player = Player(bag, opts, log=log)
-    old_term = None
-    try:   # SIGTERM ends the replay like Ctrl-C: the output bag is closed properly
-        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    except ValueError:      # not the main thread
-        pass
-    try:
-        stats = player.run()
-    except Exception as exc:
-        err(f"replay: failed: {type(exc).__name__}: {exc}")
-        if runner is not None:
-            runner.stop()
-        return EXIT_GRAPH
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-    if runner is not None:
-        died = [f"{c.spec.fully_qualified_name} (exit code {c.proc.returncode})"
-                for c in runner.children if c.proc.poll() is not None]
-        if died:
-            err(f"replay: node(s) died during the replay: {', '.join(died)}"
-                + (f"; logs in {report_dir / 'node_logs'}" if report_dir is not None else ""))
-            codes.append(EXIT_GRAPH)
-        try:
-            runner.stop()
-        except Exception as exc:
-            err(f"replay: stopping the graph failed: {exc}")
+    stats = _play(bag, opts, runner, log, err)
+    codes: List[int] = _stop_graph(runner, report_dir, err) if runner is not None else []
     problems = list(bag.problems) + list(stats.problems)
     bag.close()
 
-    # ---- classify
-    if any(p.kind in ("truncated", "corrupt") for p in problems):
-        codes.append(EXIT_DAMAGED)
-    if any(p.kind in ("unknown_type", "missing_topic") for p in problems):
-        codes.append(EXIT_INCOMPLETE)
-    if args.strict and any(p.kind == "out_of_order" for p in problems):
-        codes.append(EXIT_INCOMPLETE)
     # topics consumed when playback began (a subscriber that joins later is a warning)
     consumed = set(stats.matched_at_start) | set(wait_for)
     undelivered_consumed = {t: n for t, n in stats.undelivered.items() if t in consumed}
-    if undelivered_consumed or stats.publish_errors or stats.not_ready:
-        codes.append(EXIT_UNDELIVERED)
-
-    for p in bag.problems[n_open_problems:]:
-        err(f"replay: bag problem: {p}")
-    for p in stats.problems:
-        err(f"replay: {'warning' if p.kind in ('out_of_order', 'unfed_topic') else 'problem'}"
-            f": {p}")
-    log(f"replay: played {stats.messages} messages ({stats.played_bytes / 1e6:.1f} MB) in "
-        f"{stats.wall_s:.2f} s; recorded {sum(stats.recorded.values())} messages on "
-        f"{len(stats.recorded)} topics" + (f" into {record}" if record else ""))
-    if undelivered_consumed:
-        err(f"replay: undeliverable (no matched subscriber): {undelivered_consumed}")
-    late = {t: n for t, n in stats.late_subscribers.items() if t not in consumed}
-    if late:
-        err(f"replay: warning: subscribers that matched only after playback began "
-            f"(messages published before): {late}")
-    if stats.publish_errors:
-        err(f"replay: publish errors: {stats.publish_errors}")
-    if stats.unused_topics:
-        log(f"replay: topics nobody subscribed to: {', '.join(stats.unused_topics)}")
+    codes += _classify(args, problems, stats, undelivered_consumed)
+    _print_outcome(bag, n_open_problems, stats, record, consumed, undelivered_consumed,
+                   log, err)
 
     regression = None
     if args.reference and record is not None:
@@ -323,6 +221,170 @@ def main(argv: Optional[Sequence[str]] = None, graph_runner=None) -> int:
     log(f"replay: exit code {code}")
     return code
 
+
+def _check_options(args, err) -> None:
+    if args.rate < 0:
+        err("replay: --rate must be >= 0 (0 = as fast as possible)")
+        raise _Exit(EXIT_USAGE)
+    if args.start < 0 or (args.duration is not None and args.duration <= 0):
+        err("replay: --start must be >= 0 and --duration > 0")
+        raise _Exit(EXIT_USAGE)
+    if args.tolerances and not args.reference:
+        err("replay: --tolerances needs --reference")
+        raise _Exit(EXIT_USAGE)
+
+
+def _load_reference(args, err) -> dict:
+    """Regression mode: the tolerances (checked before anything is played) and a reference
+    bag that exists."""
+    try:
+        tolerances = load_tolerances(args.tolerances)
+    except (ToleranceError, OSError) as exc:
+        err(f"replay: bad --tolerances: {exc}")
+        raise _Exit(EXIT_USAGE)
+    if not Path(args.reference).exists():
+        err(f"replay: reference bag {args.reference} does not exist")
+        raise _Exit(EXIT_USAGE)
+    return tolerances
+
+
+def _open_bag(path: str, err) -> BagReader:
+    """The input bag; its problems found on opening are printed. Unreadable or empty: exit 2."""
+    try:
+        bag = BagReader(path)
+    except BagError as exc:
+        err(f"replay: cannot read bag: {exc}")
+        raise _Exit(EXIT_USAGE)
+    for p in bag.problems:
+        err(f"replay: bag problem: {p}")
+    if bag.start_ns is None:
+        err(f"replay: {path}: the bag holds no readable message")
+        raise _Exit(EXIT_USAGE)
+    return bag
+
+
+def _output_paths(args, err):
+    """(report dir or None, output bag or None, TemporaryDirectory or None). Without
+    --record the outputs go to DIR/output_bag with --report, else to a temporary directory
+    in regression mode; an existing output bag is refused."""
+    report_dir = Path(args.report) if args.report else None
+    record = Path(args.record) if args.record else None
+    tmp = None
+    if record is None and (report_dir is not None or args.reference):
+        if report_dir is not None:
+            report_dir.mkdir(parents=True, exist_ok=True)
+            record = report_dir / "output_bag"
+        else:
+            tmp = tempfile.TemporaryDirectory(prefix="replay_")
+            record = Path(tmp.name) / "output_bag"
+    if record is not None and record.suffix == ".mcap":
+        record = record.with_suffix("")     # rosbag2 directory X/ holding X.mcap (+ metadata)
+    if record is not None and record.exists():
+        err(f"replay: output bag {record} exists already; choose a new path")
+        raise _Exit(EXIT_USAGE)
+    return report_dir, record, tmp
+
+
+def _start_graph(args, Runner, report_dir: Optional[Path], err):
+    """Start the nodes of `--nodes MODE` with sim time (plus the -p overrides) through the
+    plugged-in runner and wait until they are up; exit 6 when that fails."""
+    if Runner is None:
+        err("replay: --nodes needs the graph runner (run `autonomy-stack replay`, i.e. "
+            f"autonomy_tools.replay); or start the graph separately (autonomy-stack up --mode "
+            f"{args.nodes}, with use_sim_time) and run the replay without --nodes")
+        raise _Exit(EXIT_GRAPH)
+    runner = None
+    try:
+        overrides = {spec.key: {"use_sim_time": True} for spec in nodes_for_mode(args.nodes)}
+        for key, params in parse_overrides(args.param).items():
+            overrides.setdefault(key, {}).update(params)
+        log_dir = report_dir / "node_logs" if report_dir is not None else None
+        runner = Runner(args.nodes, overrides=overrides, log_dir=log_dir,
+                        out=sys.stderr if args.quiet else sys.stdout)
+        runner.start()
+        up = runner.wait_until_up(timeout=args.up_timeout)
+        if len(up) < len(runner.children):
+            raise RuntimeError(f"only {up} came up within {args.up_timeout:.0f} s")
+    except Exception as exc:
+        if runner is not None:
+            runner.stop()
+        err(f"replay: cannot start the graph of mode '{args.nodes}': {exc}")
+        raise _Exit(EXIT_GRAPH)
+    return runner
+
+
+def _play(bag: BagReader, opts: ReplayOptions, runner, log, err):
+    """Play the bag (SIGTERM ends the replay like Ctrl-C: the output bag is closed
+    properly); a failing player stops the graph and exits 6."""
+    player = Player(bag, opts, log=log)
+    old_term = None
+    try:
+        old_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    except ValueError:      # not the main thread
+        pass
+    try:
+        return player.run()
+    except Exception as exc:
+        err(f"replay: failed: {type(exc).__name__}: {exc}")
+        if runner is not None:
+            runner.stop()
+        raise _Exit(EXIT_GRAPH)
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _stop_graph(runner, report_dir: Optional[Path], err) -> List[int]:
+    """Stop the graph; [EXIT_GRAPH] when a node died during the replay."""
+    codes = []
+    died = [f"{c.spec.fully_qualified_name} (exit code {c.proc.returncode})"
+            for c in runner.children if c.proc.poll() is not None]
+    if died:
+        err(f"replay: node(s) died during the replay: {', '.join(died)}"
+            + (f"; logs in {report_dir / 'node_logs'}" if report_dir is not None else ""))
+        codes.append(EXIT_GRAPH)
+    try:
+        runner.stop()
+    except Exception as exc:
+        err(f"replay: stopping the graph failed: {exc}")
+    return codes
+
+
+def _classify(args, problems, stats, undelivered_consumed) -> List[int]:
+    """Exit codes of the bag's and the player's problems (see the module docstring)."""
+    codes = []
+    if any(p.kind in ("truncated", "corrupt") for p in problems):
+        codes.append(EXIT_DAMAGED)
+    if any(p.kind in ("unknown_type", "missing_topic") for p in problems):
+        codes.append(EXIT_INCOMPLETE)
+    if args.strict and any(p.kind == "out_of_order" for p in problems):
+        codes.append(EXIT_INCOMPLETE)
+    if undelivered_consumed or stats.publish_errors or stats.not_ready:
+        codes.append(EXIT_UNDELIVERED)
+    return codes
+
+
+def _print_outcome(bag, n_open_problems, stats, record, consumed, undelivered_consumed,
+                   log, err) -> None:
+    """Problems found while playing, what was played and recorded, delivery warnings."""
+    for p in bag.problems[n_open_problems:]:
+        err(f"replay: bag problem: {p}")
+    for p in stats.problems:
+        err(f"replay: {'warning' if p.kind in ('out_of_order', 'unfed_topic') else 'problem'}"
+            f": {p}")
+    log(f"replay: played {stats.messages} messages ({stats.played_bytes / 1e6:.1f} MB) in "
+        f"{stats.wall_s:.2f} s; recorded {sum(stats.recorded.values())} messages on "
+        f"{len(stats.recorded)} topics" + (f" into {record}" if record else ""))
+    if undelivered_consumed:
+        err(f"replay: undeliverable (no matched subscriber): {undelivered_consumed}")
+    late = {t: n for t, n in stats.late_subscribers.items() if t not in consumed}
+    if late:
+        err(f"replay: warning: subscribers that matched only after playback began "
+            f"(messages published before): {late}")
+    if stats.publish_errors:
+        err(f"replay: publish errors: {stats.publish_errors}")
+    if stats.unused_topics:
+        log(f"replay: topics nobody subscribed to: {', '.join(stats.unused_topics)}")
 
 if __name__ == "__main__":
     sys.exit(main())

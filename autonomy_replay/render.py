@@ -113,22 +113,9 @@ def _draw_road(ax, msg, color, ls, label, ego_msgs=None):
                     label=label if i == 0 else None)
 
 
-def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(8, 5), dpi=100):
-    import matplotlib  # lazy: matplotlib only when rendering (start-up time)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # lazy: matplotlib only when rendering (start-up time)
-    from matplotlib.patches import Polygon  # lazy: matplotlib only when rendering (start-up time)
-
-    pick = lambda topic: out.get(topic) or inp.get(topic)  # noqa: E731
-    fig, ax = plt.subplots(figsize=size, dpi=dpi)
-    odom = pick("/odom") or inp.get("/ground_truth/ego")
-    ego = _nearest(odom, t_ns)
-    cx, cy = (ego.pose.pose.position.x, ego.pose.pose.position.y) if ego else (0.0, 0.0)
-    ex, ey = cx, cy
-    if ego is not None:                    # look ahead: the view centre is in front of the ego
-        yaw0 = quat_yaw(ego.pose.pose.orientation)
-        cx, cy = cx + LOOK_AHEAD_M * math.cos(yaw0), cy + LOOK_AHEAD_M * math.sin(yaw0)
-    ego_msgs = inp.get("/odom") or inp.get("/ground_truth/ego")
+def _draw_bev_layers(ax, t_ns: int, inp: BagData, out: BagData, pick, ego_msgs):
+    """The ground-truth drivable layer (or the first BEV layer) in grey, the predicted one
+    in red."""
     gt_layers = {layer_key(t.rsplit("/", 1)[1]): t for t in inp.topics
                  if t.startswith("/ground_truth/bev/")}
     pr_layers = {layer_key(t.rsplit("/", 1)[1]): t for t in set(out.topics) | set(inp.topics)
@@ -145,14 +132,10 @@ def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(
             if m is not None:
                 _draw_grid(ax, m, "Reds", 0.25, ego_msgs)
             break
-    # the simulator publishes the road at 1 Hz: accept the newest within 2 s
-    _draw_road(ax, _nearest(inp.get("/ground_truth/road"), t_ns, 2_000_000_000), "green", "-",
-               "GT road", ego_msgs)
-    _draw_road(ax, _nearest(pick("/perception/road"), t_ns), "red", "--", "pred road", ego_msgs)
-    n_gt = _draw_objects(ax, _nearest(inp.get("/ground_truth/objects"), t_ns), "green", "GT",
-                         ego_msgs)
-    n_pr = _draw_objects(ax, _nearest(pick("/perception/objects"), t_ns), "red", "pred",
-                         ego_msgs)
+
+
+def _draw_planning(ax, t_ns: int, pick):
+    """Agent futures, the corridor and the planned trajectory (or path) latest before t."""
     fut = _latest_before(pick("/planning/agent_futures"), t_ns)
     if fut is not None:
         first = True
@@ -181,6 +164,34 @@ def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(
         if path is not None and path.poses:
             pts = np.array([[p.pose.position.x, p.pose.position.y] for p in path.poses])
             ax.plot(pts[:, 0], pts[:, 1], "b.-", ms=3, lw=1.5, zorder=5, label="path")
+
+
+def topdown(t_ns: int, inp: BagData, out: BagData, ego_shape: M.EgoShape, size=(8, 5), dpi=100):
+    import matplotlib  # lazy: matplotlib only when rendering (start-up time)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # lazy: matplotlib only when rendering (start-up time)
+    from matplotlib.patches import Polygon  # lazy: matplotlib only when rendering (start-up time)
+
+    pick = lambda topic: out.get(topic) or inp.get(topic)  # noqa: E731
+    fig, ax = plt.subplots(figsize=size, dpi=dpi)
+    odom = pick("/odom") or inp.get("/ground_truth/ego")
+    ego = _nearest(odom, t_ns)
+    cx, cy = (ego.pose.pose.position.x, ego.pose.pose.position.y) if ego else (0.0, 0.0)
+    ex, ey = cx, cy
+    if ego is not None:                    # look ahead: the view centre is in front of the ego
+        yaw0 = quat_yaw(ego.pose.pose.orientation)
+        cx, cy = cx + LOOK_AHEAD_M * math.cos(yaw0), cy + LOOK_AHEAD_M * math.sin(yaw0)
+    ego_msgs = inp.get("/odom") or inp.get("/ground_truth/ego")
+    _draw_bev_layers(ax, t_ns, inp, out, pick, ego_msgs)
+    # the simulator publishes the road at 1 Hz: accept the newest within 2 s
+    _draw_road(ax, _nearest(inp.get("/ground_truth/road"), t_ns, 2_000_000_000), "green", "-",
+               "GT road", ego_msgs)
+    _draw_road(ax, _nearest(pick("/perception/road"), t_ns), "red", "--", "pred road", ego_msgs)
+    n_gt = _draw_objects(ax, _nearest(inp.get("/ground_truth/objects"), t_ns), "green", "GT",
+                         ego_msgs)
+    n_pr = _draw_objects(ax, _nearest(pick("/perception/objects"), t_ns), "red", "pred",
+                         ego_msgs)
+    _draw_planning(ax, t_ns, pick)
     if odom:
         hist = np.array([[m.pose.pose.position.x, m.pose.pose.position.y]
                          for _, m in odom if _stamp((0, m)) <= t_ns])

@@ -273,6 +273,29 @@ def _fmt(v, nd=3):
     return str(v)
 
 
+def _planning_markdown(q: dict) -> list:
+    """Lines of the report's planning section (driven and planned metrics)."""
+    lines = []
+    if not q.get("available"):
+        lines.append(f"not evaluated: {q.get('reason')}")
+        return lines
+    d = q.get("driven")
+    if d:
+        c = d["comfort"]
+        lines.append(f"- driven: {_fmt(d['distance_m'], 1)} m in {_fmt(d['duration_s'], 1)} s, "
+                     f"collisions {d.get('collisions', '–')}, comfortable "
+                     f"{c.get('comfortable')}, progress vs ground truth "
+                     f"{_fmt(d.get('progress_ratio_vs_ground_truth'))}")
+    pl = q.get("planned")
+    if pl:
+        lines.append(f"- planned: {pl['trajectories']} trajectories, progress mean "
+                     f"{_fmt(pl['progress_m'].get('mean'), 1)} m, in collision "
+                     f"{pl['plans_in_collision']}, comfortable {_fmt(pl['comfortable_ratio'])}")
+    else:
+        lines.append("- planned: no /planning/trajectory")
+    return lines
+
+
 def markdown(rep: dict) -> str:
     b = rep.get("bag", {})
     lines = [f"# Replay report: `{b.get('path')}`", ""]
@@ -328,25 +351,8 @@ def markdown(rep: dict) -> str:
                          f"{d['persistence_occluded']['occluded_gt']})")
         else:
             lines.append(f"- detection: {d.get('reason')}")
-    q = rep.get("planning") or {}
     lines += ["", "## Planning", ""]
-    if not q.get("available"):
-        lines.append(f"not evaluated: {q.get('reason')}")
-    else:
-        d = q.get("driven")
-        if d:
-            c = d["comfort"]
-            lines.append(f"- driven: {_fmt(d['distance_m'], 1)} m in {_fmt(d['duration_s'], 1)} s, "
-                         f"collisions {d.get('collisions', '–')}, comfortable "
-                         f"{c.get('comfortable')}, progress vs ground truth "
-                         f"{_fmt(d.get('progress_ratio_vs_ground_truth'))}")
-        pl = q.get("planned")
-        if pl:
-            lines.append(f"- planned: {pl['trajectories']} trajectories, progress mean "
-                         f"{_fmt(pl['progress_m'].get('mean'), 1)} m, in collision "
-                         f"{pl['plans_in_collision']}, comfortable {_fmt(pl['comfortable_ratio'])}")
-        else:
-            lines.append("- planned: no /planning/trajectory")
+    lines += _planning_markdown(rep.get("planning") or {})
     if rep.get("regression"):
         g = rep["regression"]
         lines += ["", "## Regression", "", f"{'PASSED' if g['passed'] else 'FAILED'} against "

@@ -88,97 +88,124 @@ def write_synthetic_bag(path, duration: float = 2.0, odom_hz: float = 50.0,
         def write(topic, mt, t_ns, msg):
             wr.write(conn(topic, mt), t_ns, ts.serialize_cdr(msg, mt))
 
-        # static TF: base_link -> camera_<cam>
-        tfs = default_msg(ts, "tf2_msgs/msg/TFMessage")
-        for i, cam in enumerate(cameras):
-            tr = default_msg(ts, "geometry_msgs/msg/TransformStamped")
-            _set_stamp(tr.header, t0, "base_link")
-            tr.child_frame_id = f"camera_{cam}"
-            tr.transform.translation.x = 1.5
-            tr.transform.translation.z = 1.3
-            _quat(tr.transform.rotation, 2 * math.pi * i / max(len(cameras), 1))
-            tfs.transforms.append(tr)
-        write("/tf_static", "tf2_msgs/msg/TFMessage", t0, tfs)
-
+        write("/tf_static", "tf2_msgs/msg/TFMessage", t0, _static_tf(ts, cameras, t0))
         agents = [(10.0 + 8 * k, (-3.5 if k % 2 else 3.5), (6.0 if k % 2 else 3.0),
                    0.0 if k % 2 else math.pi) for k in range(3)]
         n_odom = int(round(duration * odom_hz))
         cam_every = max(1, int(round(odom_hz / camera_hz))) if camera_hz > 0 else 0
-        base = np.empty((h, w, 3), np.uint8)          # BGR: sky over road, with texture
-        base[: h // 2] = (200, 150, 90)
-        base[h // 2:] = (90, 90, 90)
-        base = np.clip(base.astype(int) + rng.integers(-12, 12, size=(h, w, 3)), 0, 255
-                       ).astype(np.uint8)
-        base[:, ::max(1, w // 6)] = (40, 200, 230)  # posts that move with the frame
+        base = _base_image(rng, w, h)
         for i in range(n_odom):
             t = t0 + int(i * 1e9 / odom_hz)
             ts_s = i / odom_hz
-            clock = default_msg(ts, "rosgraph_msgs/msg/Clock")
-            clock.clock.sec, clock.clock.nanosec = divmod(t, 1_000_000_000)
-            write("/clock", "rosgraph_msgs/msg/Clock", t, clock)
             x = speed * ts_s
-            od = default_msg(ts, "nav_msgs/msg/Odometry")
-            _set_stamp(od.header, t, "odom")
-            od.child_frame_id = "base_link"
-            od.pose.pose.position.x = x
-            _quat(od.pose.pose.orientation, 0.0)
-            od.twist.twist.linear.x = speed
-            write("/odom", "nav_msgs/msg/Odometry", t, od)
-            tf = default_msg(ts, "tf2_msgs/msg/TFMessage")
-            tr = default_msg(ts, "geometry_msgs/msg/TransformStamped")
-            _set_stamp(tr.header, t, "odom")
-            tr.child_frame_id = "base_link"
-            tr.transform.translation.x = x
-            _quat(tr.transform.rotation, 0.0)
-            tf.transforms.append(tr)
-            write("/tf", "tf2_msgs/msg/TFMessage", t, tf)
+            od = _write_ego(write, ts, t, x, speed)
             if not (cam_every and i % cam_every == 0):
                 continue
-            for ci, cam in enumerate(cameras):
-                img = default_msg(ts, "sensor_msgs/msg/Image")
-                _set_stamp(img.header, t, f"camera_{cam}")
-                img.height, img.width, img.encoding, img.step = h, w, "bgr8", 3 * w
-                frame = np.roll(base, shift=i + 7 * ci, axis=1).copy()
-                frame[: h // 8, :, ci % 3] = 255     # per-camera colour strip
-                img.data = frame.reshape(-1)
-                write(f"/cameras/{cam}/image_raw", "sensor_msgs/msg/Image", t, img)
-                info = default_msg(ts, "sensor_msgs/msg/CameraInfo")
-                _set_stamp(info.header, t, f"camera_{cam}")
-                info.height, info.width = h, w
-                info.k = np.array([w / 2, 0, w / 2, 0, w / 2, h / 2, 0, 0, 1], dtype=np.float64)
-                write(f"/cameras/{cam}/camera_info", "sensor_msgs/msg/CameraInfo", t, info)
-            if not ground_truth:
-                continue
-            objs = default_msg(ts, "autonomy_interfaces/msg/ObjectArray")
-            _set_stamp(objs.header, t, "odom")
-            for k, (ax, ay, av, ayaw) in enumerate(agents):
-                o = default_msg(ts, "autonomy_interfaces/msg/Object")
-                o.id = k + 1
-                o.object_class.value = 1
-                o.score = 1.0
-                o.pose.position.x = ax + av * math.cos(ayaw) * ts_s
-                o.pose.position.y = ay
-                o.pose.position.z = 0.8
-                _quat(o.pose.orientation, ayaw)
-                o.size.x, o.size.y, o.size.z = 4.5, 1.9, 1.6
-                o.velocity.x, o.velocity.y = av * math.cos(ayaw), av * math.sin(ayaw)
-                o.occluded = bool(k == 2 and 0.3 * duration < ts_s < 0.6 * duration)
-                o.visible_pixels = 0 if o.occluded else 500
-                objs.objects.append(o)
-            write("/ground_truth/objects", "autonomy_interfaces/msg/ObjectArray", t, objs)
-            ego = default_msg(ts, "nav_msgs/msg/Odometry")
-            ego.header, ego.child_frame_id, ego.pose, ego.twist = (
-                od.header, od.child_frame_id, od.pose, od.twist)
-            write("/ground_truth/ego", "nav_msgs/msg/Odometry", t, ego)
-            for layer in bev_layers:
-                g = default_msg(ts, "nav_msgs/msg/OccupancyGrid")
-                _set_stamp(g.header, t, "odom")
-                g.info.resolution = 0.5
-                g.info.width, g.info.height = 80, 40
-                g.info.origin.position.x, g.info.origin.position.y = x - 10.0, -10.0
-                _quat(g.info.origin.orientation, 0.0)
-                grid = np.zeros((40, 80), dtype=np.int8)
-                grid[12:28, :] = 100             # a 8 m wide road along x
-                g.data = grid.reshape(-1)
-                write(f"/ground_truth/bev/{layer}", "nav_msgs/msg/OccupancyGrid", t, g)
+            _write_cameras(write, ts, t, i, cameras, base)
+            if ground_truth:
+                _write_ground_truth(write, ts, t, ts_s, duration, agents, od, x, bev_layers)
     return path
+
+
+def _static_tf(ts, cameras: Sequence[str], t0: int):
+    """/tf_static: base_link -> camera_<cam>, the cameras turned around the vertical axis."""
+    tfs = default_msg(ts, "tf2_msgs/msg/TFMessage")
+    for i, cam in enumerate(cameras):
+        tr = default_msg(ts, "geometry_msgs/msg/TransformStamped")
+        _set_stamp(tr.header, t0, "base_link")
+        tr.child_frame_id = f"camera_{cam}"
+        tr.transform.translation.x = 1.5
+        tr.transform.translation.z = 1.3
+        _quat(tr.transform.rotation, 2 * math.pi * i / max(len(cameras), 1))
+        tfs.transforms.append(tr)
+    return tfs
+
+
+def _base_image(rng, w: int, h: int) -> np.ndarray:
+    """BGR: sky over road, with texture and posts (rolled per frame so that they move)."""
+    base = np.empty((h, w, 3), np.uint8)
+    base[: h // 2] = (200, 150, 90)
+    base[h // 2:] = (90, 90, 90)
+    base = np.clip(base.astype(int) + rng.integers(-12, 12, size=(h, w, 3)), 0, 255
+                   ).astype(np.uint8)
+    base[:, ::max(1, w // 6)] = (40, 200, 230)  # posts that move with the frame
+    return base
+
+
+def _write_ego(write, ts, t: int, x: float, speed: float):
+    """/clock, /odom and /tf (odom -> base_link) at `t`; returns the Odometry message."""
+    clock = default_msg(ts, "rosgraph_msgs/msg/Clock")
+    clock.clock.sec, clock.clock.nanosec = divmod(t, 1_000_000_000)
+    write("/clock", "rosgraph_msgs/msg/Clock", t, clock)
+    od = default_msg(ts, "nav_msgs/msg/Odometry")
+    _set_stamp(od.header, t, "odom")
+    od.child_frame_id = "base_link"
+    od.pose.pose.position.x = x
+    _quat(od.pose.pose.orientation, 0.0)
+    od.twist.twist.linear.x = speed
+    write("/odom", "nav_msgs/msg/Odometry", t, od)
+    tf = default_msg(ts, "tf2_msgs/msg/TFMessage")
+    tr = default_msg(ts, "geometry_msgs/msg/TransformStamped")
+    _set_stamp(tr.header, t, "odom")
+    tr.child_frame_id = "base_link"
+    tr.transform.translation.x = x
+    _quat(tr.transform.rotation, 0.0)
+    tf.transforms.append(tr)
+    write("/tf", "tf2_msgs/msg/TFMessage", t, tf)
+    return od
+
+
+def _write_cameras(write, ts, t: int, i: int, cameras: Sequence[str], base: np.ndarray):
+    """image_raw + camera_info of every camera for odometry step `i`."""
+    h, w = base.shape[:2]
+    for ci, cam in enumerate(cameras):
+        img = default_msg(ts, "sensor_msgs/msg/Image")
+        _set_stamp(img.header, t, f"camera_{cam}")
+        img.height, img.width, img.encoding, img.step = h, w, "bgr8", 3 * w
+        frame = np.roll(base, shift=i + 7 * ci, axis=1).copy()
+        frame[: h // 8, :, ci % 3] = 255     # per-camera colour strip
+        img.data = frame.reshape(-1)
+        write(f"/cameras/{cam}/image_raw", "sensor_msgs/msg/Image", t, img)
+        info = default_msg(ts, "sensor_msgs/msg/CameraInfo")
+        _set_stamp(info.header, t, f"camera_{cam}")
+        info.height, info.width = h, w
+        info.k = np.array([w / 2, 0, w / 2, 0, w / 2, h / 2, 0, 0, 1], dtype=np.float64)
+        write(f"/cameras/{cam}/camera_info", "sensor_msgs/msg/CameraInfo", t, info)
+
+
+def _write_ground_truth(write, ts, t: int, ts_s: float, duration: float, agents, od,
+                        x: float, bev_layers: Sequence[str]):
+    """/ground_truth/objects (agent 3 occluded in the middle third), /ground_truth/ego and
+    one /ground_truth/bev/<layer> grid per layer (an 8 m wide road along x)."""
+    objs = default_msg(ts, "autonomy_interfaces/msg/ObjectArray")
+    _set_stamp(objs.header, t, "odom")
+    for k, (ax, ay, av, ayaw) in enumerate(agents):
+        o = default_msg(ts, "autonomy_interfaces/msg/Object")
+        o.id = k + 1
+        o.object_class.value = 1
+        o.score = 1.0
+        o.pose.position.x = ax + av * math.cos(ayaw) * ts_s
+        o.pose.position.y = ay
+        o.pose.position.z = 0.8
+        _quat(o.pose.orientation, ayaw)
+        o.size.x, o.size.y, o.size.z = 4.5, 1.9, 1.6
+        o.velocity.x, o.velocity.y = av * math.cos(ayaw), av * math.sin(ayaw)
+        o.occluded = bool(k == 2 and 0.3 * duration < ts_s < 0.6 * duration)
+        o.visible_pixels = 0 if o.occluded else 500
+        objs.objects.append(o)
+    write("/ground_truth/objects", "autonomy_interfaces/msg/ObjectArray", t, objs)
+    ego = default_msg(ts, "nav_msgs/msg/Odometry")
+    ego.header, ego.child_frame_id, ego.pose, ego.twist = (
+        od.header, od.child_frame_id, od.pose, od.twist)
+    write("/ground_truth/ego", "nav_msgs/msg/Odometry", t, ego)
+    for layer in bev_layers:
+        g = default_msg(ts, "nav_msgs/msg/OccupancyGrid")
+        _set_stamp(g.header, t, "odom")
+        g.info.resolution = 0.5
+        g.info.width, g.info.height = 80, 40
+        g.info.origin.position.x, g.info.origin.position.y = x - 10.0, -10.0
+        _quat(g.info.origin.orientation, 0.0)
+        grid = np.zeros((40, 80), dtype=np.int8)
+        grid[12:28, :] = 100             # a 8 m wide road along x
+        g.data = grid.reshape(-1)
+        write(f"/ground_truth/bev/{layer}", "nav_msgs/msg/OccupancyGrid", t, g)

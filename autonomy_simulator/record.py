@@ -311,34 +311,16 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
             if i > 0:
                 sim.step()
             t = sim.t
-            k = sim.kinematics()
-            put("/clock", "rosgraph_msgs/msg/Clock", M.clock(t), t)
-            put("/odom", "nav_msgs/msg/Odometry", M.odometry(t, k.x, k.y, k.yaw, k.speed, k.yaw_rate), t)
-            put("/imu/kinematics", "sensor_msgs/msg/Imu", M.imu(t, k), t)
-            put("/tf", "tf2_msgs/msg/TFMessage",
-                M.tf([M.transform(t, "odom", "base_link", (k.x, k.y, 0.0), yaw=k.yaw)]), t)
-            put("/ground_truth/ego", "nav_msgs/msg/Odometry",
-                M.odometry(t, k.x, k.y, k.yaw, k.speed, k.yaw_rate), t)
+            _put_kinematics(put, M, t, sim.kinematics())
             if cam_every and i % cam_every == 0:
                 tr = time.perf_counter()
                 frame = vc.render(sim.snapshot(), outputs=("rgb",))
                 t_render += time.perf_counter() - tr
                 n_frames += 1
                 vis = frame.visible_pixels
-                for name, cf in frame.cameras.items():
-                    cal = vc.actual[name]
-                    put(f"/cameras/{name}/image_raw", "sensor_msgs/msg/Image",
-                        M.image(t, f"camera_{name}", cf.rgb), t)
-                    put(f"/cameras/{name}/camera_info", "sensor_msgs/msg/CameraInfo",
-                        M.camera_info(t, cal, f"camera_{name}"), t)
+                _put_cameras(put, M, t, vc, frame)
             if i % gt_every == 0:
-                objs = lab.object_labels(sim.objects(), vis)
-                put("/ground_truth/objects", "autonomy_interfaces/msg/ObjectArray",
-                    M.object_array(t, "odom", objs), t)
-                rasters = lab.bev_rasters(sim.ground_truth("base_link"), bev)
-                for layer in GT_LAYERS:
-                    put(f"/ground_truth/bev/{layer}", "nav_msgs/msg/OccupancyGrid",
-                        M.grid(t, "base_link", rasters[layer], bev), t)
+                _put_ground_truth(put, M, t, sim, vis, bev)
             if i % slow_every == 0:
                 put("/ground_truth/road", "autonomy_interfaces/msg/RoadStructure",
                     M.road(sim.world.vector_space(t)), t)
@@ -350,6 +332,38 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
             vc.release()
     record.last_stats = dict(frames=n_frames, render_s=t_render, steps=steps)
     return bag_dir
+
+
+def _put_kinematics(put, M: Msgs, t: float, k) -> None:
+    """/clock, /odom, /imu/kinematics, /tf (odom -> base_link) and /ground_truth/ego."""
+    put("/clock", "rosgraph_msgs/msg/Clock", M.clock(t), t)
+    put("/odom", "nav_msgs/msg/Odometry", M.odometry(t, k.x, k.y, k.yaw, k.speed, k.yaw_rate), t)
+    put("/imu/kinematics", "sensor_msgs/msg/Imu", M.imu(t, k), t)
+    put("/tf", "tf2_msgs/msg/TFMessage",
+        M.tf([M.transform(t, "odom", "base_link", (k.x, k.y, 0.0), yaw=k.yaw)]), t)
+    put("/ground_truth/ego", "nav_msgs/msg/Odometry",
+        M.odometry(t, k.x, k.y, k.yaw, k.speed, k.yaw_rate), t)
+
+
+def _put_cameras(put, M: Msgs, t: float, vc: VehicleCameras, frame) -> None:
+    """image_raw + camera_info of every camera of a rendered rig frame."""
+    for name, cf in frame.cameras.items():
+        cal = vc.actual[name]
+        put(f"/cameras/{name}/image_raw", "sensor_msgs/msg/Image",
+            M.image(t, f"camera_{name}", cf.rgb), t)
+        put(f"/cameras/{name}/camera_info", "sensor_msgs/msg/CameraInfo",
+            M.camera_info(t, cal, f"camera_{name}"), t)
+
+
+def _put_ground_truth(put, M: Msgs, t: float, sim: Simulation, vis, bev: lab.BevSpec) -> None:
+    """/ground_truth/objects (visibility from the latest camera frame) and the BEV layers."""
+    objs = lab.object_labels(sim.objects(), vis)
+    put("/ground_truth/objects", "autonomy_interfaces/msg/ObjectArray",
+        M.object_array(t, "odom", objs), t)
+    rasters = lab.bev_rasters(sim.ground_truth("base_link"), bev)
+    for layer in GT_LAYERS:
+        put(f"/ground_truth/bev/{layer}", "nav_msgs/msg/OccupancyGrid",
+            M.grid(t, "base_link", rasters[layer], bev), t)
 
 
 def main(argv=None) -> int:

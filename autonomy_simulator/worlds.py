@@ -341,60 +341,53 @@ def road(seed: int = 0, length: float = 400.0, lanes_forward: int = 2, lanes_bac
 ARMS = {"east": 0.0, "north": math.pi / 2, "west": math.pi, "south": -math.pi / 2}
 
 
-def intersection(seed: int = 0, lanes: int = 2, lane_width: float = 3.5, arm_length: float = 80.0,
-                 stop: str = "all_way", corner_radius: float = 6.0, speed_limit: float = 13.9,
-                 crosswalks: bool = True, n_poles: int = 8) -> World:
-    """Four-way intersection centred on the origin. Each arm has `lanes` incoming lanes (the
-    leftmost is a left-turn-only lane, the rightmost also turns right) and `lanes`
-    outgoing lanes. `stop`: 'all_way' (stop lines on every arm) or 'minor' (north/south arms
-    stop, east/west is the priority road)."""
-    b = _Builder("intersection", seed)
-    w, n = lane_width, lanes
-    sh = 0.5
-    H = n * w + sh                      # half width of each arm = half size of the junction box
-    r = corner_radius
-    stop_d = H + 3.0                    # stop line distance from the centre (crosswalk inside)
-    L = arm_length
-    cws: List[np.ndarray] = []
-    incoming: Dict[str, List[Lane]] = {}
-    outgoing: Dict[str, List[Lane]] = {}
-    for arm, a in ARMS.items():
-        u = np.array([math.cos(a), math.sin(a)])
-        nrm = np.array([-u[1], u[0]])
-        has_stop = stop == "all_way" or arm in ("north", "south")
-        inc, out = [], []
-        for i in range(n):              # i = 0: innermost (left-turn lane)
-            d = (i + 0.5) * w
-            p0, p1 = u * L + nrm * d, u * stop_d + nrm * d
-            inc.append(b.lane(np.stack([p0, p1]), w, speed_limit=speed_limit))
-            q0, q1 = u * stop_d - nrm * d, u * L - nrm * d
-            out.append(b.lane(np.stack([q0, q1]), w, speed_limit=speed_limit))
-        for grp in (inc, out):
-            for i, ln in enumerate(grp):
-                ln.left = grp[i - 1].id if i > 0 else None
-                ln.right = grp[i + 1].id if i + 1 < n else None
-        for ln in inc:
-            ln.stop_line_s = ln.length if has_stop else None
-        incoming[arm], outgoing[arm] = inc, out
-        # paint: centre yellow, lane dividers (solid over the last 25 m: turn lanes), edges
-        b.lane_line(np.stack([u * L, u * stop_d]), dashed=False, yellow=True)
-        for i in range(1, n):
-            d = i * w
-            b.lane_line(np.stack([u * L + nrm * d, u * (stop_d + 25) + nrm * d]), dashed=True)
-            b.lane_line(np.stack([u * (stop_d + 25) + nrm * d, u * stop_d + nrm * d]), dashed=False)
-            b.lane_line(np.stack([u * stop_d - nrm * d, u * L - nrm * d]), dashed=True)
-        if has_stop:
-            b.paint(np.stack([u * stop_d + nrm * 0.1, u * stop_d + nrm * (n * w)]),
-                    LineType.STOP_LINE, width=0.4)
-        if crosswalks:
-            c0 = u * (stop_d - 0.3)
-            c1 = u * (H + 0.3)
-            cws.append(np.stack([c0 + nrm * H, c0 - nrm * H, c1 - nrm * H, c1 + nrm * H]))
+def _intersection_arm(b: _Builder, a: float, n: int, w: float, L: float, H: float,
+                      stop_d: float, has_stop: bool, speed_limit: float, crosswalks: bool):
+    """One arm at angle `a` of `intersection`: `n` incoming and `n` outgoing lanes (index 0
+    innermost) with their neighbours and stop line, the paint, and the crosswalk area
+    (None without crosswalks). Returns (incoming lanes, outgoing lanes, crosswalk)."""
+    u = np.array([math.cos(a), math.sin(a)])
+    nrm = np.array([-u[1], u[0]])
+    inc, out = [], []
+    for i in range(n):              # i = 0: innermost (left-turn lane)
+        d = (i + 0.5) * w
+        p0, p1 = u * L + nrm * d, u * stop_d + nrm * d
+        inc.append(b.lane(np.stack([p0, p1]), w, speed_limit=speed_limit))
+        q0, q1 = u * stop_d - nrm * d, u * L - nrm * d
+        out.append(b.lane(np.stack([q0, q1]), w, speed_limit=speed_limit))
+    for grp in (inc, out):
+        for i, ln in enumerate(grp):
+            ln.left = grp[i - 1].id if i > 0 else None
+            ln.right = grp[i + 1].id if i + 1 < n else None
+    for ln in inc:
+        ln.stop_line_s = ln.length if has_stop else None
+    # paint: centre yellow, lane dividers (solid over the last 25 m: turn lanes), edges
+    b.lane_line(np.stack([u * L, u * stop_d]), dashed=False, yellow=True)
+    for i in range(1, n):
+        d = i * w
+        b.lane_line(np.stack([u * L + nrm * d, u * (stop_d + 25) + nrm * d]), dashed=True)
+        b.lane_line(np.stack([u * (stop_d + 25) + nrm * d, u * stop_d + nrm * d]), dashed=False)
+        b.lane_line(np.stack([u * stop_d - nrm * d, u * L - nrm * d]), dashed=True)
+    if has_stop:
+        b.paint(np.stack([u * stop_d + nrm * 0.1, u * stop_d + nrm * (n * w)]),
+                LineType.STOP_LINE, width=0.4)
+    cw = None
+    if crosswalks:
+        c0 = u * (stop_d - 0.3)
+        c1 = u * (H + 0.3)
+        cw = np.stack([c0 + nrm * H, c0 - nrm * H, c1 - nrm * H, c1 + nrm * H])
+    return inc, out, cw
+
+
+def _intersection_connectors(b: _Builder, incoming: Dict[str, List[Lane]],
+                             outgoing: Dict[str, List[Lane]], n: int, w: float,
+                             speed_limit: float) -> None:
+    """Junction lanes of `intersection`: left from the innermost lane, straight and right
+    from the outermost one (Bezier curves), middle lanes straight across."""
     order = list(ARMS)
     # The vehicle arriving from arm A travels -u_A; turning left it leaves on the arm to its
     # left: for travel direction -u_A, left = rot90(-u_A) which is the arm at angle a_A - 90.
     for arm in order:
-        a = ARMS[arm]
         k = order.index(arm)
         left_arm, right_arm, opp = order[(k - 1) % 4], order[(k + 1) % 4], order[(k + 2) % 4]
         inc = incoming[arm]
@@ -415,6 +408,32 @@ def intersection(seed: int = 0, lanes: int = 2, lane_width: float = 3.5, arm_len
             c = b.lane(np.stack([p0, p1]), w, turn="straight", in_junction=True, speed_limit=speed_limit)
             b.link(mid, c)
             b.link(c, dst)
+
+
+def intersection(seed: int = 0, lanes: int = 2, lane_width: float = 3.5, arm_length: float = 80.0,
+                 stop: str = "all_way", corner_radius: float = 6.0, speed_limit: float = 13.9,
+                 crosswalks: bool = True, n_poles: int = 8) -> World:
+    """Four-way intersection centred on the origin. Each arm has `lanes` incoming lanes (the
+    leftmost is a left-turn-only lane, the rightmost also turns right) and `lanes`
+    outgoing lanes. `stop`: 'all_way' (stop lines on every arm) or 'minor' (north/south arms
+    stop, east/west is the priority road)."""
+    b = _Builder("intersection", seed)
+    w, n = lane_width, lanes
+    sh = 0.5
+    H = n * w + sh                      # half width of each arm = half size of the junction box
+    r = corner_radius
+    stop_d = H + 3.0                    # stop line distance from the centre (crosswalk inside)
+    L = arm_length
+    cws: List[np.ndarray] = []
+    incoming: Dict[str, List[Lane]] = {}
+    outgoing: Dict[str, List[Lane]] = {}
+    for arm, a in ARMS.items():
+        has_stop = stop == "all_way" or arm in ("north", "south")
+        incoming[arm], outgoing[arm], cw = _intersection_arm(
+            b, a, n, w, L, H, stop_d, has_stop, speed_limit, crosswalks)
+        if cw is not None:
+            cws.append(cw)
+    _intersection_connectors(b, incoming, outgoing, n, w, speed_limit)
     # outer boundary (cross with filleted corners), curbs along it
     quads = []
     for q in range(4):

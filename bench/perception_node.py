@@ -29,13 +29,109 @@ CAMS = ["main", "narrow", "fisheye", "left_pillar", "right_pillar", "left_repeat
         "right_repeater", "rear"]
 
 
-def main():
+def parse_args(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--rate", type=float, default=5.0, help="frames/s sent (below the node's capacity)")
     ap.add_argument("--checkpoint", default=str(ROOT / "models" / "perception_tiny.pt"))
-    args = ap.parse_args()
+    return ap.parse_args(argv)
+
+
+def camera_inputs(node, raw: bool, hw, rng):
+    """(images per camera, CameraInfo publishers, CameraInfo per camera). Raw (CUDA): full
+    size images of the rig, their CameraInfo and /tf_static; else rectified images at the
+    network's input size (no CameraInfo)."""
+    from sensor_msgs.msg import CameraInfo
+    from tf2_msgs.msg import TFMessage
+
+    from autonomy_stack.ros.qos import LATCHED, STATE
+    from autonomy_stack.ros.ros_conversions import numpy_to_image
+
+    if not raw:
+        msgs = {c: numpy_to_image(rng.integers(0, 255, (hw[0], hw[1], 3), dtype=np.uint8), "bgr8") for c in CAMS}
+        return msgs, {}, {}
+    from autonomy_vehicle.camera_models import load_rig
+    from autonomy_vehicle.nodes.vehicle_description_node import rig_transforms
+    rig = load_rig()
+    info_pubs = {c: node.create_publisher(CameraInfo, f"/cameras/{c}/camera_info", STATE) for c in CAMS}
+    tf_pub = node.create_publisher(TFMessage, "/tf_static", LATCHED)
+    tf_pub.publish(TFMessage(transforms=rig_transforms(rig, "base_link", "camera_", node.get_clock().now().to_msg())))
+    infos = {}
+    for c in CAMS:
+        cal = rig[c]
+        ci = CameraInfo(width=cal.width, height=cal.height, distortion_model=cal.distortion_model)
+        ci.k = np.asarray(cal.K, dtype=float).reshape(9)
+        ci.d = list(np.asarray(cal.D, dtype=float))
+        infos[c] = ci
+    msgs = {c: numpy_to_image(rng.integers(0, 255, (rig[c].height, rig[c].width, 3), dtype=np.uint8), "bgr8")
+            for c in CAMS}
+    return msgs, info_pubs, infos
+
+
+def wait_for_node(node, pubs, proc):
+    """Spin until the node subscribes to every camera and publishes objects (90 s)."""
+    import rclpy
+    from ros_helpers import stop
+
+    t0 = time.monotonic()
+    while any(p.get_subscription_count() == 0 for p in pubs.values()) or \
+            node.count_publishers("/perception/objects") == 0:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        if time.monotonic() - t0 > 90:
+            raise SystemExit("perception node did not come up: " + stop(proc)[-2000:])
+
+
+def bare_engine(ckpt: Path, device: str):
+    """The same network in this process, on the node's torch thread count: (engine, threads)."""
+    import torch
+    import yaml
+
+    from autonomy_perception.inference_engine import InferenceEngine
+    threads = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())["/**"]["ros__parameters"]["torch_threads"]
+    if threads > 0:
+        torch.set_num_threads(threads)      # the node's setting: same work, same threads
+    eng = InferenceEngine.from_checkpoint(ckpt, device=device,
+                                          precision="fp32" if device == "cpu" else "fp16")
+    return eng, threads
+
+
+def drive(args, node, pubs, msgs, info_pubs, infos, recv, eng, bare_imgs):
+    """Frames and bare forwards alternate (frame -> its output -> one bare forward of the
+    same network in this process), so both see the same machine load. Returns (stamps
+    sent, bare forward ms), the first 5 frames left out (warm-up of node and engine)."""
+    import rclpy
+    from autonomy_stack.ros.ros_conversions import sec_to_stamp, stamp_to_sec
+
+    sent, fwd = [], []
+    for k in range(args.frames + 5):
+        t_next = time.monotonic() + 1.0 / args.rate
+        now = time.time()
+        st = sec_to_stamp(now)
+        key = round(stamp_to_sec(st), 6)
+        for c in CAMS:
+            if infos:
+                infos[c].header.stamp = st
+                info_pubs[c].publish(infos[c])
+            msgs[c].header.stamp = st
+            pubs[c].publish(msgs[c])
+        deadline = time.monotonic() + 10
+        while key not in recv and time.monotonic() < deadline:
+            rclpy.spin_once(node, timeout_sec=0.005)
+        tb = time.perf_counter()
+        for i, img in enumerate(bare_imgs):
+            eng.fill_camera(i, img)
+        eng.run([True] * len(CAMS), (5.0, 0.0, 0.0), 1.0 + 0.2 * k)
+        if k >= 5:              # the first frames warm up node and engine
+            sent.append(key)
+            fwd.append((time.perf_counter() - tb) * 1e3)
+        while time.monotonic() < t_next:
+            rclpy.spin_once(node, timeout_sec=max(0.0, t_next - time.monotonic()))
+    return sent, fwd
+
+
+def main():
+    args = parse_args()
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     ckpt = Path(args.checkpoint)
@@ -44,11 +140,10 @@ def main():
 
     import rclpy
     from autonomy_interfaces.msg import LatencyReport, ObjectArray
-    from sensor_msgs.msg import CameraInfo, Image
-    from tf2_msgs.msg import TFMessage
+    from sensor_msgs.msg import Image
 
-    from autonomy_stack.ros.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
-    from autonomy_stack.ros.ros_conversions import numpy_to_image, sec_to_stamp, stamp_to_sec
+    from autonomy_stack.ros.qos import OUTPUTS, SENSOR_IMAGES
+    from autonomy_stack.ros.ros_conversions import stamp_to_sec
     from ros_helpers import start_node, stop
 
     raw = args.device == "cuda"
@@ -70,65 +165,12 @@ def main():
         node.create_subscription(LatencyReport, "/perception/latency",
                                  lambda m: stages.append({s.stage: s.duration_ms for s in m.stages}), OUTPUTS)
         rng = np.random.default_rng(1)
-        if raw:
-            from autonomy_vehicle.camera_models import load_rig
-            from autonomy_vehicle.nodes.vehicle_description_node import rig_transforms
-            rig = load_rig()
-            info_pubs = {c: node.create_publisher(CameraInfo, f"/cameras/{c}/camera_info", STATE) for c in CAMS}
-            tf_pub = node.create_publisher(TFMessage, "/tf_static", LATCHED)
-            tf_pub.publish(TFMessage(transforms=rig_transforms(rig, "base_link", "camera_", node.get_clock().now().to_msg())))
-            infos = {}
-            for c in CAMS:
-                cal = rig[c]
-                ci = CameraInfo(width=cal.width, height=cal.height, distortion_model=cal.distortion_model)
-                ci.k = np.asarray(cal.K, dtype=float).reshape(9)
-                ci.d = list(np.asarray(cal.D, dtype=float))
-                infos[c] = ci
-            msgs = {c: numpy_to_image(rng.integers(0, 255, (rig[c].height, rig[c].width, 3), dtype=np.uint8), "bgr8")
-                    for c in CAMS}
-        else:
-            msgs = {c: numpy_to_image(rng.integers(0, 255, (hw[0], hw[1], 3), dtype=np.uint8), "bgr8") for c in CAMS}
-        t0 = time.monotonic()
-        while any(p.get_subscription_count() == 0 for p in pubs.values()) or \
-                node.count_publishers("/perception/objects") == 0:
-            rclpy.spin_once(node, timeout_sec=0.05)
-            if time.monotonic() - t0 > 90:
-                raise SystemExit("perception node did not come up: " + stop(proc)[-2000:])
+        msgs, info_pubs, infos = camera_inputs(node, raw, hw, rng)
+        wait_for_node(node, pubs, proc)
         time.sleep(1.0)
-        # Frames and bare forwards alternate (frame -> its output -> one bare forward of the
-        # same network in this process), so both see the same machine load.
-        import torch
-        import yaml
-        threads = yaml.safe_load((ROOT / "config" / "perception.yaml").read_text())["/**"]["ros__parameters"]["torch_threads"]
-        if threads > 0:
-            torch.set_num_threads(threads)      # the node's setting: same work, same threads
-        eng = InferenceEngine.from_checkpoint(ckpt, device=args.device,
-                                              precision="fp32" if args.device == "cpu" else "fp16")
+        eng, threads = bare_engine(ckpt, args.device)
         bare_imgs = [rng.integers(0, 255, (hw[0], hw[1], 3), dtype=np.uint8) for _ in CAMS]
-        sent, fwd = [], []
-        for k in range(args.frames + 5):
-            t_next = time.monotonic() + 1.0 / args.rate
-            now = time.time()
-            st = sec_to_stamp(now)
-            key = round(stamp_to_sec(st), 6)
-            for c in CAMS:
-                if raw:
-                    infos[c].header.stamp = st
-                    info_pubs[c].publish(infos[c])
-                msgs[c].header.stamp = st
-                pubs[c].publish(msgs[c])
-            deadline = time.monotonic() + 10
-            while key not in recv and time.monotonic() < deadline:
-                rclpy.spin_once(node, timeout_sec=0.005)
-            tb = time.perf_counter()
-            for i, img in enumerate(bare_imgs):
-                eng.fill_camera(i, img)
-            eng.run([True] * len(CAMS), (5.0, 0.0, 0.0), 1.0 + 0.2 * k)
-            if k >= 5:              # the first frames warm up node and engine
-                sent.append(key)
-                fwd.append((time.perf_counter() - tb) * 1e3)
-            while time.monotonic() < t_next:
-                rclpy.spin_once(node, timeout_sec=max(0.0, t_next - time.monotonic()))
+        sent, fwd = drive(args, node, pubs, msgs, info_pubs, infos, recv, eng, bare_imgs)
         lat = [(recv[s] - s) * 1e3 for s in sent if s in recv]
     finally:
         node.destroy_node()
@@ -152,7 +194,6 @@ def main():
         "stage_ms_p50": st_p50,
     }
     print(json.dumps(res))
-
 
 if __name__ == "__main__":
     main()

@@ -9,7 +9,7 @@ import pytest
 
 from autonomy_replay import metrics as M
 
-PURE = ["autonomy_replay.bag", "autonomy_replay.recorder",
+PURE = ["autonomy_replay.bag", "autonomy_replay.bag_scan", "autonomy_replay.recorder",
         "autonomy_replay.metrics", "autonomy_replay.report",
         "autonomy_replay.regression", "autonomy_replay.render",
         "autonomy_replay.synthetic", "autonomy_replay"]
@@ -120,65 +120,95 @@ def _write_outputs(path, in_bag, occluded_kept=False, shift_m=1.0, plan_into_age
             w.write(c_obj, t + 30_000_000, ts.serialize_cdr(g, "autonomy_interfaces/msg/ObjectArray"))
             b.info.origin.position.x += shift_m
             w.write(c_bev, t + 30_000_000, ts.serialize_cdr(b, "nav_msgs/msg/OccupancyGrid"))
-            tr = default_msg(ts, "autonomy_interfaces/msg/Trajectory")
-            tr.header = g.header
-            tr.maneuver = "keep_lane"
             x0 = 5.0 * ((t - r.start_ns) * 1e-9)
-            for k in range(30):
-                p = default_msg(ts, "autonomy_interfaces/msg/TrajectoryPoint")
-                p.time_from_start.sec, p.time_from_start.nanosec = divmod(k * 100_000_000, 10**9)
-                p.pose.position.x = x0 + 5.0 * 0.1 * k
-                p.pose.position.y = 3.5 if plan_into_agent else 0.0    # agent 1 drives at y=3.5
-                p.pose.orientation.w = 1.0
-                p.speed = 5.0
-                tr.points.append(p)
+            tr = _plan_msg(ts, g.header, x0, plan_into_agent)
             w.write(c_tr, t + 40_000_000, ts.serialize_cdr(tr, "autonomy_interfaces/msg/Trajectory"))
-            lat = default_msg(ts, "autonomy_interfaces/msg/LatencyReport")
-            lat.header = g.header
-            lat.node = "perception"
-            for stage, ms in (("network", 20.0), ("postprocess", 3.0)):
-                st = default_msg(ts, "autonomy_interfaces/msg/StageLatency")
-                st.stage, st.duration_ms = stage, ms
-                lat.stages.append(st)
-            lat.total_ms = 30.0
+            lat = _latency_msg(ts, g.header)
             w.write(c_lat, t + 30_000_000, ts.serialize_cdr(lat, "autonomy_interfaces/msg/LatencyReport"))
-            fut = default_msg(ts, "autonomy_interfaces/msg/AgentFutureArray")
-            fut.header = g.header
-            for o in g.objects:
-                a = default_msg(ts, "autonomy_interfaces/msg/AgentFuture")
-                a.agent_id = o.id
-                for label, prob, dy in (("keep_lane", 0.7, 0.0), ("turn", 0.3, 2.0)):
-                    h = default_msg(ts, "autonomy_interfaces/msg/PredictedPath")
-                    h.label, h.probability = label, prob
-                    for k in range(10):
-                        p = default_msg(ts, "autonomy_interfaces/msg/TrajectoryPoint")
-                        p.pose.position.x = o.pose.position.x + o.velocity.x * 0.3 * k
-                        p.pose.position.y = o.pose.position.y + dy * k / 10
-                        h.points.append(p)
-                    a.hypotheses.append(h)
-                fut.agents.append(a)
+            fut = _futures_msg(ts, g)
             w.write(c_fut, t + 40_000_000, ts.serialize_cdr(fut, "autonomy_interfaces/msg/AgentFutureArray"))
-            cor = default_msg(ts, "autonomy_interfaces/msg/Corridor")
-            cor.header = g.header
-            for k in range(15):
-                sl = default_msg(ts, "autonomy_interfaces/msg/CorridorSlice")
-                sl.station, sl.reference.x = float(k), x0 + k
-                sl.left_bound, sl.right_bound = 1.8, -1.8
-                cor.slices.append(sl)
+            cor = _corridor_msg(ts, g.header, x0)
             w.write(c_cor, t + 40_000_000, ts.serialize_cdr(cor, "autonomy_interfaces/msg/Corridor"))
-            road = default_msg(ts, "autonomy_interfaces/msg/RoadStructure")
-            road.header = g.header
-            for k, y in enumerate((-4.1, 4.1)):
-                line = default_msg(ts, "autonomy_interfaces/msg/RoadLine")
-                line.id, line.line_type, line.confidence = k, 4, 0.9
-                for xx in (x0 - 20, x0 + 40):
-                    pt = default_msg(ts, "geometry_msgs/msg/Point")
-                    pt.x, pt.y = xx, y
-                    line.points.append(pt)
-                road.lines.append(line)
+            road = _road_msg(ts, g.header, x0)
             w.write(c_road, t + 30_000_000, ts.serialize_cdr(road, "autonomy_interfaces/msg/RoadStructure"))
     r.close()
     return path
+
+
+def _plan_msg(ts, header, x0, plan_into_agent):
+    from autonomy_replay.synthetic import default_msg
+    tr = default_msg(ts, "autonomy_interfaces/msg/Trajectory")
+    tr.header = header
+    tr.maneuver = "keep_lane"
+    for k in range(30):
+        p = default_msg(ts, "autonomy_interfaces/msg/TrajectoryPoint")
+        p.time_from_start.sec, p.time_from_start.nanosec = divmod(k * 100_000_000, 10**9)
+        p.pose.position.x = x0 + 5.0 * 0.1 * k
+        p.pose.position.y = 3.5 if plan_into_agent else 0.0    # agent 1 drives at y=3.5
+        p.pose.orientation.w = 1.0
+        p.speed = 5.0
+        tr.points.append(p)
+    return tr
+
+
+def _latency_msg(ts, header):
+    from autonomy_replay.synthetic import default_msg
+    lat = default_msg(ts, "autonomy_interfaces/msg/LatencyReport")
+    lat.header = header
+    lat.node = "perception"
+    for stage, ms in (("network", 20.0), ("postprocess", 3.0)):
+        st = default_msg(ts, "autonomy_interfaces/msg/StageLatency")
+        st.stage, st.duration_ms = stage, ms
+        lat.stages.append(st)
+    lat.total_ms = 30.0
+    return lat
+
+
+def _futures_msg(ts, g):
+    from autonomy_replay.synthetic import default_msg
+    fut = default_msg(ts, "autonomy_interfaces/msg/AgentFutureArray")
+    fut.header = g.header
+    for o in g.objects:
+        a = default_msg(ts, "autonomy_interfaces/msg/AgentFuture")
+        a.agent_id = o.id
+        for label, prob, dy in (("keep_lane", 0.7, 0.0), ("turn", 0.3, 2.0)):
+            h = default_msg(ts, "autonomy_interfaces/msg/PredictedPath")
+            h.label, h.probability = label, prob
+            for k in range(10):
+                p = default_msg(ts, "autonomy_interfaces/msg/TrajectoryPoint")
+                p.pose.position.x = o.pose.position.x + o.velocity.x * 0.3 * k
+                p.pose.position.y = o.pose.position.y + dy * k / 10
+                h.points.append(p)
+            a.hypotheses.append(h)
+        fut.agents.append(a)
+    return fut
+
+
+def _corridor_msg(ts, header, x0):
+    from autonomy_replay.synthetic import default_msg
+    cor = default_msg(ts, "autonomy_interfaces/msg/Corridor")
+    cor.header = header
+    for k in range(15):
+        sl = default_msg(ts, "autonomy_interfaces/msg/CorridorSlice")
+        sl.station, sl.reference.x = float(k), x0 + k
+        sl.left_bound, sl.right_bound = 1.8, -1.8
+        cor.slices.append(sl)
+    return cor
+
+
+def _road_msg(ts, header, x0):
+    from autonomy_replay.synthetic import default_msg
+    road = default_msg(ts, "autonomy_interfaces/msg/RoadStructure")
+    road.header = header
+    for k, y in enumerate((-4.1, 4.1)):
+        line = default_msg(ts, "autonomy_interfaces/msg/RoadLine")
+        line.id, line.line_type, line.confidence = k, 4, 0.9
+        for xx in (x0 - 20, x0 + 40):
+            pt = default_msg(ts, "geometry_msgs/msg/Point")
+            pt.x, pt.y = xx, y
+            line.points.append(pt)
+        road.lines.append(line)
+    return road
 
 
 @pytest.fixture(scope="module")
