@@ -2,11 +2,15 @@
 
     python -m autonomy_simulator.dataset --out data/sim --sequences 200 --frames 16 \
         --stride 0.1 --width 160 --height 120 [--scenarios random,highway_cut_in] \
-        [--cameras main,rear] [--depth] [--semantic] [--seed 0] [--shard-size 100]
+        [--cameras main,rear] [--depth] [--semantic] [--seed 0] [--shard-size 100] [--workers 16]
 
 Resumable: a sequence whose file exists is skipped (files are written to a temporary name
 and renamed, so a killed run never leaves a half-written sequence); the same command
 continues where it stopped and produces the same bytes (everything is seeded).
+Parallel: `--workers N` writes the missing sequences with N processes (each its own
+renderer / EGL context, sequences handed out one at a time); a sequence depends only on
+its index and the options, so the files are the same for any N (`write_parallel` also
+writes several data sets with one pool).
 
 On-disk format (version "autonomy_sim_dataset/1"):
   OUT/manifest.json     format, options, cameras, image size, BEV spec + layer names,
@@ -48,7 +52,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -86,6 +90,12 @@ class DatasetWriter:
         self.depth, self.semantic, self.images = depth, semantic, images
         self.cameras = list(cameras) if cameras else None
         self._vc = None
+        # the constructor's arguments: a worker process of write_parallel builds its own writer
+        self.options = dict(out=str(self.out), width=self.width, height=self.height,
+                            cameras=self.cameras, frames=self.frames, stride=self.stride,
+                            warmup=self.warmup, scenario_names=self.scenario_names, seed=self.seed,
+                            bev=bev, depth=depth, semantic=semantic, shard_size=self.shard_size,
+                            images=images)
 
     def _cams(self, mounting_seed: int):
         if self._vc is None:
@@ -173,7 +183,8 @@ class DatasetWriter:
         os.replace(tmp, path)
         return path
 
-    def run(self, n: int, progress: bool = True) -> List[Path]:
+    def prepare(self, n: int):
+        """Create OUT and write (or check) its manifest for `n` sequences."""
         self.out.mkdir(parents=True, exist_ok=True)
         man = self.out / "manifest.json"
         m = self.manifest(n)
@@ -184,6 +195,14 @@ class DatasetWriter:
             if old_cmp != new_cmp:
                 raise ValueError(f"{man} was written with other options; use another --out")
         man.write_text(json.dumps(m, indent=1))
+
+    def run(self, n: int, progress: bool = True, workers: int = 1) -> List[Path]:
+        """Write sequences 0..n-1 (existing ones are skipped); `workers` > 1: that many
+        processes (write_parallel)."""
+        if workers > 1:
+            write_parallel([(self, n)], workers, progress)
+            return [sequence_path(self.out, i, self.shard_size) for i in range(n)]
+        self.prepare(n)
         # lazy: optional dependency (progress bars)
         from tqdm import tqdm
         paths = []
@@ -199,6 +218,61 @@ class DatasetWriter:
     def close(self):
         if self._vc is not None:
             self._vc.release()
+
+
+_POOL_WRITERS: Dict[int, "DatasetWriter"] = {}
+
+
+def _pool_init():
+    # lazy: cv2 is the renderer's dependency; one thread each, the processes fill the cores
+    import cv2
+    cv2.setNumThreads(1)
+
+
+def _pool_write(task):
+    """Worker process: write one sequence of job `job` (one writer per job and process)."""
+    job, options, index = task
+    w = _POOL_WRITERS.get(job)
+    if w is None:
+        w = _POOL_WRITERS[job] = DatasetWriter(**options)
+    t = time.perf_counter()
+    w.write_sequence(index)
+    return job, index, time.perf_counter() - t
+
+
+def write_parallel(jobs: Sequence[Tuple["DatasetWriter", int]], workers: int, progress: bool = True,
+                   on_done: Optional[Callable[[int, int, int, int], None]] = None) -> List[Dict]:
+    """Write the missing sequences of several data sets with one pool of `workers` processes
+    (spawned: each builds its own writer and EGL context). jobs: (writer, n) each; their
+    manifests are written (checked) first; the jobs' tasks are interleaved so that they
+    finish together. on_done(job, index, done, total) is called as sequences complete.
+    Returns per job {"written", "skipped", "s" (seconds until its last sequence was done)}."""
+    # lazy: multiprocessing and tqdm only for parallel writing (start-up time)
+    import multiprocessing as mp
+    from tqdm import tqdm
+    t0 = time.perf_counter()
+    stats, order = [], []
+    for j, (w, n) in enumerate(jobs):
+        w.prepare(n)
+        todo = [i for i in range(n) if not sequence_path(w.out, i, w.shard_size).exists()]
+        stats.append({"written": len(todo), "skipped": n - len(todo), "s": 0.0})
+        order += [((k + 0.5) / len(todo), j, i) for k, i in enumerate(todo)]
+    tasks = [(j, jobs[j][0].options, i) for _, j, i in sorted(order)]
+    left = [s["written"] for s in stats]
+    if tasks:
+        bar = tqdm(total=len(tasks), desc="sequences", unit="seq", disable=not progress)
+        with mp.get_context("spawn").Pool(max(1, min(workers, len(tasks))), initializer=_pool_init) as pool:
+            for k, (j, i, _) in enumerate(pool.imap_unordered(_pool_write, tasks, chunksize=1)):
+                left[j] -= 1
+                if left[j] == 0:
+                    stats[j]["s"] = round(time.perf_counter() - t0, 2)
+                bar.update(1)
+                if on_done is not None:
+                    on_done(j, i, k + 1, len(tasks))
+            pool.close()
+            pool.join()
+        bar.close()
+    return stats
 
 
 def load_sequence(path) -> dict:
@@ -226,6 +300,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bev-extent", type=float, default=100.0)
     ap.add_argument("--bev-cell", type=float, default=0.5)
     ap.add_argument("--shard-size", type=int, default=100)
+    ap.add_argument("--workers", type=int, default=1, help="writer processes (each its own renderer)")
     a = ap.parse_args(argv)
     e = a.bev_extent
     try:
@@ -234,7 +309,7 @@ def main(argv=None) -> int:
                           a.seed, lab.BevSpec(e, e, a.bev_cell, -e / 2, -e / 2), a.depth, a.semantic,
                           a.shard_size, not a.no_images)
         t = time.perf_counter()
-        paths = w.run(a.sequences, progress=True)
+        paths = w.run(a.sequences, progress=True, workers=a.workers)
         w.close()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

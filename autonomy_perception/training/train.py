@@ -16,7 +16,14 @@ every `val_every` steps), last.pt (model + optimiser + RNG state: `--resume` con
 bit-for-bit where it stopped), and the exported inference checkpoint (`export`).
 Under torchrun (WORLD_SIZE > 1) it wraps the model in DistributedDataParallel (NCCL on
 CUDA, gloo on CPU), each rank drawing clips from its own shard of sequences; rank 0 logs,
-validates and saves. Nothing in the command changes."""
+validates and saves. Nothing in the command changes.
+
+Data loading: by default (`train.loader_workers: 0`) clips are sampled and prepared inline
+on the training process. With `loader_workers: N` > 0 a torch DataLoader prefetches whole
+batches from N worker processes (`ClipStream`: worker k samples from every N-th sequence of
+this rank's shard, with its own RNG; pinned memory on CUDA), so a GPU is not starved by
+rectification and target preparation. The batches then differ from the inline ones, and a
+`--resume` restarts the workers' RNGs from the step reached (not bit-for-bit)."""
 from __future__ import annotations
 
 import argparse
@@ -38,7 +45,7 @@ TRAIN_DEFAULTS = {"seed": 0, "steps": 500, "batch": 2, "lr": 2e-3, "weight_decay
                   "warmup": 30, "grad_clip": 5.0, "single_frame_prob": 0.3, "val_every": 100,
                   "val_sequences": 4, "ckpt_every": 25, "threads": 2, "out": "runs/perception",
                   "export": "", "device": "auto", "train_modules": "all",
-                  "init_checkpoint": "", "time_budget_s": 0.0}
+                  "init_checkpoint": "", "time_budget_s": 0.0, "loader_workers": 0}
 DATA_DEFAULTS = {"train": "", "val": "", "rectify": True, "clip_len": 3, "burn_in_max": 6,
                  "memory_s": 2.0, "min_visible_px": 4, "feature_cache": ""}
 
@@ -98,8 +105,38 @@ def sample_batch(ds, rng: np.random.Generator, seq_ids: List[int], B: int, clip_
     return collate(clips), (collate(burns) if burns and len(burns) == B else None)
 
 
+class ClipStream(torch.utils.data.IterableDataset):
+    """Endless (video flag, batch, burn-in batch) items for DataLoader workers: the same
+    sampling as the inline path (sample_batch); worker k of N draws from seq_ids[k::N]
+    (each worker prepares and caches only its share) with RNG (seed, rank, k, start step)."""
+
+    def __init__(self, ds, seq_ids: List[int], tc: Dict, dc: Dict, rank: int, start_step: int):
+        super().__init__()
+        self.ds, self.seq_ids, self.rank, self.start_step = ds, list(seq_ids), rank, start_step
+        self.seed, self.batch = int(tc["seed"]), int(tc["batch"])
+        self.single_frame_prob = float(tc["single_frame_prob"])
+        self.clip_len, self.burn_in_max = int(dc["clip_len"]), int(dc["burn_in_max"])
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        k, n = (info.id, info.num_workers) if info is not None else (0, 1)
+        ids = self.seq_ids[k::n] or self.seq_ids
+        rng = np.random.default_rng([self.seed, self.rank, k, self.start_step])
+        while True:
+            video = bool(rng.random() >= self.single_frame_prob)
+            batch, burn = sample_batch(self.ds, rng, ids, self.batch, self.clip_len,
+                                       self.burn_in_max, video)
+            yield video, batch, burn
+
+
+def _loader_worker_init(_worker_id: int):
+    # lazy: cv2 only matters in the loader workers (rectification); one thread each
+    import cv2
+    cv2.setNumThreads(1)
+
+
 def to_device(batch, dev):
-    out = {k: v.to(dev) for k, v in batch.items()}
+    out = {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
     if "images" in out:
         out["images"] = out["images"].float().div_(255.0)
     else:   # cached encoder features
@@ -216,7 +253,13 @@ def main(argv=None) -> int:
         elapsed, cpu_s, frames = (float(ck.get("elapsed_s", 0.0)), float(ck.get("cpu_s", 0.0)),
                                   int(ck.get("frames", 0)))
         rng.bit_generator.state = ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())     # map_location moved it to `dev`
+        if use_cuda and ck.get("cuda_rng") is not None:
+            cuda_rng = [r.cpu() for r in ck["cuda_rng"]]
+            if len(cuda_rng) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda_rng)
+            else:
+                torch.cuda.set_rng_state(cuda_rng[min(local, len(cuda_rng) - 1)], dev)
         if is_main:
             print(f"resumed from {last} at step {step}", file=sys.stderr)
     elif a.resume and is_main:
@@ -244,6 +287,12 @@ def main(argv=None) -> int:
             getattr(net, name).eval()
 
     train_mode()
+    loader = None
+    if int(tc["loader_workers"]) > 0:
+        loader = iter(torch.utils.data.DataLoader(
+            ClipStream(ds, seq_ids, tc, dc, rank, step), batch_size=None,
+            num_workers=int(tc["loader_workers"]), pin_memory=use_cuda, prefetch_factor=2,
+            persistent_workers=True, worker_init_fn=_loader_worker_init))
     t_last = time.perf_counter()
     c_last = time.process_time()
 
@@ -261,8 +310,11 @@ def main(argv=None) -> int:
         elapsed = rank0_elapsed(elapsed)
         if progress(step, elapsed, tc) >= 1.0:
             break
-        video = bool(rng.random() >= tc["single_frame_prob"])
-        batch, burn = sample_batch(ds, rng, seq_ids, tc["batch"], dc["clip_len"], dc["burn_in_max"], video)
+        if loader is None:
+            video = bool(rng.random() >= tc["single_frame_prob"])
+            batch, burn = sample_batch(ds, rng, seq_ids, tc["batch"], dc["clip_len"], dc["burn_in_max"], video)
+        else:
+            video, batch, burn = next(loader)
         batch = to_device(batch, dev)
         state = None
         if burn is not None and video:
@@ -301,6 +353,7 @@ def main(argv=None) -> int:
             torch.save({"format": "perception_train_state/1", "config": net.cfg,
                         "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
                         "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "cuda_rng": torch.cuda.get_rng_state_all() if use_cuda else None,
                         "elapsed_s": elapsed, "cpu_s": cpu_s, "frames": frames,
                         "train_config": cfg}, last.with_suffix(".tmp"))
             os.replace(last.with_suffix(".tmp"), last)
@@ -321,6 +374,7 @@ def main(argv=None) -> int:
                                                    if k != "step" and v is not None))
         t_last, c_last = time.perf_counter(), time.process_time()   # validation not counted
     bar.close()
+    del loader          # stops the loader workers
     if is_main:
         import json
         summary = {"steps": step, "elapsed_s": round(elapsed, 1), "cpu_s_rank0": round(cpu_s, 1),
@@ -330,7 +384,7 @@ def main(argv=None) -> int:
         (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
         print("training summary: " + json.dumps(summary), file=sys.stderr)
     if is_main and tc["export"]:
-        net.eval()
+        net.eval().cpu()        # a portable checkpoint: CPU tensors
         net.save(tc["export"], train={"config_file": str(a.config), "steps": step,
                                       "seed": tc["seed"], "data": dc, "world_size": world,
                                       "elapsed_s": round(elapsed, 1)})
