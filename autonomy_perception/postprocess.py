@@ -23,7 +23,7 @@ from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, Object
 
 from autonomy_stack.bev_grid import BEVGrid
 
-from .training.targets import OBJECT_CLASS_OF
+from .classes import OBJECT_CLASS_OF
 
 LINE_TYPE_OF = {"lane": LineType.LANE_DASHED_WHITE, "edge": LineType.ROAD_EDGE,
                 "road_edge": LineType.ROAD_EDGE, "curb": LineType.CURB}

@@ -9,6 +9,8 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from .geometry import resolve_virtual_cameras
+
 CAMERAS = ["main", "narrow", "fisheye", "left_pillar", "right_pillar",
            "left_repeater", "right_repeater", "rear"]
 
@@ -77,7 +79,6 @@ def model_config(over: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     if len(cfg["cameras"]) < 1:
         raise ConfigError("cameras must not be empty")
     if cfg["rig"].get("source") == "virtual_cameras":
-        from .geometry import resolve_virtual_cameras
         cfg["rig"] = resolve_virtual_cameras(cfg["cameras"], w, h, cfg["rig"].get("path"))
     return cfg
 

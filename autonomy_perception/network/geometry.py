@@ -14,6 +14,8 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from autonomy_perception.virtual_camera import load_virtual_cameras
+
 # name: (x, y, z, yaw_deg, pitch_down_deg, hfov_deg, model)
 _DEFAULT_MOUNTS = {
     "main": (1.9, 0.0, 1.4, 0.0, 5.0, 90.0, "pinhole"),
@@ -113,7 +115,6 @@ def resolve_virtual_cameras(names: Sequence[str], width: int, height: int,
                             path=None) -> Dict:
     """The rectification layer's virtual cameras (autonomy_perception.virtual_camera,
     config/virtual_cameras.yaml) at the network input size, as an explicit rig dict."""
-    from autonomy_perception.virtual_camera import load_virtual_cameras
     vcs = load_virtual_cameras(path, width=width, height=height)
     cams = []
     for n in names:

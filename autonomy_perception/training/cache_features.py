@@ -23,6 +23,10 @@ from typing import List
 
 import numpy as np
 import torch
+from tqdm import tqdm
+
+from autonomy_perception.network.model import CheckpointError, load_checkpoint
+from autonomy_perception.training.data import DatasetError, SimDataset
 
 
 def encoder_fingerprint(net) -> str:
@@ -69,7 +73,6 @@ def cache(net, ds, out: Path, batch_frames: int = 4, progress: bool = True) -> d
     net.eval()
     dev = next(net.parameters()).device
     t0 = time.perf_counter()
-    from tqdm import tqdm
     n = 0
     for i in tqdm(range(len(ds)), desc="cache", unit="seq", disable=not progress):
         name = ds.files[i].stem
@@ -104,8 +107,6 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
-    from autonomy_perception.network.model import CheckpointError, load_checkpoint
-    from autonomy_perception.training.data import DatasetError, SimDataset
     try:
         net, _ = load_checkpoint(a.checkpoint)
         ds = SimDataset(a.data, net.cfg, rectify=not a.raw, cache_size=2)

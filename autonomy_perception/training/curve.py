@@ -34,7 +34,7 @@ def _col(rows, key):
 def plot(run_dir, out) -> Path:
     import matplotlib  # lazy: matplotlib only for this command (start-up time)
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: after selecting the headless backend
     run = Path(run_dir)
     sc, val = _rows(run / "scalars.csv"), _rows(run / "val.csv")
     if not sc:

@@ -22,11 +22,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import cv2
 import numpy as np
+import torch
 
-from autonomy_stack.vector_space import ObjectClass, ObjectState
-
+from autonomy_perception.rectification import rectify_image
+from autonomy_perception.virtual_camera import load_virtual_cameras
+from autonomy_simulator.dataset import load_sequence
 from autonomy_stack.bev_grid import BEVGrid
+from autonomy_stack.vector_space import ObjectClass, ObjectState
+from autonomy_vehicle.camera_models import CameraCalibration
 
 from .targets import detection_target
 
@@ -74,7 +79,6 @@ def resample_layer(layer: np.ndarray, bev: Dict, grid: BEVGrid, mode: str) -> np
 
 
 def calibrations(d: Dict) -> List:
-    from autonomy_vehicle.camera_models import CameraCalibration
     H, W = d["images"].shape[2:4]
     out = []
     for c, name in enumerate(d["camera_names"]):
@@ -132,7 +136,6 @@ class SimDataset:
         self.cam_index = [names.index(c) for c in model_cfg["cameras"]]
         H, W = model_cfg["input_hw"]
         if rectify:
-            from autonomy_perception.virtual_camera import load_virtual_cameras
             vcs = load_virtual_cameras(width=W, height=H)
             self.virtual = [vcs[c] for c in model_cfg["cameras"]]
         self.seg_classes = model_cfg["heads"]["segmentation"]["classes"] \
@@ -152,13 +155,11 @@ class SimDataset:
         T, N = imgs.shape[:2]
         out = np.empty((T, N, H, W, 3), np.uint8)
         if self.rectify:
-            from autonomy_perception.rectification import rectify_image
             cals = calibrations(d)
             for n, ci in enumerate(self.cam_index):
                 for t in range(T):
                     out[t, n] = rectify_image(imgs[t, n], cals[ci], self.virtual[n])
         else:
-            import cv2
             for t in range(T):
                 for n in range(N):
                     im = imgs[t, n]
@@ -169,7 +170,6 @@ class SimDataset:
         if i in self.cache:
             self.cache.move_to_end(i)
             return self.cache[i]
-        from autonomy_simulator.dataset import load_sequence
         d = load_sequence(self.files[i])
         bev = self.manifest["bev"]
         layers = list(bev["layers"])
@@ -232,5 +232,4 @@ class SimDataset:
 
 def collate(clips: List[Dict[str, np.ndarray]]):
     """-> dict of torch tensors [B, L, ...]."""
-    import torch
     return {k: torch.from_numpy(np.stack([c[k] for c in clips])) for k in clips[0]}

@@ -5,21 +5,17 @@ Raster convention: the network raster of autonomy_stack.bev_grid (row 0 = front,
 from __future__ import annotations
 
 import math
+import dataclasses
 from typing import Dict, Iterable, List, Optional, Sequence
 
 import cv2
 import numpy as np
 
+from autonomy_perception.classes import DET_CLASS_OF
 from autonomy_stack.bev_grid import BEVGrid
+from autonomy_stack.geometry import to_frame, wrap_angle
 from autonomy_stack.vector_space import LineType, ObjectClass, ObjectState, RoadLine
 
-DET_CLASS_OF = {ObjectClass.CAR: "car", ObjectClass.TRUCK: "truck",
-                ObjectClass.PEDESTRIAN: "pedestrian", ObjectClass.CYCLIST: "cyclist",
-                ObjectClass.CONE: "static", ObjectClass.POLE: "static",
-                ObjectClass.BARRIER: "static", ObjectClass.UNKNOWN: "static"}
-OBJECT_CLASS_OF = {"car": ObjectClass.CAR, "truck": ObjectClass.TRUCK,
-                   "pedestrian": ObjectClass.PEDESTRIAN, "cyclist": ObjectClass.CYCLIST,
-                   "static": ObjectClass.BARRIER}
 LANE_TYPES = (LineType.LANE_DASHED_WHITE, LineType.LANE_SOLID_WHITE,
               LineType.LANE_DASHED_YELLOW, LineType.LANE_SOLID_YELLOW)
 SHIFT = 4  # cv2 fixed-point bits
@@ -134,15 +130,9 @@ def detection_target(grid: BEVGrid, objects: Sequence[ObjectState], classes: Seq
 def object_to_ego(o: ObjectState, ego) -> ObjectState:
     """World-frame object -> ego frame (position, yaw; speed stays the ground speed along the
     object's heading, so vx/vy become the ground velocity expressed in ego axes)."""
-    c, s = np.cos(ego.yaw), np.sin(ego.yaw)
-    dx, dy = o.x - ego.x, o.y - ego.y
-    import dataclasses
-    return dataclasses.replace(o, x=c * dx + s * dy, y=-s * dx + c * dy,
-                               yaw=float(np.arctan2(np.sin(o.yaw - ego.yaw), np.cos(o.yaw - ego.yaw))))
+    x, y = points_to_ego(np.array([[o.x, o.y]]), ego)[0]
+    return dataclasses.replace(o, x=float(x), y=float(y), yaw=float(wrap_angle(o.yaw - ego.yaw)))
 
 
 def points_to_ego(p: np.ndarray, ego) -> np.ndarray:
-    p = np.asarray(p, dtype=float)
-    c, s = np.cos(ego.yaw), np.sin(ego.yaw)
-    dx, dy = p[:, 0] - ego.x, p[:, 1] - ego.y
-    return np.stack([c * dx + s * dy, -s * dx + c * dy], -1)
+    return to_frame(np.asarray(p, dtype=float)[:, :2], ego.x, ego.y, ego.yaw)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import math
 import os
 import sys
@@ -37,9 +38,15 @@ from typing import Dict, List
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
 
-from autonomy_perception.network.config import ConfigError, load_yaml, model_config
-from autonomy_perception.network.model import PerceptionNet
+from autonomy_perception.evaluation.evaluate import evaluate_dataset
+from autonomy_perception.network.config import ConfigError, arch_diff, load_yaml, model_config
+from autonomy_perception.network.model import PerceptionNet, load_checkpoint
+from autonomy_perception.training.cache_features import FeatureCache
+from autonomy_perception.training.data import DatasetError, SimDataset, collate
 
 TRAIN_DEFAULTS = {"seed": 0, "steps": 500, "batch": 2, "lr": 2e-3, "weight_decay": 1e-4,
                   "warmup": 30, "grad_clip": 5.0, "single_frame_prob": 0.3, "val_every": 100,
@@ -90,7 +97,6 @@ def lr_at(step: int, cfg: Dict, elapsed_s: float = 0.0) -> float:
 
 def sample_batch(ds, rng: np.random.Generator, seq_ids: List[int], B: int, clip_len: int,
                  burn_max: int, video: bool):
-    from autonomy_perception.training.data import collate
     clips, burns = [], []
     burn = int(rng.integers(0, burn_max + 1)) if video else 0
     for _ in range(B):
@@ -199,21 +205,17 @@ def main(argv=None) -> int:
     torch.set_num_threads(int(tc["threads"]))
     torch.set_flush_denormal(True)
     if world > 1:
-        import torch.distributed as dist
         dist.init_process_group("nccl" if use_cuda else "gloo")
     is_main = rank == 0
 
-    from autonomy_perception.training.data import DatasetError, SimDataset
     torch.manual_seed(int(tc["seed"]))
     net = PerceptionNet(cfg["model"]).to(dev)
     fcache = None
     try:
         if tc["init_checkpoint"]:
-            from autonomy_perception.network.model import load_checkpoint
             init, _ = load_checkpoint(tc["init_checkpoint"], dev, expect_config=cfg["model"])
             net.load_state_dict(init.state_dict())
         if dc["feature_cache"]:
-            from autonomy_perception.training.cache_features import FeatureCache
             fcache = FeatureCache(dc["feature_cache"], net)
         ds = SimDataset(dc["train"], cfg["model"], rectify=dc["rectify"], memory_s=dc["memory_s"],
                         min_visible_px=dc["min_visible_px"], feature_cache=fcache)
@@ -242,7 +244,6 @@ def main(argv=None) -> int:
     last = out / "last.pt"
     if a.resume and last.exists():
         ck = torch.load(last, map_location=dev, weights_only=False)
-        from autonomy_perception.network.config import arch_diff
         diffs = arch_diff(ck["config"], cfg["model"])
         if diffs:
             print(f"error: {last} has another model config: {'; '.join(diffs[:5])}", file=sys.stderr)
@@ -266,7 +267,6 @@ def main(argv=None) -> int:
         print(f"no {last}; starting from scratch", file=sys.stderr)
     model = net
     if world > 1:
-        from torch.nn.parallel import DistributedDataParallel as DDP
         model = DDP(net, device_ids=[local] if use_cuda else None)
 
     def call(images, kin, dt, state, video, feats=None):
@@ -275,7 +275,6 @@ def main(argv=None) -> int:
     scal_path, val_path = out / "scalars.csv", out / "val.csv"
     scal_f = open(scal_path, "a", newline="") if is_main else None
     scal_w = None
-    from tqdm import tqdm
     bar = tqdm(total=tc["steps"], initial=step, desc="train", unit="step",
                disable=not is_main or a.no_progress)
     frozen = {n.split(".")[0] for n, p in net.named_parameters() if not p.requires_grad}
@@ -301,7 +300,6 @@ def main(argv=None) -> int:
         and stops at the same step (DDP would diverge or hang otherwise)."""
         if world == 1:
             return e
-        import torch.distributed as dist
         t = torch.tensor([e], dtype=torch.float64)
         dist.broadcast(t, 0)
         return float(t.item())
@@ -358,7 +356,6 @@ def main(argv=None) -> int:
                         "train_config": cfg}, last.with_suffix(".tmp"))
             os.replace(last.with_suffix(".tmp"), last)
         if is_main and val is not None and (step % tc["val_every"] == 0 or final):
-            from autonomy_perception.evaluation.evaluate import evaluate_dataset
             r = evaluate_dataset(net, val, True, list(range(min(tc["val_sequences"], len(val)))))
             vrow = {"step": step, "drivable_iou": r["iou"].get("drivable"), "lane_iou": r["iou"].get("lane"),
                     "edge_iou": r["iou"].get("edge"), "vehicle_ap": r["vehicle_ap"],
@@ -376,7 +373,6 @@ def main(argv=None) -> int:
     bar.close()
     del loader          # stops the loader workers
     if is_main:
-        import json
         summary = {"steps": step, "elapsed_s": round(elapsed, 1), "cpu_s_rank0": round(cpu_s, 1),
                    "frames_rank0": frames, "world_size": world, "threads": int(tc["threads"]),
                    "train_frames_per_cpu_s": round(frames / max(cpu_s, 1e-9), 4),
@@ -390,7 +386,6 @@ def main(argv=None) -> int:
                                       "elapsed_s": round(elapsed, 1)})
         print(f"exported {tc['export']}", file=sys.stderr)
     if world > 1:
-        import torch.distributed as dist
         dist.destroy_process_group()
     return 0
 
