@@ -19,7 +19,7 @@ from autonomy_control.lateral import (LateralContext, MPCConfig, PurePursuit,
                                       PurePursuitConfig, StanleyConfig, make_lateral)
 from autonomy_control.longitudinal import (LongitudinalConfig, LongitudinalPID, StopConfig,
                                            comfortable_stop_accel, no_wrong_way)
-from autonomy_control.reference import Projection, ReferencePath
+from autonomy_control.reference import Projection, TrackingReference
 from autonomy_vehicle.vehicle_model import VehicleParams, clamp, step as model_step
 from autonomy_control.watchdog import ERROR, OK, WARN, Watchdog, WatchdogConfig, check_trajectory
 from autonomy_stack.vector_space import ControlCommand, EgoState, Trajectory
@@ -71,8 +71,8 @@ class TrackingController:
         self.longitudinal = LongitudinalPID(cfg.longitudinal)
         self.watchdog = Watchdog(cfg.watchdog)
         self.dt_nominal = 1.0 / cfg.rate_hz
-        self.ref: Optional[ReferencePath] = None        # last accepted trajectory
-        self.good_ref: Optional[ReferencePath] = None   # last trajectory actually tracked
+        self.ref: Optional[TrackingReference] = None       # last accepted trajectory
+        self.good_ref: Optional[TrackingReference] = None  # last trajectory actually tracked
         self.traj_fault: Optional[str] = None           # latest trajectory was rejected
         self.ego: Optional[EgoState] = None             # last good odometry
         self.odom_fault: Optional[str] = None
@@ -99,7 +99,7 @@ class TrackingController:
             self.traj_fault = reason
             return reason
         self.traj_fault = None
-        ref = ReferencePath(traj)
+        ref = TrackingReference(traj)
         if self.ref is not None and self.ref.active > 0:
             ref.carry_progress(self.ref)
         self.ref = ref
@@ -215,7 +215,7 @@ class TrackingController:
         return cmd, st
 
     # ---------------------------------------------------------------- internals
-    def _geometry_fault(self, pr: Projection, ref: Optional[ReferencePath] = None
+    def _geometry_fault(self, pr: Projection, ref: Optional[TrackingReference] = None
                         ) -> Optional[str]:
         c = self.cfg.watchdog
         ref = ref or self.ref
@@ -248,7 +248,7 @@ class TrackingController:
         return state
 
     def _lateral(self, ego: EgoState, pr: Projection, dt: float,
-                 ref: Optional[ReferencePath] = None) -> float:
+                 ref: Optional[TrackingReference] = None) -> float:
         ref = ref or self.ref
         ps = self._predicted_state(ego)
         if self.history is not None:

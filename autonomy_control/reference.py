@@ -1,11 +1,11 @@
 """Reference path for trajectory tracking (no rclpy).
 
-A planner `Trajectory` (timed samples with signed speed) becomes one or more
-`PathSegment`s: a segment is a stretch driven in one direction (forward or reverse);
-parking trajectories with cusps have several. Each segment is parameterised by the
-travelled arc length `s` (increasing in the order of travel) and answers projections
-(lateral / heading error of a pose) and interpolations (x, y, yaw, speed, accel,
-curvature at any s).
+A planner `Trajectory` (timed samples with signed speed) becomes a `TrackingReference`:
+one or more `PathSegment`s plus the tracking state. A segment is a stretch driven in one
+direction (forward or reverse); parking trajectories with cusps have several. Each segment
+is parameterised by the travelled arc length `s` (increasing in the order of travel) and
+answers projections (lateral / heading error of a pose) and interpolations (x, y, yaw,
+speed, accel, curvature at any s).
 
 Conventions (shared with `vehicle_model`): the reference point is the rear-axle centre;
 `yaw` is the vehicle heading (in reverse the car moves against its heading); speed is
@@ -22,15 +22,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import Trajectory
-
-
-def wrap(a):
-    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def wrap_f(a: float) -> float:
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 @dataclass
@@ -83,7 +76,7 @@ class PathSegment:
             dx, dy = px - self.x[0], py - self.y[0]
             c, s_ = math.cos(self.yaw_u[0]), math.sin(self.yaw_u[0])
             lon = dx * c + dy * s_ if self.direction > 0 else -(dx * c + dy * s_)
-            return Projection(0.0, -dx * s_ + dy * c, wrap_f(yaw - self.yaw_u[0]),
+            return Projection(0.0, -dx * s_ + dy * c, wrap_angle(yaw - self.yaw_u[0]),
                               max(-lon, 0.0), max(lon, 0.0), 0, math.hypot(dx, dy))
         lo, hi = 0, n - 1
         if hint is not None:
@@ -106,7 +99,7 @@ class PathSegment:
         c, sn = math.cos(yaw_ref), math.sin(yaw_ref)
         fx, fy = float(x0[k] + ac[k] * tx[k]), float(y0[k] + ac[k] * ty[k])
         lateral = -(px - fx) * sn + (py - fy) * c
-        return Projection(s=s, lateral=lateral, heading=wrap_f(yaw - yaw_ref),
+        return Projection(s=s, lateral=lateral, heading=wrap_angle(yaw - yaw_ref),
                           before_start=before, after_end=after, index=i,
                           distance=math.sqrt(float(dist2[k])))
 
@@ -132,9 +125,10 @@ class PathSegment:
                 float(np.interp(s, self.s, self.yaw_u)))
 
 
-class ReferencePath:
-    """A trajectory split into constant-direction segments, plus the tracking state
-    (active segment, projection hint)."""
+class TrackingReference:
+    """What the controller tracks: a trajectory split into constant-direction segments,
+    plus the tracking state (active segment, projection hint). (Not the planner's
+    `autonomy_planning.path.ReferencePath`, a Frenet frame along a lane.)"""
 
     def __init__(self, traj: Trajectory, stop_speed: float = 0.05):
         self.traj = traj
@@ -161,7 +155,7 @@ class ReferencePath:
         self.hint = pr.index
         return pr
 
-    def carry_progress(self, old: "ReferencePath", tol: float = 0.3) -> None:
+    def carry_progress(self, old: "TrackingReference", tol: float = 0.3) -> None:
         """A re-published trajectory with the same cusps as `old`: keep the segments that
         were already driven as done (otherwise the car would head back to the first cusp)."""
         k = 0

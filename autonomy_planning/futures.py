@@ -26,12 +26,13 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from autonomy_stack.params import param
+from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import (AgentFuture, ObjectClass, ObjectState, PredictedPath,
                                          Trajectory)
 
 from autonomy_planning.maneuver_search import (Occupancy, SearchConfig, constant_accel_profiles,
                                                lateral_profiles, score)
-from autonomy_planning.path import ReferencePath, box_frenet_extents, wrap
+from autonomy_planning.path import ReferencePath, box_frenet_extents
 from autonomy_planning.scene import STATIC_CLASSES, Lane, PlanningScene, lane_path
 
 
@@ -159,7 +160,7 @@ class FuturePredictor:
                 q = lane_path(other, self._paths)
                 s, d = q.project([[float(x), float(y)]])
                 if 0 <= s[0] <= q.original_length and 2.0 < abs(d[0]) < 5.5 and \
-                        math.cos(float(wrap(q.heading_at(s[0]) - h))) > 0.9:
+                        math.cos(float(wrap_angle(q.heading_at(s[0]) - h))) > 0.9:
                     nb.append((other.id, -float(d[0])))
             self._neighbours[ln.id] = nb
 
@@ -190,7 +191,7 @@ class FuturePredictor:
                     self._paths[key] = ReferencePath(np.vstack(pts), ds=1.0, extend_before=20,
                                                      extend_after=200)
                 ref = self._paths[key]
-                turn = float(wrap(ref.heading_at(ref.original_length) - ref.heading_at(0.0)))
+                turn = float(wrap_angle(ref.heading_at(ref.original_length) - ref.heading_at(0.0)))
                 name = "" if len(branches) == 1 else (
                     "turn_left" if turn > 0.5 else "turn_right" if turn < -0.5 else "straight")
                 out.append((name, ref, lane.id))
@@ -436,7 +437,7 @@ class FuturePredictor:
         dd[1:] = np.diff(h.d) / dt
         dd[0] = dd[1] if len(dd) > 1 else 0.0
         yaw = hd + np.arctan2(dd, np.maximum(h.v, 0.3))
-        yaw[0] = hd[0] + float(wrap(a.yaw - hd[0]))
+        yaw[0] = hd[0] + float(wrap_angle(a.yaw - hd[0]))
         # keep the last heading while stopped
         moving = h.v > 0.3
         moving[0] = True
@@ -446,7 +447,7 @@ class FuturePredictor:
         curv[1:] = np.diff(yaw) / dt
         curv[0] = curv[1] if len(curv) > 1 else 0.0
         curv /= np.maximum(h.v, 0.5)
-        return Trajectory(t=self.t.copy(), x=x, y=y, yaw=wrap(yaw), speed=h.v.copy(),
+        return Trajectory(t=self.t.copy(), x=x, y=y, yaw=wrap_angle(yaw), speed=h.v.copy(),
                           accel=h.a.copy(), curvature=curv, stamp=stamp, maneuver=h.label)
 
     def _static_traj(self, a: ObjectState, stamp: float) -> Trajectory:

@@ -13,30 +13,10 @@ import math
 import numpy as np
 from scipy.spatial import cKDTree
 
+from autonomy_stack.geometry import resample_polyline, wrap_angle
 
-def wrap(a):
-    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
-
-
-def polyline_length(points: np.ndarray) -> float:
-    p = np.asarray(points, dtype=float)[:, :2]
-    if len(p) < 2:
-        return 0.0
-    return float(np.sum(np.hypot(*np.diff(p, axis=0).T)))
-
-
-def resample_polyline(points: np.ndarray, ds: float) -> np.ndarray:
-    """Resample an Nx2 polyline at spacing `ds` (first and last points kept)."""
-    p = np.asarray(points, dtype=float)[:, :2]
-    seg = np.hypot(*np.diff(p, axis=0).T)
-    keep = np.concatenate([[True], seg > 1e-6])
-    p = p[keep]
-    if len(p) < 2:
-        return p
-    s = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(p, axis=0).T))])
-    n = max(2, int(np.ceil(s[-1] / ds)) + 1)
-    si = np.linspace(0.0, s[-1], n)
-    return np.column_stack([np.interp(si, s, p[:, 0]), np.interp(si, s, p[:, 1])])
+# vertices closer than this to their predecessor are dropped before resampling
+MIN_SEGMENT = 1e-6
 
 
 class ReferencePath:
@@ -48,7 +28,7 @@ class ReferencePath:
 
     def __init__(self, points: np.ndarray, ds: float = 0.5, extend_before: float = 30.0,
                  extend_after: float = 250.0, smooth_curvature: int = 5):
-        p = resample_polyline(points, ds)
+        p = resample_polyline(points, ds, min_segment=MIN_SEGMENT)
         if len(p) < 2:
             raise ValueError("reference path needs at least two distinct points")
         self.ds = float(ds)
@@ -152,7 +132,7 @@ class ReferencePath:
 
     def frenet_heading(self, s, yaw):
         """Heading of a direction `yaw` relative to the path at s (wrapped)."""
-        return wrap(np.asarray(yaw) - self.heading_at(s))
+        return wrap_angle(np.asarray(yaw) - self.heading_at(s))
 
 
 def box_frenet_extents(length, width, rel_yaw):

@@ -20,7 +20,8 @@ from autonomy_stack.params import param
 from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
                                          RoadLine, VectorSpace)
 
-from autonomy_planning.path import ReferencePath, polyline_length, resample_polyline, wrap
+from autonomy_stack.geometry import polyline_length, resample_polyline, wrap_angle
+from autonomy_planning.path import MIN_SEGMENT, ReferencePath
 
 STATIC_CLASSES = (ObjectClass.CONE, ObjectClass.POLE, ObjectClass.BARRIER)
 VEHICLE_CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK, ObjectClass.CYCLIST,
@@ -95,12 +96,12 @@ def lanes_from_road_lines(lines: Sequence[RoadLine], ego: Optional[EgoState] = N
     else:
         ref_line = max(bounds, key=lambda l: polyline_length(l.points))
     ref = ReferencePath(ref_line.points[:, :2], ds=1.0, extend_before=200, extend_after=200)
-    if ego is not None and np.cos(wrap(ego.yaw - ref.heading_at(ref.project([ego_xy])[0][0]))) < 0:
+    if ego is not None and np.cos(wrap_angle(ego.yaw - ref.heading_at(ref.project([ego_xy])[0][0]))) < 0:
         ref = ReferencePath(ref_line.points[::-1, :2], ds=1.0, extend_before=200,
                             extend_after=200)
     entries = []
     for l in bounds:
-        pts = resample_polyline(l.points[:, :2], 1.0)
+        pts = resample_polyline(l.points[:, :2], 1.0, min_segment=MIN_SEGMENT)
         s, d = ref.project(pts)
         order = np.argsort(s)
         entries.append((float(np.median(d)), l, s[order], d[order], pts[order]))
@@ -212,7 +213,7 @@ def locate_lane(lanes: Sequence[Lane], x: float, y: float, yaw: float,
         s, d = float(s[0]), float(d[0])
         if s < -2.0 or s > p.original_length + 2.0 or abs(d) > max_dist:
             continue
-        dh = abs(float(wrap(yaw - p.heading_at(s))))
+        dh = abs(float(wrap_angle(yaw - p.heading_at(s))))
         if dh > heading_tol:
             continue
         cost = abs(d) + 2.0 * dh
@@ -244,7 +245,7 @@ class LaneIndex:
         idx = self.tree.query_ball_point([x, y], max_dist)
         best, best_cost, best_d = None, np.inf, 0.0
         for i in idx:
-            dh = abs(float(wrap(yaw - self.heading[i])))
+            dh = abs(float(wrap_angle(yaw - self.heading[i])))
             if dh > heading_tol:
                 continue
             dx, dy = x - self.pts[i, 0], y - self.pts[i, 1]
@@ -380,7 +381,7 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
                 if not cands:
                     break
                 h_end = lane_path(cur, paths).heading_at(lane_path(cur, paths).original_length)
-                cur = min(cands, key=lambda c: abs(float(wrap(
+                cur = min(cands, key=lambda c: abs(float(wrap_angle(
                     lane_path(c, paths).heading_at(0.0) - h_end))))
                 if cur.id in route:
                     break
@@ -414,7 +415,7 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
             paths[("route",) + key] = ref
     s_e, d_e = ref.project([[ego.x, ego.y]])
     s_e, d_e = float(s_e[0]), float(d_e[0])
-    rel_yaw = float(wrap(ego.yaw - ref.heading_at(s_e)))
+    rel_yaw = float(wrap_angle(ego.yaw - ref.heading_at(s_e)))
 
     # neighbouring lane centres (parallel over the next 80 m); the projections of every
     # lane and boundary onto the reference are cached per (reference, road) pair
@@ -428,7 +429,7 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
             p = lane_path(ln, paths)
             pts = p.xy[(p.s >= 0) & (p.s <= p.original_length)]
             s, d = ref.project(pts)
-            hd = np.cos(wrap(p.heading[(p.s >= 0) & (p.s <= p.original_length)] - ref.heading_at(s)))
+            hd = np.cos(wrap_angle(p.heading[(p.s >= 0) & (p.s <= p.original_length)] - ref.heading_at(s)))
             proj.append((ln, s, d, hd))
         cache[lkey] = proj
     same, onc = [0.0], []
@@ -457,12 +458,12 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
             bl = np.full(len(g0), np.inf)
             br = np.full(len(g0), -np.inf)
             for b in scene.boundaries:
-                pts = resample_polyline(np.asarray(b)[:, :2], 0.5)
+                pts = resample_polyline(np.asarray(b)[:, :2], 0.5, min_segment=MIN_SEGMENT)
                 if len(pts) < 2:
                     continue
                 s, d = ref.project(pts)
                 seg_h = np.arctan2(*np.gradient(pts, axis=0).T[::-1])
-                par = np.abs(np.cos(wrap(seg_h - ref.heading_at(s)))) > 0.8
+                par = np.abs(np.cos(wrap_angle(seg_h - ref.heading_at(s)))) > 0.8
                 m = par & (np.abs(d) < 15.0) & (s >= g0[0]) & (s <= g0[-1])
                 if not np.any(m):
                     continue

@@ -34,6 +34,7 @@ import scipy.sparse as sp
 from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from autonomy_stack.params import param
+from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import Trajectory
 
 from autonomy_planning.corridor import Corridor
@@ -592,7 +593,7 @@ class TrajectoryOptimizer:
         yaw = h + dth
         c = np.cos(dth)
         kappa = ((d2 + kr * d1 * np.tan(dth)) * c * c / one + kr) * c / one
-        traj = Trajectory(t=t.copy(), x=x, y=y, yaw=(yaw + np.pi) % (2 * np.pi) - np.pi,
+        traj = Trajectory(t=t.copy(), x=x, y=y, yaw=wrap_angle(yaw),
                           speed=speed_x[:, 1].copy(), accel=speed_x[:, 2].copy(),
                           curvature=kappa, stamp=stamp, frame_id=frame_id, maneuver=maneuver)
         return traj, s_abs, d

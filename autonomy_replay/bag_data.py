@@ -16,6 +16,7 @@ import yaml
 
 from autonomy_replay import metrics as M
 from autonomy_replay.bag import BagReader, stamp_ns
+from autonomy_stack.geometry import rotation
 from autonomy_stack.paths import config_file
 
 
@@ -35,8 +36,7 @@ def ego_to_odom(header, ego_msgs: Optional[list]):
         return None
     p = ego.pose.pose
     yaw = quat_yaw(p.orientation)
-    R = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
-    return R, np.array([p.position.x, p.position.y])
+    return rotation(yaw), np.array([p.position.x, p.position.y])
 
 
 def road_lines_in_odom(msg, ego_msgs: Optional[list] = None) -> List:

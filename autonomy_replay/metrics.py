@@ -11,6 +11,8 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from autonomy_stack.geometry import box_corners, boxes_overlap, polyline_length
+
 AP_THRESHOLDS_M = (0.5, 1.0, 2.0, 4.0)       # nuScenes BEV centre distances
 MATCH_THRESHOLD_M = 2.0                      # for velocity error and persistence
 # comfort bounds (nuPlan's): longitudinal accel, lateral accel, jerk, yaw rate/accel
@@ -189,25 +191,6 @@ def detection_metrics(frames: Sequence[Tuple[Boxes, Boxes]],
 
 
 # ---------------------------------------------------------------- planning
-def box_corners(x, y, yaw, length, width) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    hl, hw = length / 2.0, width / 2.0
-    local = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]])
-    return local @ np.array([[c, s], [-s, c]]) + np.array([x, y])
-
-
-def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Separating-axis test for two convex quadrilaterals (4x2 corners)."""
-    for poly in (a, b):
-        for i in range(4):
-            e = poly[(i + 1) % 4] - poly[i]
-            n = np.array([-e[1], e[0]])
-            pa, pb = a @ n, b @ n
-            if pa.max() < pb.min() or pb.max() < pa.min():
-                return False
-    return True
-
-
 @dataclass
 class EgoShape:
     length: float = 4.7
@@ -216,8 +199,7 @@ class EgoShape:
 
     def footprint(self, x, y, yaw) -> np.ndarray:
         off = self.length / 2.0 - self.rear_overhang     # box centre ahead of the rear axle
-        return box_corners(x + off * math.cos(yaw), y + off * math.sin(yaw), yaw,
-                           self.length, self.width)
+        return box_corners(x, y, yaw, self.length, self.width, center_offset=off)
 
 
 class AgentTracks:
@@ -286,8 +268,7 @@ def comfort(t: np.ndarray, speed: np.ndarray, yaw: np.ndarray,
 
 
 def path_length(xy: np.ndarray) -> float:
-    xy = np.asarray(xy, float).reshape(-1, 2)
-    return float(np.sum(np.linalg.norm(np.diff(xy, axis=0), axis=1))) if len(xy) > 1 else 0.0
+    return polyline_length(np.asarray(xy, float).reshape(-1, 2))
 
 
 def summarize(values: Iterable[float]) -> dict:

@@ -16,6 +16,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from autonomy_replay import metrics as M
+from autonomy_stack.geometry import box_corners
 from autonomy_replay.bag import BagReader, stamp_ns
 from autonomy_replay.bag_data import (BagData, ego_to_odom, grid_from_msg, layer_key,
                                       load_ego_shape, non_image, quat_yaw, road_lines_in_odom)
@@ -94,7 +95,7 @@ def _draw_objects(ax, msg, color, label, ego_msgs=None):
         xy = R @ [o.pose.position.x, o.pose.position.y] + t
         v = R @ [o.velocity.x, o.velocity.y]
         yaw = quat_yaw(o.pose.orientation) + dyaw
-        c = M.box_corners(xy[0], xy[1], yaw, o.size.x, o.size.y)
+        c = box_corners(xy[0], xy[1], yaw, o.size.x, o.size.y)
         ls = ":" if getattr(o, "occluded", False) else "-"
         ax.add_patch(Polygon(c, closed=True, fill=False, ec=color, lw=1.5, ls=ls, zorder=3))
         if abs(v[0]) + abs(v[1]) > 0.05:

@@ -20,7 +20,6 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -31,6 +30,7 @@ from autonomy_replay.bag import BagReader, stamp_ns
 from autonomy_replay.bag_data import (BagData, grid_from_msg, layer_key, load_ego_shape,
                                       nearest_by_stamp, non_image, quat_yaw)
 from autonomy_replay.render import render_replay
+from autonomy_stack.geometry import rotation
 
 LATENCY_TYPE = "autonomy_interfaces/msg/LatencyReport"
 OBJECTS_TYPE = "autonomy_interfaces/msg/ObjectArray"
@@ -49,7 +49,7 @@ def objects_to_boxes(msg, ego_msgs: Optional[list] = None) -> M.Boxes:
         if ego is not None:
             p = ego.pose.pose
             yaw = quat_yaw(p.orientation)
-            R = np.array([[math.cos(yaw), -math.sin(yaw)], [math.sin(yaw), math.cos(yaw)]])
+            R = rotation(yaw)
             b.xy = b.xy @ R.T + np.array([p.position.x, p.position.y])
             b.vel = b.vel @ R.T
             b.yaw = b.yaw + yaw

@@ -26,6 +26,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from autonomy_simulator import geometry as geo
+from autonomy_stack.geometry import (arc_length, interpolate_polyline, polyline_headings,
+                                     project_to_polyline, resample_polyline, wrap_angle)
 from autonomy_simulator.worlds import World
 from autonomy_stack.vector_space import ObjectClass, ObjectState
 
@@ -105,19 +107,19 @@ class Path:
                     s_c = 5.0 + span * (k_change + 0.5) / max(n_changes, 1)
                 k_change += 1
                 seg = np.array(pts[start:])
-                seg_s = geo.arc_length(seg)
+                seg_s = arc_length(seg)
                 q = np.array(a.pose_at(s_c)[:2])
                 keep = int(np.argmin(np.hypot(seg[:, 0] - q[0], seg[:, 1] - q[1])))
                 s0 = float(seg_s[keep])
                 pa0 = seg[keep]
-                sb0 = float(geo.project(b.centerline, b.s, pa0[None])[0][0])
+                sb0 = float(project_to_polyline(b.centerline, b.s, pa0[None])[0][0])
                 del pts[start + keep + 1:], ids[start + keep + 1:]
                 n = max(2, int(blend))
                 for i in range(1, n + 1):
                     u = i / n
                     w = 0.5 * (1.0 - math.cos(math.pi * u))
-                    xa, ya, _ = geo.interpolate(seg, seg_s, s0 + u * blend)
-                    xb, yb, _ = geo.interpolate(b.centerline, b.s, sb0 + u * blend)
+                    xa, ya, _ = interpolate_polyline(seg, seg_s, s0 + u * blend)
+                    xb, yb, _ = interpolate_polyline(b.centerline, b.s, sb0 + u * blend)
                     pts.append(np.array([(1 - w) * xa + w * xb, (1 - w) * ya + w * yb]))
                     ids.append(b.id)
                 rest = b.centerline[b.s > sb0 + blend + 0.5]
@@ -132,16 +134,16 @@ class Path:
                 pts.extend(c)
                 ids.extend([b.id] * len(c))
         self.points = np.array(pts)
-        self.s = geo.arc_length(self.points)
+        self.s = arc_length(self.points)
         keep = np.concatenate([[True], np.diff(self.s) > 1e-6])
         self.points, self.lane_ids = self.points[keep], np.array(ids)[keep]
-        self.s = geo.arc_length(self.points)
+        self.s = arc_length(self.points)
         self.stops = []                        # [(lane_id, s_on_path)]
         for lid in self.lanes:
             ln = world.lanes[lid]
             if ln.stop_line_s is not None:
                 q = np.array([ln.pose_at(ln.stop_line_s)[:2]])
-                s_stop, d_stop = geo.project(self.points, self.s, q)
+                s_stop, d_stop = project_to_polyline(self.points, self.s, q)
                 if abs(d_stop[0]) < 1.0:
                     self.stops.append((lid, float(s_stop[0])))
         self.junction_spans = []               # [(connector lane id, s_start, s_end)]
@@ -151,7 +153,7 @@ class Path:
                 s0 = float(self.s[max(idx[0] - 1, 0)])
                 self.junction_spans.append((lid, s0, float(self.s[idx[-1]])))
         self.kappa = np.abs(geo.curvature(self.points))
-        self.headings = geo.headings(self.points)
+        self.headings = polyline_headings(self.points)
         self.h_unwrapped = np.unwrap(self.headings)
         self.limits = np.array([world.lanes[int(i)].speed_limit for i in self.lane_ids])
 
@@ -185,9 +187,9 @@ class Path:
     def pose(self, s: float, d: float = 0.0) -> Tuple[float, float, float]:
         """(x, y, heading) at arc length s, offset d to the left; the heading is
         interpolated between vertices (smooth yaw rate on curves)."""
-        x, y, _ = geo.interpolate(self.points, self.s, s)
+        x, y, _ = interpolate_polyline(self.points, self.s, s)
         h = float(np.interp(s, self.s, self.h_unwrapped))
-        h = (h + math.pi) % (2.0 * math.pi) - math.pi
+        h = wrap_angle(h)
         return x - d * math.sin(h), y + d * math.cos(h), h
 
 
@@ -267,7 +269,7 @@ class VehicleAgent(Agent):
         i1 = min(P._index(self.s + horizon + 10.0) + 2, len(P.s))
         if i1 - i0 < 2:
             i0, i1 = max(0, i1 - 2), max(i1, 2)
-        s_o, d_o = geo.project(P.points[i0:i1], P.s[i0:i1], q[idx])
+        s_o, d_o = project_to_polyline(P.points[i0:i1], P.s[i0:i1], q[idx])
         out = []
         for k, i in enumerate(idx):
             a = actors[i]
@@ -360,8 +362,9 @@ class VehicleAgent(Agent):
                 lead = fol = None
             else:
                 q = np.array([[a.x, a.y] for a in veh])
-                s_o, d_o = geo.project(tgt.centerline, tgt.s, q)
-                s_me = float(geo.project(tgt.centerline, tgt.s, np.array([[self.x, self.y]]))[0][0])
+                s_o, d_o = project_to_polyline(tgt.centerline, tgt.s, q)
+                s_me = float(project_to_polyline(tgt.centerline, tgt.s,
+                                                 np.array([[self.x, self.y]]))[0][0])
                 on = [(float(s_o[i]), veh[i]) for i in range(len(veh)) if abs(d_o[i]) < 0.6 * tgt.width]
                 ahead = [(so - s_me, a) for so, a in on if so > s_me]
                 behind = [(s_me - so, a) for so, a in on if so <= s_me]
@@ -405,7 +408,7 @@ class VehicleAgent(Agent):
         """Switch the route to neighbour `lane_id` and blend the lateral offset to 0."""
         route = self.world.route_lanes(lane_id, rng=self.rng)
         new = Path(self.world, route)
-        s, d = geo.project(new.points, new.s, np.array([[self.x, self.y]]))
+        s, d = project_to_polyline(new.points, new.s, np.array([[self.x, self.y]]))
         self.path = new
         self.s, self.d = float(s[0]), float(d[0])
         self.lc = (t, self.d)
@@ -533,8 +536,8 @@ class VehicleAgent(Agent):
         x, y, h = self.path.pose(s_new, d_new)
         ds = s_new - self.s
         yaw = h + math.atan2(d_new - self.d, ds) if ds > 1e-3 else self.yaw
-        self.yaw_rate = _wrap(yaw - self.yaw) / dt
-        self.x, self.y, self.yaw = x, y, _wrap(yaw)
+        self.yaw_rate = wrap_angle(yaw - self.yaw) / dt
+        self.x, self.y, self.yaw = x, y, wrap_angle(yaw)
         self.s, self.d, self.speed, self.accel = s_new, d_new, v_new, acc
         if self.s >= self.path.length - 0.5:
             self.active = False
@@ -548,18 +551,18 @@ class PedestrianAgent(Agent):
         self.id = agent_id
         self.object_class = ObjectClass.PEDESTRIAN
         self.length, self.width, self.height = 0.5, 0.6, height
-        self.points = geo.resample(np.asarray(path, float), 0.5)
-        self.s_cum = geo.arc_length(self.points)
+        self.points = resample_polyline(np.asarray(path, float), 0.5)
+        self.s_cum = arc_length(self.points)
         self.s = 0.0
         self.v_walk = speed
         self.start_time = start_time
         self.wait_for_gap = wait_for_gap
         self.road_span = road_span          # arc-length span of the path that is roadway
         self.stop_at_end = stop_at_end
-        self.x, self.y, self.yaw = geo.interpolate(self.points, self.s_cum, 0.0)
+        self.x, self.y, self.yaw = interpolate_polyline(self.points, self.s_cum, 0.0)
 
     def _gap_ok(self, sim) -> bool:
-        cx, cy, _ = geo.interpolate(self.points, self.s_cum, 0.5 * sum(self.road_span))
+        cx, cy, _ = interpolate_polyline(self.points, self.s_cum, 0.5 * sum(self.road_span))
         for a in sim.actors(exclude=self.id):
             if a.is_static or not a.is_vehicle or a.speed < 0.5:
                 continue
@@ -572,7 +575,7 @@ class PedestrianAgent(Agent):
 
     def _blocked(self, sim) -> bool:
         """A vehicle / obstacle right in front of the walking direction: stand still."""
-        _, _, h = geo.interpolate(self.points, self.s_cum, self.s)
+        _, _, h = interpolate_polyline(self.points, self.s_cum, self.s)
         c, sn = math.cos(h), math.sin(h)
         for a in sim.actors(exclude=self.id):
             if not (a.is_vehicle or a.is_static):
@@ -606,17 +609,13 @@ class PedestrianAgent(Agent):
         self.accel = (v - self.speed) / dt
         self.speed = v
         self.s = s_new
-        x, y, h = geo.interpolate(self.points, self.s_cum, self.s)
-        self.yaw_rate = _wrap(h - self.yaw) / dt if v > 0 else 0.0
+        x, y, h = interpolate_polyline(self.points, self.s_cum, self.s)
+        self.yaw_rate = wrap_angle(h - self.yaw) / dt if v > 0 else 0.0
         self.x, self.y = x, y
         if v > 0:
             self.yaw = h
         if self.s >= self.s_cum[-1] and not self.stop_at_end:
             self.active = False
-
-
-def _wrap(a: float) -> float:
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def make_car(agent_id: int, world: World, route, s: float, speed: float, rng: np.random.Generator,

@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from autonomy_vehicle.vehicle_model import VehicleParams
-from autonomy_simulator import geometry as geo
+from autonomy_stack.geometry import resample_polyline
 from autonomy_simulator import worlds
 from autonomy_simulator.agents import (DriverParams, PedestrianAgent, VehicleAgent, make_car)
 from autonomy_simulator.simulation import EgoAutopilot, Simulation
@@ -259,7 +259,7 @@ def random_scenario(seed: int = 0, traffic: Optional[int] = None, autopilot: boo
         x, y, h = w.lanes[lanes[int(rng.integers(len(lanes)))]].pose_at(float(rng.uniform(5, 40)))
         a = h + math.pi / 2 * (1 if rng.random() < 0.5 else -1)
         p0 = np.array([x - 8 * math.cos(a), y - 8 * math.sin(a)])
-        line = geo.resample(np.stack([p0, p0 + 16 * np.array([math.cos(a), math.sin(a)])]), 0.5)
+        line = resample_polyline(np.stack([p0, p0 + 16 * np.array([math.cos(a), math.sin(a)])]), 0.5)
         if len(statics) and np.min(np.hypot(*(line[:, None, :] - statics[None]).transpose(2, 0, 1))) < 3.5:
             continue                                   # would walk through a parked car / pole
         if any(np.min(np.hypot(*(line[:, None, :] - q[None]).transpose(2, 0, 1))) < 1.5 for q in peds):

@@ -23,6 +23,7 @@ import numpy as np
 
 from autonomy_vehicle import vehicle_model as vm
 from autonomy_simulator import geometry as geo
+from autonomy_stack.geometry import project_to_polyline, to_frame, wrap_angle
 from autonomy_simulator.agents import (Actor, Agent, DriverParams, Path, PedestrianAgent,
                                        VehicleAgent)
 from autonomy_simulator.scene import SceneSnapshot
@@ -76,7 +77,7 @@ class EgoAutopilot:
         e, a, v = sim.ego, self.brain, self.vehicle
         co = v.center_offset
         cx, cy = e.x + co * math.cos(e.yaw), e.y + co * math.sin(e.yaw)
-        s, _ = geo.project(self.path.points, self.path.s, np.array([[cx, cy], [e.x, e.y]]))
+        s, _ = project_to_polyline(self.path.points, self.path.s, np.array([[cx, cy], [e.x, e.y]]))
         a.x, a.y, a.yaw, a.speed, a.s = cx, cy, e.yaw, max(e.speed, 0.0), float(s[0])
         acc = a.decide(t, dt, sim)
         if self.stop_at_end:
@@ -319,19 +320,12 @@ class Simulation:
 
 def to_ego_frame(v: VectorSpace, ego: EgoState) -> VectorSpace:
     """Express a world-frame vector space in the ego's base_link frame."""
-    c, s = math.cos(ego.yaw), math.sin(ego.yaw)
-    Rt = np.array([[c, s], [-s, c]])
-    o2 = np.array([ego.x, ego.y])
-
     def pts(p):
-        p = np.asarray(p, float)
-        q = (p[:, :2] - o2) @ Rt.T
-        return np.concatenate([q, p[:, 2:]], axis=1) if p.shape[1] > 2 else q
+        return to_frame(p, ego.x, ego.y, ego.yaw)
 
-    objs = []
-    for o in v.objects:
-        x, y = (np.array([o.x, o.y]) - o2) @ Rt.T
-        objs.append(replace(o, x=float(x), y=float(y), yaw=vm.wrap_angle(o.yaw - ego.yaw)))
+    xy = pts(np.array([[o.x, o.y] for o in v.objects], float).reshape(-1, 2))
+    objs = [replace(o, x=float(x), y=float(y), yaw=wrap_angle(o.yaw - ego.yaw))
+            for o, (x, y) in zip(v.objects, xy)]
     lines = [RoadLine(l.id, l.line_type, pts(l.points), l.confidence, l.height) for l in v.lines]
     da = None if v.drivable_area is None else pts(v.drivable_area)
     return VectorSpace(stamp=v.stamp, frame_id="base_link", objects=objs, lines=lines, drivable_area=da)

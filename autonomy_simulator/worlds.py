@@ -30,6 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from autonomy_simulator import geometry as geo
+from autonomy_stack.geometry import (arc_length, interpolate_polyline, offset_polyline,
+                                     project_to_polyline, resample_polyline, rotation)
 from autonomy_simulator.scene import PaintedLine
 from autonomy_stack.vector_space import LineType, ObjectClass, ObjectState, RoadLine, VectorSpace
 from autonomy_vehicle.vehicle_model import VehicleParams
@@ -62,14 +64,14 @@ class Lane:
 
     def __post_init__(self):
         self.centerline = np.asarray(self.centerline, dtype=float)
-        self.s = geo.arc_length(self.centerline)
+        self.s = arc_length(self.centerline)
 
     @property
     def length(self) -> float:
         return float(self.s[-1])
 
     def pose_at(self, s: float) -> Tuple[float, float, float]:
-        return geo.interpolate(self.centerline, self.s, s)
+        return interpolate_polyline(self.centerline, self.s, s)
 
 
 @dataclass
@@ -140,7 +142,7 @@ class World:
         """(lane_id, s, d) of the lane closest to (x, y) (heading-compatible if yaw given)."""
         best = None
         for lid, ln in self.lanes.items():
-            s, d = geo.project(ln.centerline, ln.s, np.array([[x, y]]))
+            s, d = project_to_polyline(ln.centerline, ln.s, np.array([[x, y]]))
             s, d = float(s[0]), float(d[0])
             cost = abs(d) + max(0.0, -s) + max(0.0, s - ln.length)
             if yaw is not None:
@@ -191,7 +193,7 @@ class _Builder:
 
     def lane(self, centerline, width, **kw) -> Lane:
         lid = len(self.lanes) + 1
-        ln = Lane(lid, geo.resample(centerline, 1.0), width, **kw)
+        ln = Lane(lid, resample_polyline(centerline, 1.0), width, **kw)
         self.lanes[lid] = ln
         return ln
 
@@ -298,8 +300,10 @@ def road(seed: int = 0, length: float = 400.0, lanes_forward: int = 2, lanes_bac
     w = lane_width
     shoulder = 0.6
     nf, nb = lanes_forward, lanes_backward
-    fwd = [b.lane(geo.offset(ref, -(i + 0.5) * w), w, speed_limit=speed_limit) for i in range(nf)]
-    bwd = [b.lane(geo.offset(ref, (j + 0.5) * w)[::-1], w, speed_limit=speed_limit) for j in range(nb)]
+    fwd = [b.lane(offset_polyline(ref, -(i + 0.5) * w), w, speed_limit=speed_limit)
+           for i in range(nf)]
+    bwd = [b.lane(offset_polyline(ref, (j + 0.5) * w)[::-1], w, speed_limit=speed_limit)
+           for j in range(nb)]
     for group in (fwd, bwd):
         for i, ln in enumerate(group):   # index 0 is next to the centre = leftmost
             ln.left = group[i - 1].id if i > 0 else None
@@ -308,27 +312,27 @@ def road(seed: int = 0, length: float = 400.0, lanes_forward: int = 2, lanes_bac
     if nb > 0 and nf > 0:
         b.lane_line(ref, dashed=False, yellow=True)
     for i in range(1, nf):
-        b.lane_line(geo.offset(ref, -i * w), dashed=True)
+        b.lane_line(offset_polyline(ref, -i * w), dashed=True)
     for j in range(1, nb):
-        b.lane_line(geo.offset(ref, j * w), dashed=True)
-    b.lane_line(geo.offset(ref, -nf * w + 0.2), dashed=False)
-    b.lane_line(geo.offset(ref, nb * w - 0.2), dashed=False)
-    right_edge = geo.offset(ref, -nf * w - shoulder)
-    left_edge = geo.offset(ref, nb * w + shoulder)
+        b.lane_line(offset_polyline(ref, j * w), dashed=True)
+    b.lane_line(offset_polyline(ref, -nf * w + 0.2), dashed=False)
+    b.lane_line(offset_polyline(ref, nb * w - 0.2), dashed=False)
+    right_edge = offset_polyline(ref, -nf * w - shoulder)
+    left_edge = offset_polyline(ref, nb * w + shoulder)
     use_curbs = bool(rng.random() < 0.5) if curbs is None else curbs
     for e in (right_edge, left_edge):
         (b.curb if use_curbs else b.edge)(e)
     # cones on the shoulder, poles beyond the edge
-    s_ref = geo.arc_length(ref)
+    s_ref = arc_length(ref)
     for _ in range(n_cones):
         s = float(rng.uniform(30, s_ref[-1] - 10))
-        x, y, h = geo.interpolate(ref, s_ref, s)
+        x, y, h = interpolate_polyline(ref, s_ref, s)
         side = -1 if rng.random() < 0.5 else 1
         d = side * ((nf if side < 0 else nb) * w + shoulder * 0.5)
         b.cone(x - d * math.sin(h), y + d * math.cos(h))
     for k in range(n_poles):
         s = float((k + rng.uniform(0.2, 0.8)) * s_ref[-1] / max(n_poles, 1))
-        x, y, h = geo.interpolate(ref, s_ref, s)
+        x, y, h = interpolate_polyline(ref, s_ref, s)
         side = -1 if k % 2 == 0 else 1
         d = side * ((nf if side < 0 else nb) * w + shoulder + 1.5)
         b.pole(x - d * math.sin(h), y + d * math.cos(h))
@@ -437,7 +441,7 @@ def intersection(seed: int = 0, lanes: int = 2, lane_width: float = 3.5, arm_len
     # outer boundary (cross with filleted corners), curbs along it
     quads = []
     for q in range(4):
-        R = geo.rot(q * math.pi / 2)
+        R = rotation(q * math.pi / 2)
         arc = [(H + r - r * math.sin(t), H + r - r * math.cos(t)) for t in np.linspace(0, math.pi / 2, 9)]
         pts = np.array([(L, H)] + arc + [(H, L)])   # from the east arm's top edge to the north arm's right edge
         pts = pts @ R.T
@@ -446,7 +450,7 @@ def intersection(seed: int = 0, lanes: int = 2, lane_width: float = 3.5, arm_len
     poly = np.concatenate(quads)
     for k in range(n_poles):
         q = k % 4
-        R = geo.rot(q * math.pi / 2)
+        R = rotation(q * math.pi / 2)
         d = float(b.rng.uniform(H + r + 2, L - 5))
         b.pole(*(R @ np.array([d, H + 2.0])))
     wld = b.world(poly, junction=np.array([[H, H], [-H, H], [-H, -H], [H, -H]]),

@@ -15,6 +15,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from autonomy_stack.geometry import box_corners, from_frame, wrap_angle
+
 
 class ObjectClass(IntEnum):  # values == autonomy_interfaces/ObjectClass constants
     UNKNOWN = 0
@@ -69,11 +71,7 @@ class ObjectState:
 
     def corners(self) -> np.ndarray:
         """4x2 footprint corners (front-left, front-right, rear-right, rear-left)."""
-        c, s = np.cos(self.yaw), np.sin(self.yaw)
-        hl, hw = self.length / 2.0, self.width / 2.0
-        local = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]])
-        rot = np.array([[c, -s], [s, c]])
-        return local @ rot.T + np.array([self.x, self.y])
+        return box_corners(self.x, self.y, self.yaw, self.length, self.width)
 
 
 @dataclass
@@ -173,18 +171,12 @@ def transform_vector_space(v: VectorSpace, x: float, y: float, yaw: float,
     """Express `v` (given in a frame whose origin is at (x, y, yaw) of `frame_id`, e.g. the
     ego frame at the ego pose in odom) in `frame_id`. Headings rotate; speeds are along the
     heading, so they stay."""
-    c, s = float(np.cos(yaw)), float(np.sin(yaw))
-    R = np.array([[c, -s], [s, c]])
-
     def pts(a):
-        a = np.asarray(a, dtype=float)
-        out = a.copy()
-        out[:, :2] = a[:, :2] @ R.T + np.array([x, y])
-        return out
+        return from_frame(a, x, y, yaw)
 
-    objects = [replace(o, x=x + c * o.x - s * o.y, y=y + s * o.x + c * o.y,
-                       yaw=float(np.arctan2(np.sin(o.yaw + yaw), np.cos(o.yaw + yaw))))
-               for o in v.objects]
+    xy = pts(np.array([[o.x, o.y] for o in v.objects], float).reshape(-1, 2))
+    objects = [replace(o, x=float(ox), y=float(oy), yaw=float(wrap_angle(o.yaw + yaw)))
+               for o, (ox, oy) in zip(v.objects, xy)]
     lines = [replace(line, points=pts(line.points)) for line in v.lines if len(line.points)]
     area = pts(v.drivable_area) if v.drivable_area is not None and len(v.drivable_area) else None
     return VectorSpace(stamp=v.stamp, frame_id=frame_id, objects=objects, lines=lines,

@@ -17,6 +17,7 @@ import numpy as np
 from autonomy_tools.control_closed_loop import (PlannerEmulator, Route, route_from_curvature,
                                           run_closed_loop, speed_profile)
 from autonomy_control.controller import ControllerConfig
+from autonomy_stack.geometry import arc_length, polyline_headings, remove_duplicate_points
 from autonomy_stack.vector_space import EgoState
 from autonomy_simulator import scenarios, worlds
 from autonomy_simulator.simulation import Simulation
@@ -27,14 +28,11 @@ def route_from_polyline(points: np.ndarray, v_max: float, a_lat: float = 3.0,
                         smooth_m: float = 2.0, x0=None, y0=None) -> Route:
     """Dense route along a polyline: heading and curvature from the (lightly smoothed)
     geometry, speed limited by v_max and a_lat, ending at standstill."""
-    p = np.asarray(points, float)[:, :2]
-    d = np.hypot(*np.diff(p, axis=0).T)
-    keep = np.concatenate(([True], d > 1e-6))
-    p = p[keep]
-    s0 = np.concatenate(([0.0], np.cumsum(np.hypot(*np.diff(p, axis=0).T))))
+    p = remove_duplicate_points(points, 1e-6)
+    s0 = arc_length(p)
     s = np.arange(0.0, s0[-1], ds)
     x, y = np.interp(s, s0, p[:, 0]), np.interp(s, s0, p[:, 1])
-    yaw = np.unwrap(np.arctan2(np.gradient(y), np.gradient(x)))
+    yaw = np.unwrap(polyline_headings(np.column_stack([x, y])))
     k = np.gradient(yaw, s)
     n = max(1, int(round(smooth_m / ds)))
     if n > 1:

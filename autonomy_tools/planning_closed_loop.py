@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 from scipy.signal import savgol_filter
 
+from autonomy_stack.geometry import box_corners, boxes_overlap
 from autonomy_stack.vector_space import EgoState, ObjectClass, ObjectState
 
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig
@@ -52,26 +53,6 @@ def scene_from_simulation(sim, lanes: List[Lane], boundaries: List[np.ndarray],
     return PlanningScene(stamp=sim.t, ego=ego, agents=sim.objects(), lanes=lanes,
                          boundaries=boundaries, goal=goal, route_lane_ids=list(route),
                          speed_limit=max(l.speed_limit for l in lanes) if lanes else 13.9)
-
-
-def _corners(x, y, yaw, length, width, center_offset=0.0):
-    c, s = math.cos(yaw), math.sin(yaw)
-    cx, cy = x + center_offset * c, y + center_offset * s
-    hl, hw = length / 2.0, width / 2.0
-    loc = np.array([[hl, hw], [hl, -hw], [-hl, -hw], [-hl, hw]])
-    return loc @ np.array([[c, s], [-s, c]]) + np.array([cx, cy])
-
-
-def boxes_overlap(a: np.ndarray, b: np.ndarray) -> bool:
-    """Separating-axis test for two convex quadrilaterals (4x2 corners)."""
-    for poly in (a, b):
-        for k in range(4):
-            e = poly[(k + 1) % 4] - poly[k]
-            n = np.array([-e[1], e[0]])
-            pa, pb = a @ n, b @ n
-            if pa.max() < pb.min() or pb.max() < pa.min():
-                return False
-    return True
 
 
 def corridor_checks(result: PlanResult, objects: List[ObjectState], body: tuple,
@@ -235,7 +216,7 @@ def run_scenario(scenario, duration: float, planner: Optional[Planner] = None,
         for k, v in (("t", sim.t), ("x", e.x), ("y", e.y), ("yaw", e.yaw), ("speed", e.speed),
                      ("accel", e.accel), ("yaw_rate", e.yaw_rate)):
             log[k].append(v)
-        ego_box = _corners(e.x, e.y, e.yaw, vp.length, vp.width, vp.center_offset)
+        ego_box = box_corners(e.x, e.y, e.yaw, vp.length, vp.width, vp.center_offset)
         for o in sim.objects():
             if math.hypot(o.x - e.x, o.y - e.y) > 12.0:
                 continue

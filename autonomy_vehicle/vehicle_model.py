@@ -11,6 +11,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, replace
 
+from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import EgoState
 
 
@@ -71,10 +72,6 @@ def step(state: EgoState, steer_cmd: float, accel_cmd: float, dt: float,
     yaw = wrap_angle(state.yaw + yaw_rate * dt)
     return replace(state, x=x, y=y, yaw=yaw, speed=v1, accel=(v1 - v0) / dt,
                    yaw_rate=yaw_rate, steering_angle=delta, stamp=state.stamp + dt)
-
-
-def wrap_angle(a: float) -> float:
-    return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 class VehiclePlant:

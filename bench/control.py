@@ -34,6 +34,7 @@ from autonomy_tools.control_closed_loop import (ModelPlant, curvy_road, parking_
                                           run_closed_loop)
 from autonomy_control.controller import ControllerConfig, TrackingController  # noqa: E402
 from autonomy_vehicle.vehicle_model import VehicleParams  # noqa: E402
+from autonomy_stack.geometry import wrap_angle  # noqa: E402
 from autonomy_stack.vector_space import EgoState  # noqa: E402
 
 
@@ -195,7 +196,7 @@ def main() -> None:
                 now += 0.02
             e = plant.state
             errs.append(float(np.hypot(e.x - tr.x[-1], e.y - tr.y[-1])))
-            yerrs.append(abs(float((e.yaw - tr.yaw[-1] + np.pi) % (2 * np.pi) - np.pi)))
+            yerrs.append(abs(float(wrap_angle(e.yaw - tr.yaw[-1]))))
             lats.append(lat_max)
             print(f"parking planner seed {sd}: final {errs[-1]:.3f} m {yerrs[-1]:.4f} rad, "
                   f"max lateral {lat_max:.3f} m", flush=True)

@@ -5,8 +5,9 @@ import math
 
 import numpy as np
 
+from autonomy_stack.geometry import wrap_angle
 from autonomy_vehicle.vehicle_model import VehicleParams
-from autonomy_planning.parking.lot import Box, Lot, footprint_clearance, wrap
+from autonomy_planning.parking.lot import Box, Lot, footprint_clearance
 from autonomy_planning.parking.primitives import _arc
 
 VP = VehicleParams()
@@ -34,7 +35,7 @@ def apply_primitives(start, seq, step=2.0, dtheta=math.radians(10.0)):
         dx, dy, dyaw = _arc(d, kappa, np.array([step]))
         c, s = math.cos(yaw), math.sin(yaw)
         x, y = x + c * dx[0] - s * dy[0], y + s * dx[0] + c * dy[0]
-        yaw = float(wrap(yaw + dyaw[0]))
+        yaw = float(wrap_angle(yaw + dyaw[0]))
     return (x, y, yaw)
 
 
@@ -47,13 +48,13 @@ def check_path(lot: Lot, samples, every: int = 2, clearance_min: float = 0.0):
     ds = np.hypot(np.diff(x), np.diff(y))
     assert np.all(ds < 0.2), "gap in the path"
     # yaw changes by direction * curvature * ds; motion is along the heading (or reversed)
-    dyaw = wrap(np.diff(yaw))
+    dyaw = wrap_angle(np.diff(yaw))
     np.testing.assert_allclose(dyaw, d[1:] * curv[1:] * ds, atol=1e-6)
     mid = yaw[:-1] + 0.5 * dyaw
     mv = np.flatnonzero(ds > 1e-6)
     heading = np.arctan2(np.diff(y)[mv], np.diff(x)[mv])
     expect = mid[mv] + np.where(d[1:][mv] > 0, 0.0, math.pi)
-    assert np.max(np.abs(wrap(heading - expect))) < 1e-3, "motion not along the heading"
+    assert np.max(np.abs(wrap_angle(heading - expect))) < 1e-3, "motion not along the heading"
     # exact geometric footprint check
     for i in list(range(0, len(x), every)) + [len(x) - 1]:
         c = footprint_clearance(lot, (x[i], y[i], yaw[i]), VP)

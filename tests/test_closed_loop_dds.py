@@ -30,7 +30,7 @@ def _stamp(h) -> float:
 
 def footprint_distance(a: np.ndarray, b: np.ndarray) -> float:
     """Distance between two convex quadrilaterals (4x2 corners); 0 if they overlap."""
-    from autonomy_tools.planning_closed_loop import boxes_overlap
+    from autonomy_stack.geometry import boxes_overlap
     if boxes_overlap(a, b):
         return 0.0
 
@@ -49,7 +49,7 @@ def test_sim_closed_loop_over_dds(tmp_path):
     from nav_msgs.msg import Odometry
 
     from autonomy_vehicle.vehicle_model import VehicleParams
-    from autonomy_tools.planning_closed_loop import _corners
+    from autonomy_stack.geometry import box_corners
     from autonomy_planning.path import ReferencePath
     from autonomy_simulator import scenarios
     from autonomy_stack.ros.qos import OUTPUTS, STATE
@@ -95,7 +95,7 @@ def test_sim_closed_loop_over_dds(tmp_path):
             if t not in odom:
                 continue
             x, y, yaw, _ = odom[t]
-            ego = _corners(x, y, yaw, vp.length, vp.width, vp.center_offset)
+            ego = box_corners(x, y, yaw, vp.length, vp.width, vp.center_offset)
             for o in objs:
                 if o.id < 10000:
                     state["oncoming_seen"] = True

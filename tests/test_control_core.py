@@ -12,7 +12,7 @@ from autonomy_tools.control_closed_loop import (curvy_road, parking_trajectory, 
 from autonomy_control.controller import (ControllerConfig, TrackingController,
                                          command_to_model_accel)
 from autonomy_control.longitudinal import LongitudinalConfig, LongitudinalPID
-from autonomy_control.reference import ReferencePath, split_segments
+from autonomy_control.reference import TrackingReference, split_segments
 from autonomy_vehicle.vehicle_model import VehicleParams, VehiclePlant, step
 from autonomy_stack.vector_space import EgoState
 
@@ -110,7 +110,7 @@ def test_split_segments_at_the_cusp():
     # reverse curvature is dyaw/d(signed s): backing into a right-hand bay turns the heading
     # counter-clockwise, so it is negative while the yaw grows
     assert np.all(segs[1].curvature <= 0.0) and segs[1].yaw_u[-1] > segs[1].yaw_u[0] + 1.5
-    r = ReferencePath(tr)
+    r = TrackingReference(tr)
     pr = r.project(4.0, 0.5, 0.1)
     assert pr.lateral == pytest.approx(0.5, abs=1e-6) and pr.heading == pytest.approx(0.1)
 

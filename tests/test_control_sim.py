@@ -11,6 +11,7 @@ pytest.importorskip("autonomy_simulator.simulation")
 from autonomy_tools.control_closed_loop import parking_trajectory          # noqa: E402
 from autonomy_control.controller import ControllerConfig, TrackingController  # noqa: E402
 from autonomy_tools.control_sim_eval import catalogue_runs, curvy_sim_road  # noqa: E402
+from autonomy_stack.geometry import wrap_angle                       # noqa: E402
 from autonomy_stack.vector_space import EgoState                      # noqa: E402
 
 
@@ -91,5 +92,5 @@ def test_tracks_the_parking_planners_trajectory_with_a_cusp():
     e = plant.state
     assert gears == {1, -1}
     assert math.hypot(e.x - tr.x[-1], e.y - tr.y[-1]) < 0.05
-    assert abs((e.yaw - tr.yaw[-1] + math.pi) % (2 * math.pi) - math.pi) < 0.02
+    assert abs(wrap_angle(e.yaw - tr.yaw[-1])) < 0.02
     assert max_lat < 0.06 and abs(e.speed) < 1e-3

@@ -4,7 +4,8 @@ import math
 
 import numpy as np
 
-from autonomy_vehicle.vehicle_model import VehicleParams, step, wrap_angle
+from autonomy_stack.geometry import wrap_angle
+from autonomy_vehicle.vehicle_model import VehicleParams, step
 from autonomy_planning.parking.primitives import SearchSpace, path_samples
 from autonomy_planning.parking.trajectory import count_cusps, path_to_trajectory
 from autonomy_stack.vector_space import EgoState

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from autonomy_stack.geometry import box_corners, boxes_overlap
 from autonomy_stack.vector_space import EgoState, LineType, ObjectClass, ObjectState, RoadLine
 
-from autonomy_tools.planning_closed_loop import boxes_overlap, corridor_checks, _corners
+from autonomy_tools.planning_closed_loop import corridor_checks
 from autonomy_planning.futures import FuturePredictor
 from autonomy_planning.planner import Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.scene import Lane, PlanningScene, lanes_from_road_lines
@@ -63,7 +64,7 @@ def test_corridor_excludes_parked_car_and_trajectory_stays_inside():
     assert tr.x[-1] > 45.0
     ob = obstacle.corners()
     for k in range(len(tr)):
-        body = _corners(tr.x[k], tr.y[k], tr.yaw[k], 4.7, 1.9, 1.45)
+        body = box_corners(tr.x[k], tr.y[k], tr.yaw[k], 4.7, 1.9, 1.45)
         assert not boxes_overlap(body, ob), f"plan hits the parked car at t={tr.t[k]:.1f}"
 
 

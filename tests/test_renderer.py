@@ -54,7 +54,8 @@ def rr(rig):
     r.release()
 
 
-def box_corners(o):
+def box_vertices_3d(o):
+    """8x3 vertices of an object's box (footprint corners at the ground and at its height)."""
     c = o.corners()
     return np.vstack([np.hstack([c, np.zeros((4, 1))]), np.hstack([c, np.full((4, 1), o.height)])])
 
@@ -94,7 +95,7 @@ def test_labelled_car_covers_its_projected_box(rr, rig, cam_name, pos):
     assert fr.visible_pixels[7] == int(mask.sum())
     assert (fr.semantic[mask] == semantic_of_object_class(ObjectClass.CAR)).all()
     # the projection of the labelled 3-D box bounds the car's pixels ...
-    uv, valid = cam.project(box_corners(car), check_image=False)
+    uv, valid = cam.project(box_vertices_3d(car), check_image=False)
     assert valid.all()
     u0, v0 = uv.min(0) - 1.5
     u1, v1 = uv.max(0) + 1.5

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from autonomy_simulator import scenarios, worlds
+from autonomy_stack.geometry import boxes_overlap
 from autonomy_simulator.agents import DriverParams, VehicleAgent
 from autonomy_simulator.simulation import Simulation
 
@@ -112,18 +113,6 @@ def test_stop_line_all_way_stop():
     assert car.s > stop_s + 10.0 or not car.active, "never went on after stopping"
 
 
-def _overlap(a, b):
-    A, B = a.corners(), b.corners()
-    for P in (A, B):
-        for i in range(4):
-            e = P[(i + 1) % 4] - P[i]
-            n = np.array([-e[1], e[0]])
-            pa, pb = A @ n, B @ n
-            if pa.max() < pb.min() or pb.max() < pa.min():
-                return False
-    return True
-
-
 def test_highway_cut_in_happens_and_the_autopilot_keeps_clear():
     sc = scenarios.make("highway_cut_in", seed=0, cut_in_time=2.0, cut_in_gap=15.0)
     sim = sc.sim
@@ -134,7 +123,7 @@ def test_highway_cut_in_happens_and_the_autopilot_keeps_clear():
     for _ in range(int(7.0 / sim.dt)):
         sim.step()
         min_decel = min(min_decel, sim.ego.accel)
-        hit |= _overlap(sim.ego_object(), cutter.to_object())
+        hit |= boxes_overlap(sim.ego_object().corners(), cutter.to_object().corners())
     assert cutter.path.lane_at(cutter.s) == ego_lane, "the car did not cut in"
     assert cutter.x > sim.ego.x and not hit
     assert min_decel < -2.0, "the ego did not react to the cut-in"
@@ -149,6 +138,6 @@ def test_pedestrian_crossing_jaywalkers_stop_the_ego():
         sim.step()
         min_v = min(min_v, sim.ego.speed)
         eo = sim.ego_object()
-        hit |= any(_overlap(eo, p.to_object()) for p in peds)
+        hit |= any(boxes_overlap(eo.corners(), p.to_object().corners()) for p in peds)
     assert min_v < 0.5 and not hit
     assert any(p.s > 1.0 for p in peds)

@@ -10,6 +10,7 @@ from autonomy_simulator import geometry as geo
 from autonomy_simulator import labels as lab
 from autonomy_simulator import scenarios, worlds
 from autonomy_simulator.simulation import Simulation, to_ego_frame
+from autonomy_stack.geometry import arc_length, project_to_polyline
 from autonomy_stack.vector_space import EgoState, LineType
 
 
@@ -37,8 +38,8 @@ def test_bev_drivable_raster_matches_polygon(builder):
 
 
 def _dist_to_polyline(q, pts):
-    s = geo.arc_length(pts)
-    _, d = geo.project(pts, s, q)
+    s = arc_length(pts)
+    _, d = project_to_polyline(pts, s, q)
     return np.abs(d)
 
 
@@ -96,7 +97,7 @@ def test_worlds_lanes_are_connected_and_seeded(builder):
             assert lid in w.lanes[s].predecessors
         for nb in (ln.left, ln.right):
             if nb is not None:
-                assert abs(geo.project(w.lanes[nb].centerline, w.lanes[nb].s, ln.centerline[len(ln.centerline) // 2][None])[1][0]) \
+                assert abs(project_to_polyline(w.lanes[nb].centerline, w.lanes[nb].s, ln.centerline[len(ln.centerline) // 2][None])[1][0]) \
                     == pytest.approx(0.5 * (ln.width + w.lanes[nb].width), abs=0.3)
     assert len(w.drivable_polygons) == 1
     curbs = [c for c in w.curbs if c.line_type == LineType.CURB]

@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
+from autonomy_stack.geometry import box_corners, wrap_angle
 from autonomy_vehicle.vehicle_model import VehicleParams
 from autonomy_stack.vector_space import LineType
 
@@ -30,10 +31,9 @@ Pose = Tuple[float, float, float]          # x, y, yaw of the rear-axle centre
 TRAIN_SEED_BASE = 0
 HELDOUT_SEED_BASE = 1_000_000               # train seeds are < this, held-out seeds >= it
 CURB_WIDTH = 0.2                            # m, kerb stones are obstacles this wide
-
-
-def wrap(a):
-    return (np.asarray(a) + np.pi) % (2.0 * np.pi) - np.pi
+# The lot's footprints run counter-clockwise from the front-left corner (front-left,
+# rear-left, rear-right, front-right): `geometry.box_corners`' clockwise order re-indexed.
+CCW_CORNERS = [0, 3, 2, 1]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Box:
     width: float
 
     def corners(self) -> np.ndarray:
-        return rect_corners(self.x, self.y, self.yaw, self.length, self.width)
+        return box_corners(self.x, self.y, self.yaw, self.length, self.width)[CCW_CORNERS]
 
 
 @dataclass
@@ -74,17 +74,10 @@ class ParkingProblem:
     cache: dict = field(default_factory=dict, repr=False)   # rasters reused by searches
 
 
-def rect_corners(x, y, yaw, length, width) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    hl, hw = length / 2.0, width / 2.0
-    local = np.array([[hl, hw], [-hl, hw], [-hl, -hw], [hl, -hw]])
-    return local @ np.array([[c, s], [-s, c]]) + np.array([x, y])
-
-
 def car_corners(pose: Pose, vp: VehicleParams = VehicleParams()) -> np.ndarray:
+    """Footprint (4x2, `CCW_CORNERS` order) of the car with its rear axle at `pose`."""
     x, y, yaw = pose
-    co = vp.center_offset
-    return rect_corners(x + co * math.cos(yaw), y + co * math.sin(yaw), yaw, vp.length, vp.width)
+    return box_corners(x, y, yaw, vp.length, vp.width, vp.center_offset)[CCW_CORNERS]
 
 
 def bay_goal_pose(bay: np.ndarray, heading: float, reverse_in: bool,
@@ -100,7 +93,7 @@ def bay_goal_pose(bay: np.ndarray, heading: float, reverse_in: bool,
     shift = max(0.0, depth / 2.0 - back_gap - vp.length / 2.0)   # towards the aisle
     cx, cy = cx - shift * hx, cy - shift * hy
     yaw = heading + (math.pi if reverse_in else 0.0)
-    yaw = float(wrap(yaw))
+    yaw = float(wrap_angle(yaw))
     co = vp.center_offset
     return (float(cx - co * math.cos(yaw)), float(cy - co * math.sin(yaw)), yaw)
 
@@ -358,7 +351,7 @@ def sample_start(lot: Lot, goal: Pose, cspace, rng, vp: VehicleParams = VehicleP
             x = float(rng.uniform(xmin + 3.0, xmax - 3.0))
             y = float(aisle_y + rng.uniform(-1.0, 1.0))
             yaw = float(rng.choice([0.0, math.pi]) + math.radians(10.0) * int(rng.integers(-1, 2)))
-            cand = (x, y, float(wrap(yaw)))
+            cand = (x, y, float(wrap_angle(yaw)))
             if math.hypot(x - goal[0], y - goal[1]) > 4.0 and _start_ok(cspace, cand, 0.3):
                 start = cand
                 break

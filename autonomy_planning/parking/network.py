@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from scipy import ndimage
 
-from autonomy_planning.parking.lot import rect_corners
+from autonomy_planning.parking.lot import car_corners
 
 RASTER = 64
 RASTER_RES = 0.75
@@ -36,9 +36,7 @@ class SceneFeatures:
         # goal: car footprint at the goal pose
         vp = space.vp
         gx, gy, gyaw = space.goal
-        co = vp.center_offset
-        corners = rect_corners(gx + co * math.cos(gyaw), gy + co * math.sin(gyaw), gyaw,
-                               vp.length, vp.width)
+        corners = car_corners((gx, gy, gyaw), vp)
         xs = g.x0 + (np.arange(g.nx) + 0.5) * g.res
         ys = g.y0 + (np.arange(g.ny) + 0.5) * g.res
         X, Y = np.meshgrid(xs, ys, indexing="ij")

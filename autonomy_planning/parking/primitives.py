@@ -27,8 +27,9 @@ from typing import List, Optional, Tuple
 import numpy as np
 from scipy import fft as sfft
 
+from autonomy_stack.geometry import wrap_angle
 from autonomy_vehicle.vehicle_model import VehicleParams
-from autonomy_planning.parking.lot import LotGrid, Lot, Pose, wrap
+from autonomy_planning.parking.lot import LotGrid, Lot, Pose
 
 
 def _arc(d: int, kappa: float, s: np.ndarray):
@@ -229,7 +230,7 @@ class SearchSpace:
 
     # ---------------------------------------------------------------- helpers
     def yaw_of(self, h: int) -> float:
-        return float(wrap(self.phi0 + self.dtheta * h))
+        return float(wrap_angle(self.phi0 + self.dtheta * h))
 
     def pose_free(self, x: float, y: float, yaw: float) -> bool:
         return self.cspace.free(x, y, yaw)
@@ -239,7 +240,7 @@ class SearchSpace:
         dy = np.asarray(y) - self.goal[1]
         lon = dx * self.goal_c + dy * self.goal_s
         lat = -dx * self.goal_s + dy * self.goal_c
-        dyaw = np.abs(wrap(np.asarray(yaw) - self.goal[2]))
+        dyaw = np.abs(wrap_angle(np.asarray(yaw) - self.goal[2]))
         return (np.abs(lon) <= self.cfg.tol_lon) & (np.abs(lat) <= self.cfg.tol_lat) & \
                (dyaw <= self.cfg.tol_yaw)
 
@@ -304,7 +305,7 @@ class SearchSpace:
         Y = y + sn * dx + c * dy
         yaw = th + dyaw
         curv = np.full(n, kappa)             # steering curvature; yaw rate = speed * curv
-        return X, Y, wrap(yaw), curv, np.full(n, d)
+        return X, Y, wrap_angle(yaw), curv, np.full(n, d)
 
 
 def path_samples(space: SearchSpace, nodes: List[tuple], ds: float = 0.05):
