@@ -189,7 +189,7 @@ def export_last_state(last: Path, dst: Path) -> bool:
     return True
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="tools/gpu_train.sh", description=__doc__.split("\n")[0])
     ap.add_argument("out", help="folder for the checkpoint, metrics, timing and log")
     ap.add_argument("--minutes", type=float, default=9.0, help="wall-clock budget of everything")
@@ -218,153 +218,167 @@ def main(argv=None) -> int:
                       ("loader-workers", int), ("val-every", int), ("val-sequences", int),
                       ("clip-len", int), ("burn-in-max", int)):
         g.add_argument(f"--{name}", type=typ, default=None)
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    t0 = time.perf_counter()
-    budget = a.minutes * 60.0
-    out = Path(a.out).resolve()
-    work = Path(a.work).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    for f in OUT_FILES:               # this run's files only
-        (out / f).unlink(missing_ok=True)
-    log = Log(out / "gpu_train.log")
-    timing: Dict = {"budget_s": round(budget, 1), "command": [sys.argv[0]] + list(argv or sys.argv[1:]),
-                    "workers": a.workers, "device": a.device}
 
-    def since() -> float:
-        return round(time.perf_counter() - t0, 2)
+class GpuTrainRun:
+    """One run: the stages in order, each logging and filling `timing` (saved after each)."""
 
-    def save_timing():
-        timing["total_s"] = since()
-        (out / "timing.json").write_text(json.dumps(timing, indent=1))
+    def __init__(self, a: argparse.Namespace, argv):
+        self.a, self.t0, self.budget = a, time.perf_counter(), a.minutes * 60.0
+        self.out, self.work = Path(a.out).resolve(), Path(a.work).resolve()
+        self.out.mkdir(parents=True, exist_ok=True)
+        for f in OUT_FILES:               # this run's files only
+            (self.out / f).unlink(missing_ok=True)
+        self.log = Log(self.out / "gpu_train.log")
+        self.env = child_env()
+        self.info: Dict = {}
+        self.timing: Dict = {"budget_s": round(self.budget, 1), "workers": a.workers, "device": a.device,
+                             "command": [sys.argv[0]] + list(sys.argv[1:] if argv is None else argv)}
 
-    env = child_env()
-    # 1. checks ------------------------------------------------------------------------
-    r = subprocess.run([sys.executable, "-c", "import json; from autonomy_tools.gpu_train import probe; "
-                        "print(json.dumps(probe()))"], capture_output=True, text=True, env=env,
-                       cwd=str(ROOT), timeout=300)
+    def since(self) -> float:
+        return round(time.perf_counter() - self.t0, 2)
+
+    def save_timing(self, error=None):
+        if error is not None:
+            self.timing["error"] = error
+            for e in ([error] if isinstance(error, str) else error):
+                self.log(f"gpu_train: error: {e}")
+        self.timing["total_s"] = self.since()
+        (self.out / "timing.json").write_text(json.dumps(self.timing, indent=1))
+
+    def checks(self) -> bool:
+        """CUDA (with --device cuda) and an EGL context, in a child process."""
+        r = subprocess.run([sys.executable, "-c", "import json; from autonomy_tools.gpu_train import probe; "
+                            "print(json.dumps(probe()))"], capture_output=True, text=True,
+                           env=self.env, cwd=str(ROOT), timeout=300)
+        try:
+            info = json.loads(r.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            info = {"probe_error": (r.stderr or r.stdout)[-2000:]}
+        self.info = info
+        self.timing.update(checks=info, checks_s=self.since())
+        self.log("gpu_train: checks " + json.dumps(info))
+        problems = []
+        if self.a.device == "cuda" and not info.get("cuda"):
+            problems.append(f"no CUDA device (torch {info.get('torch')} {info.get('torch_error', '')}); "
+                            "use --device cpu for a CPU run")
+        if "egl_error" in info or "probe_error" in info:
+            problems.append(f"no EGL context for the renderer: "
+                            f"{info.get('egl_error') or info.get('probe_error')}. {EGL_HINT}")
+        if problems:
+            self.save_timing(problems)
+            return False
+        if self.a.device == "cuda" and "llvmpipe" in str(info.get("egl_renderer", "")).lower():
+            self.log(f"gpu_train: warning: EGL renders on the CPU ({info['egl_renderer']}), not the GPU; {EGL_HINT}")
+        return True
+
+    def data(self) -> bool:
+        """Both data sets, one writer process per core (resumable)."""
+        a, e = self.a, self.a.bev_extent
+        scen = [s for s in a.scenarios.split(",") if s]
+        jobs = [(DatasetWriter(self.work / name, a.width, a.height, None, a.frames, 0.1, 1.0, scen, seed,
+                               lab.BevSpec(e, e, a.bev_cell, -e / 2, -e / 2)), n)
+                for name, seed, n in (("train", a.train_seed, a.train_sequences),
+                                      ("eval", a.eval_seed, a.eval_sequences))]
+        self.log(f"gpu_train: data: {a.train_sequences} + {a.eval_sequences} sequences x {a.frames} "
+                 f"frames into {self.work} with {a.workers} writer processes")
+        every = max(1, (a.train_sequences + a.eval_sequences) // 10)
+
+        def done(j, i, k, n):
+            if k % every == 0 or k == n:
+                self.log(f"gpu_train: data {k}/{n} sequences ({self.since():.0f} s)")
+        t = time.perf_counter()
+        try:
+            stats = write_parallel(jobs, a.workers, progress=False, on_done=done)
+        except Exception as exc:  # noqa: BLE001 - any writer failure ends the run, logged
+            self.save_timing(f"data generation failed: {type(exc).__name__}: {exc}")
+            return False
+        ds = self.timing["data_s"] = round(time.perf_counter() - t, 2)
+        self.timing["data"] = {"train": stats[0], "eval": stats[1]}
+        frames = (stats[0]["written"] + stats[1]["written"]) * a.frames
+        self.log(f"gpu_train: data done in {ds:.1f} s ({frames} frames written, "
+                 f"{frames / max(ds, 1e-9):.1f} frames/s)")
+        self.save_timing()
+        return True
+
+    def train(self) -> bool:
+        """Training with the time left (planned split printed); overrun -> stop, export last.pt."""
+        a = self.a
+        left = self.budget - (time.perf_counter() - self.t0)
+        budget = left - a.eval_reserve_s - a.overhead_s
+        floor = max(5.0, 0.1 * self.budget)
+        if budget < floor:
+            self.log(f"gpu_train: warning: only {left:.0f} s left after the data; training {floor:.0f} s anyway")
+            budget = floor
+        raw = training_config(a, self.work, self.out, budget)
+        fit_loader_workers(raw, self.info, self.log)
+        run_dir = self.work / "run"
+        shutil.rmtree(run_dir, ignore_errors=True)     # a fresh run (its CSVs are appended to)
+        run_dir.mkdir(parents=True)
+        cfg_file = self.work / "train_config.yaml"
+        cfg_file.write_text(yaml.safe_dump(raw, sort_keys=False))
+        planned = {"checks_s": self.timing["checks_s"], "data_s": self.timing["data_s"],
+                   "train_s": round(budget, 1), "overhead_s": a.overhead_s, "eval_s": a.eval_reserve_s}
+        self.timing.update(train_budget_s=round(budget, 1), train_config=raw, planned=planned)
+        self.log("gpu_train: budget split (planned): " + ", ".join(f"{k} {v:.0f} s" for k, v in planned.items())
+                 + f" of {self.budget:.0f} s")
+        self.save_timing()
+        # hard stop: half the evaluation reserve must be left (never before budget + overhead + 10 s)
+        limit = max(budget + a.overhead_s + 10.0,
+                    self.budget - (time.perf_counter() - self.t0) - 0.5 * a.eval_reserve_s)
+        t = time.perf_counter()
+        rc, stopped = self.log.run([sys.executable, "-m", "autonomy_perception.training.train",
+                                    "--config", str(cfg_file), "--no-progress"], timeout_s=limit, env=self.env)
+        self.timing.update(train_s=round(time.perf_counter() - t, 2), train_returncode=rc)
+        ck = self.out / "perception_gpu.pt"
+        if stopped:
+            self.timing["train_stopped"] = True
+            if export_last_state(run_dir / "last.pt", ck):
+                self.log(f"gpu_train: exported the last saved state to {ck}")
+        for f in ("scalars.csv", "val.csv", "train_summary.json"):
+            if (run_dir / f).exists():
+                shutil.copy2(run_dir / f, self.out / f)
+        if (run_dir / "train_summary.json").exists():
+            self.timing["train_summary"] = json.loads((run_dir / "train_summary.json").read_text())
+        if not ck.exists() or (rc != 0 and not stopped):
+            self.save_timing(f"training failed (exit code {rc}); no checkpoint")
+            return False
+        self.save_timing()
+        return True
+
+    def evaluate(self) -> bool:
+        """The evaluation CLI on the held-out set; the measured split."""
+        a = self.a
+        t = time.perf_counter()
+        rc, _ = self.log.run([sys.executable, "-m", "autonomy_perception.evaluation.evaluate",
+                              "--checkpoint", str(self.out / "perception_gpu.pt"), "--data", str(self.work / "eval"),
+                              "--out", str(self.out / "eval.json"), "--rectification", a.eval_rectification,
+                              "--device", a.device, "--threads", str(a.eval_threads)], env=self.env)
+        self.timing.update(eval_s=round(time.perf_counter() - t, 2), eval_returncode=rc)
+        total = self.since()
+        m = self.timing["measured"] = {k: self.timing[k] for k in ("checks_s", "data_s", "train_s", "eval_s")}
+        m["total_s"] = total
+        self.timing["over_budget"] = total > self.budget
+        self.log("gpu_train: budget split (measured): " + ", ".join(f"{k} {v:.1f} s" for k, v in m.items())
+                 + f" of {self.budget:.0f} s" + (" -- OVER BUDGET" if total > self.budget else ""))
+        missing = [f for f in OUT_FILES if f != "timing.json" and not (self.out / f).exists()]
+        if rc != 0 or missing:
+            self.save_timing(f"evaluation exit code {rc}; missing outputs {missing}")
+            return False
+        self.save_timing()
+        self.log(f"gpu_train: done: {', '.join(OUT_FILES)} in {self.out}")
+        return True
+
+
+def main(argv=None) -> int:
+    run = GpuTrainRun(parse_args(argv), argv)
     try:
-        info = json.loads(r.stdout.strip().splitlines()[-1])
-    except (IndexError, ValueError):
-        info = {"probe_error": (r.stderr or r.stdout)[-2000:]}
-    timing.update(checks=info, checks_s=since())
-    log("gpu_train: checks " + json.dumps(info))
-    problems = []
-    if a.device == "cuda" and not info.get("cuda"):
-        problems.append(f"no CUDA device (torch {info.get('torch')}{', ' + info['torch_error'] if 'torch_error' in info else ''}); "
-                        "use --device cpu for a CPU run")
-    if "egl_error" in info or "probe_error" in info:
-        problems.append(f"no EGL context for the renderer: {info.get('egl_error') or info.get('probe_error')}. {EGL_HINT}")
-    if problems:
-        for p in problems:
-            log(f"gpu_train: error: {p}")
-        timing["error"] = problems
-        save_timing()
-        log.close()
-        return 2
-    if a.device == "cuda" and "llvmpipe" in str(info.get("egl_renderer", "")).lower():
-        log(f"gpu_train: warning: EGL renders on the CPU ({info['egl_renderer']}), not the GPU; {EGL_HINT}")
-
-    # 2. data ----------------------------------------------------------------------------
-    e = a.bev_extent
-    scen = [s for s in a.scenarios.split(",") if s]
-    writers = [DatasetWriter(work / name, a.width, a.height, None, a.frames, 0.1, 1.0, scen, seed,
-                             lab.BevSpec(e, e, a.bev_cell, -e / 2, -e / 2))
-               for name, seed in (("train", a.train_seed), ("eval", a.eval_seed))]
-    jobs = [(writers[0], a.train_sequences), (writers[1], a.eval_sequences)]
-    log(f"gpu_train: data: {a.train_sequences} + {a.eval_sequences} sequences x {a.frames} frames "
-        f"into {work} with {a.workers} writer processes")
-    step = max(1, (a.train_sequences + a.eval_sequences) // 10)
-
-    def done(j, i, k, n):
-        if k % step == 0 or k == n:
-            log(f"gpu_train: data {k}/{n} sequences ({since():.0f} s)")
-    t = time.perf_counter()
-    try:
-        stats = write_parallel(jobs, a.workers, progress=False, on_done=done)
-    except Exception as exc:  # noqa: BLE001 - any writer failure ends the run, logged
-        log(f"gpu_train: error: data generation failed: {type(exc).__name__}: {exc}")
-        timing["error"] = f"data: {exc}"
-        save_timing()
-        log.close()
-        return 1
-    timing["data_s"] = round(time.perf_counter() - t, 2)
-    timing["data"] = {"train": stats[0], "eval": stats[1]}
-    frames = (stats[0]["written"] + stats[1]["written"]) * a.frames
-    log(f"gpu_train: data done in {timing['data_s']:.1f} s ({frames} frames written, "
-        f"{frames / max(timing['data_s'], 1e-9):.1f} frames/s)")
-    save_timing()
-
-    # 3. training ------------------------------------------------------------------------
-    left = budget - (time.perf_counter() - t0)
-    train_budget = left - a.eval_reserve_s - a.overhead_s
-    floor = max(5.0, 0.1 * budget)
-    if train_budget < floor:
-        log(f"gpu_train: warning: only {left:.0f} s left after the data; training {floor:.0f} s anyway")
-        train_budget = floor
-    raw = training_config(a, work, out, train_budget)
-    fit_loader_workers(raw, info, log)
-    run_dir = work / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)     # a fresh run (its CSVs are appended to)
-    run_dir.mkdir(parents=True)
-    cfg_file = work / "train_config.yaml"
-    cfg_file.write_text(yaml.safe_dump(raw, sort_keys=False))
-    timing.update(train_budget_s=round(train_budget, 1), train_config=raw,
-                  planned={"checks_s": timing["checks_s"], "data_s": timing["data_s"],
-                           "train_s": round(train_budget, 1), "overhead_s": a.overhead_s,
-                           "eval_s": a.eval_reserve_s})
-    log("gpu_train: budget split (planned): " + ", ".join(f"{k} {v:.0f} s" for k, v in timing["planned"].items())
-        + f" of {budget:.0f} s")
-    save_timing()
-    t = time.perf_counter()
-    # hard stop: half the evaluation reserve must be left (never before budget + overhead + 10 s)
-    limit = max(train_budget + a.overhead_s + 10.0,
-                budget - (time.perf_counter() - t0) - 0.5 * a.eval_reserve_s)
-    rc, stopped = log.run([sys.executable, "-m", "autonomy_perception.training.train",
-                           "--config", str(cfg_file), "--no-progress"], timeout_s=limit, env=env)
-    timing["train_s"] = round(time.perf_counter() - t, 2)
-    timing["train_returncode"] = rc
-    ck = out / "perception_gpu.pt"
-    if stopped:
-        timing["train_stopped"] = True
-        if export_last_state(run_dir / "last.pt", ck):
-            log(f"gpu_train: exported the last saved state to {ck}")
-    for f in ("scalars.csv", "val.csv", "train_summary.json"):
-        if (run_dir / f).exists():
-            shutil.copy2(run_dir / f, out / f)
-    if (run_dir / "train_summary.json").exists():
-        timing["train_summary"] = json.loads((run_dir / "train_summary.json").read_text())
-    save_timing()
-    if not ck.exists() or (rc != 0 and not stopped):
-        log(f"gpu_train: error: training failed (exit code {rc}); no checkpoint")
-        timing["error"] = f"training exit code {rc}"
-        save_timing()
-        log.close()
-        return 1
-
-    # 4. evaluation ----------------------------------------------------------------------
-    t = time.perf_counter()
-    rc, _ = log.run([sys.executable, "-m", "autonomy_perception.evaluation.evaluate",
-                     "--checkpoint", str(ck), "--data", str(work / "eval"), "--out", str(out / "eval.json"),
-                     "--rectification", a.eval_rectification, "--device", a.device,
-                     "--threads", str(a.eval_threads)], env=env)
-    timing["eval_s"] = round(time.perf_counter() - t, 2)
-    timing["eval_returncode"] = rc
-    total = since()
-    timing["measured"] = {"checks_s": timing["checks_s"], "data_s": timing["data_s"],
-                          "train_s": timing["train_s"], "eval_s": timing["eval_s"], "total_s": total}
-    timing["over_budget"] = total > budget
-    log("gpu_train: budget split (measured): " + ", ".join(f"{k} {v:.1f} s" for k, v in timing["measured"].items())
-        + f" of {budget:.0f} s" + (" -- OVER BUDGET" if total > budget else ""))
-    save_timing()
-    missing = [f for f in OUT_FILES if not (out / f).exists()]
-    if rc != 0 or missing:
-        log(f"gpu_train: error: evaluation exit code {rc}; missing outputs {missing}")
-        log.close()
-        return 1
-    log(f"gpu_train: done: {', '.join(OUT_FILES)} in {out}")
-    log.close()
-    return 0
+        if not run.checks():
+            return 2
+        return 0 if run.data() and run.train() and run.evaluate() else 1
+    finally:
+        run.log.close()
 
 
 if __name__ == "__main__":
