@@ -163,44 +163,12 @@ class TrackingController:
             if self.longitudinal.gear != self.ref.segment.direction:
                 st.message += " (changing gear)"
         else:
-            # comfortable stop; keep steering along the last good path where possible
-            accel = comfortable_stop_accel(v_meas, self.accel_cmd, dt, cfg.stop)
-            accel = no_wrong_way(accel, v_meas, self.longitudinal.gear)
-            steer = self.steer_cmd
-            if odom_fresh and abs(v_meas) > 0.5:
-                path = self._stop_path(ego, geometry_fault)
-                if path is not None:
-                    ref, ppr = path
-                    try:
-                        steer = self._lateral(ego, ppr, dt, ref)
-                    except RuntimeError:
-                        steer = self.steer_cmd
-            if wd.faults:
-                if self.mode == "tracking":
-                    self.counters["fault_episodes"] += 1
-                self.mode = "stopping" if abs(v_meas) > 1e-3 else "stopped"
-                st.level = ERROR
-                st.message = "stopping: " + "; ".join(wd.faults) if self.mode == "stopping" \
-                    else "stopped: " + "; ".join(wd.faults)
-            else:
-                self.mode = "stopping" if abs(v_meas) > 1e-3 else "stopped"
-                st.level = WARN
-                st.message = "inputs good again, resuming shortly"
-            if pr is not None and ego is not None:
-                st.lateral_error, st.heading_error = pr.lateral, pr.heading
-                st.speed_error = 0.0 - v_meas
+            steer, accel = self._stop_step(ego, pr, wd.faults, v_meas, odom_fresh,
+                                           geometry_fault, dt, st)
         st.faults = wd.faults
         st.mode = self.mode
-
-        # bookkeeping: actuator estimate, dead-reckoned speed, latency history
         rate = (steer - self.steer_cmd) / dt
-        applied = steer
-        if self.history is not None:
-            applied = self.history[0][0]
-            self.history.append((steer, accel))
-        self.steer_est = _actuator(self.steer_est, applied, dt, cfg.vehicle)
-        self.speed_est = _speed_after(self.speed_est, accel, dt)
-        self.steer_cmd, self.accel_cmd = steer, accel
+        self._update_estimates(steer, accel, dt)
         st.speed = v_meas
         st.steer_estimate = self.steer_est
         st.lateral_fallbacks = self.lateral_fallbacks
@@ -213,6 +181,52 @@ class TrackingController:
                              target_speed=abs(target_speed), gear=gear,
                              emergency=bool(wd.faults))
         return cmd, st
+
+    # ---------------------------------------------------------------- stopping
+    def _stop_step(self, ego: Optional[EgoState], pr: Optional[Projection], faults: List[str],
+                   v_meas: float, odom_fresh: bool, geometry_fault: Optional[str], dt: float,
+                   st: ControlStatus):
+        """(steer, accel) of one step of the comfortable stop (watchdog faults, or inputs
+        good again but not yet for `recovery_time`); keeps steering along the last good
+        path where possible; sets the mode and the status."""
+        cfg = self.cfg
+        accel = comfortable_stop_accel(v_meas, self.accel_cmd, dt, cfg.stop)
+        accel = no_wrong_way(accel, v_meas, self.longitudinal.gear)
+        steer = self.steer_cmd
+        if odom_fresh and abs(v_meas) > 0.5:
+            path = self._stop_path(ego, geometry_fault)
+            if path is not None:
+                ref, ppr = path
+                try:
+                    steer = self._lateral(ego, ppr, dt, ref)
+                except RuntimeError:
+                    steer = self.steer_cmd
+        if faults:
+            if self.mode == "tracking":
+                self.counters["fault_episodes"] += 1
+            self.mode = "stopping" if abs(v_meas) > 1e-3 else "stopped"
+            st.level = ERROR
+            st.message = "stopping: " + "; ".join(faults) if self.mode == "stopping" \
+                else "stopped: " + "; ".join(faults)
+        else:
+            self.mode = "stopping" if abs(v_meas) > 1e-3 else "stopped"
+            st.level = WARN
+            st.message = "inputs good again, resuming shortly"
+        if pr is not None and ego is not None:
+            st.lateral_error, st.heading_error = pr.lateral, pr.heading
+            st.speed_error = 0.0 - v_meas
+        return steer, accel
+
+    def _update_estimates(self, steer: float, accel: float, dt: float) -> None:
+        """Bookkeeping after a command: actuator estimate, dead-reckoned speed, latency
+        history, last command."""
+        applied = steer
+        if self.history is not None:
+            applied = self.history[0][0]
+            self.history.append((steer, accel))
+        self.steer_est = _actuator(self.steer_est, applied, dt, self.cfg.vehicle)
+        self.speed_est = _speed_after(self.speed_est, accel, dt)
+        self.steer_cmd, self.accel_cmd = steer, accel
 
     # ---------------------------------------------------------------- internals
     def _geometry_fault(self, pr: Projection, ref: Optional[TrackingReference] = None

@@ -75,8 +75,27 @@ class LateralMPCSparse:
         nX = nx * (N + 1)
         self.nX, self.nz = nX, nX + N
         self.iu = nX + np.arange(N)
+        A = self._constraint_matrix()
+        self.P = self._cost_matrix()
+        n_eq = self.n_eq
+        self.q = np.zeros(self.nz)
+        self.l = np.zeros(self.m)
+        self.u = np.zeros(self.m)
+        self.l[n_eq:n_eq + N], self.u[n_eq:n_eq + N] = -vp.max_steer, vp.max_steer
+        self.l[n_eq + N:], self.u[n_eq + N:] = -self.du_max, self.du_max
+        self.solver = osqp.OSQP()
+        self.solver.setup(self.P, self.q, A, self.l, self.u, verbose=False, warm_starting=True,
+                          polishing=cfg.eps < 1e-5, eps_abs=cfg.eps, eps_rel=cfg.eps,
+                          max_iter=cfg.max_iter, check_termination=10, adaptive_rho=True)
+        self.last_status = ""
+        self.last_solution = None
+        self.predicted_lateral = np.zeros(N + 1)
 
-        # ---------------- equality (dynamics) + inequality rows, with value slots
+    def _constraint_matrix(self) -> sp.csc_matrix:
+        """Equality (dynamics) and inequality (steering bound, rate) rows. The entries
+        that change every step are remembered as value slots (`self.slots`, indices into
+        `self.vals`; `self.perm` maps them to the CSC data order)."""
+        N, dt, nx, nX = self.N, self.cfg.dt, self.NX, self.nX
         rows, cols, vals = [], [], []
         slots = {}
 
@@ -119,11 +138,13 @@ class LateralMPCSparse:
         A_ids = sp.csc_matrix((ids, (rows, cols)), shape=(self.m, self.nz))
         A_ids.sort_indices()
         self.perm = A_ids.data.astype(int) - 1
-        A = sp.csc_matrix((self.vals[self.perm], A_ids.indices, A_ids.indptr),
-                          shape=A_ids.shape)
+        return sp.csc_matrix((self.vals[self.perm], A_ids.indices, A_ids.indptr),
+                             shape=A_ids.shape)
 
-        # ---------------- cost (constant Hessian; data enters via q)
-        qd = np.zeros(nX)
+    def _cost_matrix(self) -> sp.csc_matrix:
+        """Upper triangle of the constant Hessian (the data enters via q)."""
+        cfg, N, nx = self.cfg, self.N, self.NX
+        qd = np.zeros(self.nX)
         for k in range(1, N + 1):
             w = cfg.q_terminal if k == N else 1.0
             qd[nx * k + 0] = cfg.q_lateral * w
@@ -132,19 +153,7 @@ class LateralMPCSparse:
         D = sp.diags([np.ones(N), -np.ones(N - 1)], [0, -1], shape=(N, N))  # u_k - u_{k-1}
         Pu = Pu + cfg.r_steer_rate * (D.T @ D)
         P = sp.block_diag([sp.diags(qd), Pu], format="csc") * 2.0
-        self.P = sp.triu(P, format="csc")
-        self.q = np.zeros(self.nz)
-        self.l = np.zeros(self.m)
-        self.u = np.zeros(self.m)
-        self.l[n_eq:n_eq + N], self.u[n_eq:n_eq + N] = -vp.max_steer, vp.max_steer
-        self.l[n_eq + N:], self.u[n_eq + N:] = -self.du_max, self.du_max
-        self.solver = osqp.OSQP()
-        self.solver.setup(self.P, self.q, A, self.l, self.u, verbose=False, warm_starting=True,
-                          polishing=cfg.eps < 1e-5, eps_abs=cfg.eps, eps_rel=cfg.eps,
-                          max_iter=cfg.max_iter, check_termination=10, adaptive_rho=True)
-        self.last_status = ""
-        self.last_solution = None
-        self.predicted_lateral = np.zeros(N + 1)
+        return sp.triu(P, format="csc")
 
     def compute(self, c: LateralContext) -> float:
         cfg, N, dt, L = self.cfg, self.N, self.cfg.dt, self.vp.wheelbase
