@@ -10,8 +10,10 @@ and reports, per mode (video / single) and input (rectified / raw images, the la
 being the "without rectification" ablation: each vehicle's real cameras with their
 mounting errors and lens distortion fed straight to the network):
 IoU of drivable / lane / edge rasters (probability >= 0.5), detection AP at BEV centre
-distances 0.5/1/2/4 m per class group, velocity error on matched objects, and occlusion
-persistence recall. Prints a short table and writes JSON."""
+distances 0.5/1/2/4 m per class group and per range bin, velocity error on matched objects,
+and occlusion persistence recall -- all under the one protocol of
+`autonomy_perception.evaluation.protocol` (the replay report uses the same), with the
+network's extent from the checkpoint's config. Prints tables and writes JSON."""
 from __future__ import annotations
 
 import argparse
@@ -24,25 +26,31 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from autonomy_perception.evaluation.metrics import DetectionEvaluator, IoUAccumulator
+from autonomy_perception.evaluation.protocol import (EvaluationProtocol, ProtocolEvaluator,
+                                                     markdown, nan_to_none)
 from autonomy_perception.postprocess import decode_objects
 from autonomy_stack.bev_grid import BEVGrid
+
+DECODE_SCORE = 0.05     # detections decoded down to this score (the whole precision-recall curve)
 
 
 @torch.no_grad()
 def evaluate_dataset(net, ds, video: bool = True, sequences: Optional[List[int]] = None,
                      score_threshold: float = 0.3, batch: int = 8, progress: bool = False) -> Dict:
-    """net: PerceptionNet (eval mode is set here); ds: training.data.SimDataset."""
+    """net: PerceptionNet (eval mode is set here); ds: training.data.SimDataset.
+    Detections are decoded at score >= DECODE_SCORE and evaluated with
+    `EvaluationProtocol.from_model_config(net.cfg, score_threshold=score_threshold)`
+    (ground truth of the dataset frames in the ego frame, visibility from its pixel counts).
+    Returns the protocol's summary (+ eval_s)."""
     was_training = net.training
     net.eval()
     dev = next(net.parameters()).device
     grid = BEVGrid.from_config(net.cfg)
     det_classes = net.cfg["heads"]["detection"]["classes"]
     seg_classes = net.cfg["heads"]["segmentation"]["classes"]
-    ious = {c: IoUAccumulator() for c in seg_classes}
-    ev = DetectionEvaluator(score_threshold=score_threshold)
+    protocol = EvaluationProtocol.from_model_config(net.cfg, score_threshold=score_threshold)
+    ev = ProtocolEvaluator(protocol, seg_classes)
     seqs = list(range(len(ds))) if sequences is None else list(sequences)
-    n_frames = 0
     t0 = time.perf_counter()
     for b0 in range(0, len(seqs), batch):
         group = [ds.sequence(i) for i in seqs[b0:b0 + batch]]
@@ -59,25 +67,17 @@ def evaluate_dataset(net, ds, video: bool = True, sequences: Optional[List[int]]
                     "offset": out["offset"].cpu().numpy(), "size": out["size"].cpu().numpy(),
                     "heading": out["heading"].cpu().numpy(), "vel": out["vel"].cpu().numpy()}
             for k, s in enumerate(group):
-                for ci, c in enumerate(seg_classes):
-                    ious[c].add(seg[k, ci] >= 0.5, s.seg[t, ci] >= 0.5)
                 dets = decode_objects({kk: v[k] for kk, v in o_np.items()}, grid, det_classes,
-                                      score_threshold=0.05)
-                objs, vis, rec = s.objects[t], s.visible[t], s.recent[t]
-                inside = [grid.contains(np.array([o.x, o.y])) for o in objs]
-                gts = [o for o, v, i in zip(objs, vis, inside) if v and i]
-                occ = [o for o, r, i in zip(objs, rec, inside) if r and i]
-                ign = [o for o, v, r, i in zip(objs, vis, rec, inside) if not v and not r and i]
-                ev.add_frame(dets, gts, ignore=ign, occluded_recent=occ)
-                n_frames += 1
+                                      score_threshold=DECODE_SCORE)
+                rasters = {c: (seg[k, ci], s.seg[t, ci]) for ci, c in enumerate(seg_classes)}
+                stamp = float(np.sum(s.dt[:t + 1]))
+                ev.add_frame(stamp, dets, s.objects[t], rasters, sequence=seqs[b0 + k])
         if progress:
             print(f"  {min(b0 + batch, len(seqs))}/{len(seqs)} sequences", file=sys.stderr, flush=True)
     if was_training:
         net.train()
-    s = ev.summary()
-    res = {"frames": n_frames, "iou": {c: a.value for c, a in ious.items()}, **s,
-           "eval_s": time.perf_counter() - t0}
-    res["vehicle_ap"] = s["mean_ap"].get("vehicle", float("nan"))
+    res = ev.summary()
+    res["eval_s"] = time.perf_counter() - t0
     return res
 
 
@@ -97,16 +97,6 @@ def table(results: Dict[str, Dict]) -> str:
                     + f" | {_fmt(r['velocity_error'])} | {_fmt(r['occluded_recall'])} "
                     f"({r['occluded_total']}) |")
     return "\n".join(rows)
-
-
-def _nan_to_none(o):
-    if isinstance(o, float) and math.isnan(o):
-        return None
-    if isinstance(o, dict):
-        return {k: _nan_to_none(v) for k, v in o.items()}
-    if isinstance(o, list):
-        return [_nan_to_none(v) for v in o]
-    return o
 
 
 def main(argv=None) -> int:
@@ -145,14 +135,18 @@ def main(argv=None) -> int:
             results[name] = evaluate_dataset(net, ds, video=(mode == "video"), sequences=seqs,
                                              score_threshold=a.score_threshold)
     print(table(results))
+    for name, r in results.items():
+        print()
+        print(markdown(r, title=name))
     out = {"checkpoint": str(a.checkpoint), "data": str(a.data), "results": results}
     if a.out:
         with open(a.out, "w") as f:
-            json.dump(_nan_to_none(out), f, indent=1)
-    print(json.dumps(_nan_to_none({k: {"vehicle_ap": r["vehicle_ap"], "iou": r["iou"],
-                                       "velocity_error": r["velocity_error"],
-                                       "occluded_recall": r["occluded_recall"]}
-                                   for k, r in results.items()})))
+            json.dump(nan_to_none(out), f, indent=1)
+    print(json.dumps(nan_to_none({k: {"vehicle_ap": r["vehicle_ap"],
+                                      "vehicle_ap_by_range": r["vehicle_ap_by_range"],
+                                      "iou": r["iou"], "velocity_error": r["velocity_error"],
+                                      "occluded_recall": r["occluded_recall"]}
+                                  for k, r in results.items()})))
     return 0
 
 

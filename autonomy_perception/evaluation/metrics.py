@@ -10,12 +10,20 @@
   interpolation). Also: velocity error (m/s, L2 of the 2-D over-ground velocity) over matches
   at `velocity_match_m` and detections scoring >= `score_threshold`; occlusion persistence
   recall = share of currently fully occluded objects (seen within the last 2 s) that have a
-  same-group detection scoring >= `score_threshold` within `persistence_match_m`.
+  same-group detection scoring >= `score_threshold` within `persistence_match_m`; recall
+  at the operating point = share of ground-truth objects matched (`velocity_match_m`) by a
+  detection scoring >= `score_threshold`.
+Optional per-range AP (`range_bins` = ((label, lo, hi), ...) over the radial distance from
+the frame's origin, the ego rear axle): a ground-truth object counts in the bin of its own
+range; a detection in the bin of the ground-truth object it matched, or, unmatched (FP), in
+the bin of its own range; matching itself is done once per frame over all ranges.
+The class grouping is a parameter (`group_of`); the one protocol that fixes all of these is
+`autonomy_perception.evaluation.protocol`.
 Objects are `autonomy_stack.vector_space.ObjectState` in one frame (the ego frame)."""
 from __future__ import annotations
 
 import math
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -70,17 +78,32 @@ def average_precision(tp: np.ndarray, scores: np.ndarray, n_gt: int) -> float:
 
 class DetectionEvaluator:
     def __init__(self, thresholds: Sequence[float] = THRESHOLDS, score_threshold: float = 0.3,
-                 velocity_match_m: float = 2.0, persistence_match_m: float = 2.0):
+                 velocity_match_m: float = 2.0, persistence_match_m: float = 2.0,
+                 group_of: Optional[Callable[[ObjectState], str]] = None,
+                 range_bins: Sequence[Tuple[str, float, float]] = ()):
         self.thresholds = tuple(thresholds)
         self.score_threshold = score_threshold
         self.velocity_match_m = velocity_match_m
         self.persistence_match_m = persistence_match_m
-        # per (group, threshold): list of (score, tp) ; number of gt per group
+        self.group_of = group_of or group
+        self.range_bins = tuple(range_bins)
+        # per (group, threshold): list of (score, tp, range bin) ; number of gt per group
         self.records: Dict[tuple, List[tuple]] = {}
         self.n_gt: Dict[str, int] = {g: 0 for g in GROUPS}
+        self.n_gt_bin: Dict[tuple, int] = {}
+        self.found: Dict[str, int] = {g: 0 for g in GROUPS}
         self.vel_errors: List[float] = []
         self.occ_total = 0
         self.occ_found = 0
+
+    def range_bin(self, o: ObjectState) -> Optional[str]:
+        """Label of the range bin of `o` (radial distance from the frame origin); None
+        without bins or beyond the last one."""
+        r = math.hypot(o.x, o.y)
+        for label, lo, hi in self.range_bins:
+            if lo <= r < hi:
+                return label
+        return None
 
     @staticmethod
     def _match(dets: List[ObjectState], gts: List[ObjectState], ign: List[ObjectState], thr: float):
@@ -114,35 +137,48 @@ class DetectionEvaluator:
         also ignored for AP)."""
         ignore = list(ignore)
         occ = list(occluded_recent)
+        group_of = self.group_of
         for g in gts:
-            self.n_gt[group(g)] += 1
+            self.n_gt[group_of(g)] = self.n_gt.get(group_of(g), 0) + 1
+            key = (group_of(g), self.range_bin(g))
+            self.n_gt_bin[key] = self.n_gt_bin.get(key, 0) + 1
         for grp in GROUPS:
-            dg = [d for d in dets if group(d) == grp]
-            gg = [g for g in gts if group(g) == grp]
-            ig = [g for g in ignore + occ if group(g) == grp]
+            dg = [d for d in dets if group_of(d) == grp]
+            gg = [g for g in gts if group_of(g) == grp]
+            ig = [g for g in ignore + occ if group_of(g) == grp]
             for thr in self.thresholds:
                 for i, j in self._match(dg, gg, ig, thr):
                     if j != -2:
-                        self.records.setdefault((grp, thr), []).append((dg[i].score, 1 if j >= 0 else 0))
+                        rb = self.range_bin(gg[j] if j >= 0 else dg[i])
+                        self.records.setdefault((grp, thr), []).append(
+                            (dg[i].score, 1 if j >= 0 else 0, rb))
             sel = [d for d in dg if d.score >= self.score_threshold]
             for i, j in self._match(sel, gg, [], self.velocity_match_m):
                 if j >= 0:
                     d, g = sel[i], gg[j]
+                    self.found[grp] += 1
                     self.vel_errors.append(math.hypot(d.vx - g.vx, d.vy - g.vy))
         for g in occ:
             self.occ_total += 1
-            if any(group(d) == group(g) and d.score >= self.score_threshold
+            if any(group_of(d) == group_of(g) and d.score >= self.score_threshold
                    and math.hypot(d.x - g.x, d.y - g.y) <= self.persistence_match_m for d in dets):
                 self.occ_found += 1
 
-    def ap(self, grp: str, thr: float) -> float:
+    def ap(self, grp: str, thr: float, range_bin: Optional[str] = None) -> float:
+        """AP of one group at one threshold; with `range_bin`, of that range bin only."""
         r = self.records.get((grp, thr), [])
-        return average_precision(np.array([t for _, t in r]), np.array([s for s, _ in r]),
-                                 self.n_gt[grp])
+        if range_bin is not None:
+            r = [x for x in r if x[2] == range_bin]
+        n_gt = self.n_gt.get(grp, 0) if range_bin is None else self.n_gt_bin.get((grp, range_bin), 0)
+        return average_precision(np.array([x[1] for x in r]), np.array([x[0] for x in r]), n_gt)
 
-    def mean_ap(self, grp: str) -> float:
-        v = [self.ap(grp, t) for t in self.thresholds]
+    def mean_ap(self, grp: str, range_bin: Optional[str] = None) -> float:
+        v = [self.ap(grp, t, range_bin) for t in self.thresholds]
         return float(np.mean(v)) if not any(math.isnan(x) for x in v) else float("nan")
+
+    def recall(self, grp: str) -> float:
+        n = self.n_gt.get(grp, 0)
+        return self.found.get(grp, 0) / n if n else float("nan")
 
     @property
     def velocity_error(self) -> float:
@@ -157,5 +193,12 @@ class DetectionEvaluator:
                "mean_ap": {g: self.mean_ap(g) for g in GROUPS if self.n_gt[g]},
                "n_gt": dict(self.n_gt), "velocity_error": self.velocity_error,
                "velocity_matches": len(self.vel_errors), "occluded_recall": self.occluded_recall,
-               "occluded_total": self.occ_total}
+               "occluded_total": self.occ_total,
+               "recall": {g: self.recall(g) for g in GROUPS if self.n_gt[g]}}
+        if self.range_bins:
+            labels = [b[0] for b in self.range_bins]
+            out["ap_by_range"] = {g: {b: self.mean_ap(g, b) for b in labels}
+                                  for g in GROUPS if self.n_gt[g]}
+            out["n_gt_by_range"] = {g: {b: self.n_gt_bin.get((g, b), 0) for b in labels}
+                                    for g in GROUPS if self.n_gt[g]}
         return out
