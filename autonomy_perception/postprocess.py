@@ -35,7 +35,7 @@ def _maxpool3(a: np.ndarray) -> np.ndarray:
 
 def decode_objects(out: Dict[str, np.ndarray], grid: BEVGrid, classes: Sequence[str],
                    score_threshold: float = 0.5, max_objects: int = 100) -> List[ObjectState]:
-    """Per-frame numpy rasters (as returned by PerceptionModel.step) -> ego-frame objects,
+    """Per-frame numpy rasters (as returned by InferenceEngine.step) -> ego-frame objects,
     highest score first (ids are 0; the tracker assigns them)."""
     obj = out["obj"]
     peaks = (obj >= _maxpool3(obj) - 1e-7) & (obj >= score_threshold)

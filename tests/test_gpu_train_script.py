@@ -61,11 +61,9 @@ def test_gpu_train_script_cpu_tiny(tmp_path):
     mc = yaml.safe_load((ROOT / "config" / "perception_model_tiny.yaml").read_text())["model"]
     net, _ = model_module.load_checkpoint(out / "perception_gpu.pt", "cpu", expect_config=mc)
     assert net.cfg["input_hw"] == [96, 128] and len(net.cfg["cameras"]) == 8
-    # the node's inference wrapper (InferenceEngine; PerceptionModel before issue 13 merged them)
-    wrapper = next(c for c in (getattr(inference_engine, "InferenceEngine", None),
-                               getattr(model_module, "PerceptionModel", None))
-                   if c is not None and hasattr(c, "from_checkpoint"))
-    assert tuple(wrapper.from_checkpoint(out / "perception_gpu.pt", "cpu").input_hw) == (96, 128)
+    # the node's inference wrapper loads it
+    eng = inference_engine.InferenceEngine.from_checkpoint(out / "perception_gpu.pt", "cpu")
+    assert tuple(eng.input_hw) == (96, 128)
     # a training process stopped at the time limit: its last saved state is exported
     assert export_last_state(work / "run" / "last.pt", tmp_path / "stopped.pt")
     stopped, ck = model_module.load_checkpoint(tmp_path / "stopped.pt", "cpu", expect_config=mc)
