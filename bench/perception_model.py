@@ -87,6 +87,7 @@ def main() -> int:
                     "occluded_recall_single": s["occluded_recall"],
                     "vehicle_ap_single": s["vehicle_ap"], "drivable_iou_single": s["iou"]["drivable"],
                     "vehicle_ap_at_m": v["ap"].get("vehicle"),
+                    "vehicle_ap_by_range": v["vehicle_ap_by_range"],
                     "occluded_objects": v["occluded_total"], "eval_sequences": len(seqs),
                     "eval_frames": v["frames"], "eval_data": str(data)})
     print(json.dumps(_clean(res)))
