@@ -172,6 +172,250 @@ def set_trainable(net: PerceptionNet, which: str):
         p.requires_grad_(n.split(".")[0] in names)
 
 
+class Trainer:
+    """One training process (rank) of a run: set-up, resume, the step loop with logging,
+    checkpoints and validation, the summary and the export. Under torchrun every rank
+    builds one; rank 0 logs, validates and saves."""
+
+    def __init__(self, cfg: Dict, config_file: str, progress_bar: bool = True):
+        self.cfg, self.config_file = cfg, config_file
+        self.tc, self.dc = cfg["train"], cfg["data"]
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.local = int(os.environ.get("LOCAL_RANK", "0"))
+        self.use_cuda = torch.cuda.is_available() and self.tc["device"] in ("auto", "cuda")
+        self.dev = torch.device(f"cuda:{self.local}" if self.use_cuda else "cpu")
+        self.is_main = self.rank == 0
+        self.progress_bar = progress_bar
+        self.step, self.elapsed, self.cpu_s, self.frames = 0, 0.0, 0.0, 0
+        # elapsed: training wall time (kept across --resume); cpu_s: this process's CPU
+        # time in training steps; frames: supervised frames (burn-in excluded) of this rank
+
+    def setup(self) -> None:
+        """Devices, process group, network, data sets, optimiser. Raises DatasetError /
+        ValueError / RuntimeError (checkpoint, feature cache) on user errors."""
+        tc, dc = self.tc, self.dc
+        if self.use_cuda:
+            torch.cuda.set_device(self.dev)
+        torch.set_num_threads(int(tc["threads"]))
+        torch.set_flush_denormal(True)
+        if self.world > 1:
+            dist.init_process_group("nccl" if self.use_cuda else "gloo")
+        torch.manual_seed(int(tc["seed"]))
+        self.net = net = PerceptionNet(self.cfg["model"]).to(self.dev)
+        fcache = None
+        if tc["init_checkpoint"]:
+            init, _ = load_checkpoint(tc["init_checkpoint"], self.dev, expect_config=self.cfg["model"])
+            net.load_state_dict(init.state_dict())
+        if dc["feature_cache"]:
+            fcache = FeatureCache(dc["feature_cache"], net)
+        kw = dict(rectify=dc["rectify"], memory_s=dc["memory_s"], min_visible_px=dc["min_visible_px"])
+        self.ds = SimDataset(dc["train"], self.cfg["model"], feature_cache=fcache, **kw)
+        self.val = SimDataset(dc["val"], self.cfg["model"], **kw) \
+            if dc["val"] and self.is_main else None
+        n = len(self.ds)
+        self.seq_ids = [i for i in range(n) if i % self.world == self.rank] or list(range(n))
+        set_trainable(net, tc["train_modules"])
+        if fcache is not None:      # the encoder is not run when training from the cache
+            for n_, p_ in net.named_parameters():
+                if n_.startswith(("backbone.", "fpn.")):
+                    p_.requires_grad_(False)
+        self.params = [p for p in net.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(self.params, lr=tc["lr"], weight_decay=tc["weight_decay"])
+        self.rng = np.random.default_rng([int(tc["seed"]), self.rank])
+        self.out = Path(tc["out"])
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.last = self.out / "last.pt"
+        self.frozen = {n.split(".")[0] for n, p in net.named_parameters() if not p.requires_grad}
+
+    def resume(self) -> bool:
+        """Continue from OUT/last.pt; False (after printing why) when its config differs."""
+        if not self.last.exists():
+            if self.is_main:
+                print(f"no {self.last}; starting from scratch", file=sys.stderr)
+            return True
+        ck = torch.load(self.last, map_location=self.dev, weights_only=False)
+        diffs = arch_diff(ck["config"], self.cfg["model"])
+        if diffs:
+            print(f"error: {self.last} has another model config: {'; '.join(diffs[:5])}",
+                  file=sys.stderr)
+            return False
+        self.net.load_state_dict(ck["state_dict"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.step = int(ck["step"])
+        self.elapsed, self.cpu_s, self.frames = (float(ck.get("elapsed_s", 0.0)),
+                                                 float(ck.get("cpu_s", 0.0)), int(ck.get("frames", 0)))
+        self.rng.bit_generator.state = ck["rng"][self.rank] if isinstance(ck["rng"], list) else ck["rng"]
+        torch.set_rng_state(ck["torch_rng"].cpu())     # map_location moved it to `dev`
+        if self.use_cuda and ck.get("cuda_rng") is not None:
+            cuda_rng = [r.cpu() for r in ck["cuda_rng"]]
+            if len(cuda_rng) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(cuda_rng)
+            else:
+                torch.cuda.set_rng_state(cuda_rng[min(self.local, len(cuda_rng) - 1)], self.dev)
+        if self.is_main:
+            print(f"resumed from {self.last} at step {self.step}", file=sys.stderr)
+        return True
+
+    def train_mode(self) -> None:
+        """Frozen modules stay in eval mode (their BatchNorm statistics do not move)."""
+        self.net.train()
+        for name in self.frozen:
+            getattr(self.net, name).eval()
+
+    def rank0_elapsed(self) -> float:
+        """Rank 0's training time, broadcast: every rank then uses the same learning rate
+        and stops at the same step (DDP would diverge or hang otherwise)."""
+        if self.world == 1:
+            return self.elapsed
+        t = torch.tensor([self.elapsed], dtype=torch.float64)
+        dist.broadcast(t, 0)
+        return float(t.item())
+
+    def _batches(self):
+        """Endless (video, batch, burn-in batch): inline, or from DataLoader workers."""
+        tc, dc = self.tc, self.dc
+        if int(tc["loader_workers"]) > 0:
+            yield from torch.utils.data.DataLoader(
+                ClipStream(self.ds, self.seq_ids, tc, dc, self.rank, self.step), batch_size=None,
+                num_workers=int(tc["loader_workers"]), pin_memory=self.use_cuda, prefetch_factor=2,
+                persistent_workers=True, worker_init_fn=_loader_worker_init)
+            return
+        while True:
+            video = bool(self.rng.random() >= tc["single_frame_prob"])
+            yield (video,) + sample_batch(self.ds, self.rng, self.seq_ids, tc["batch"],
+                                          dc["clip_len"], dc["burn_in_max"], video)
+
+    def train_step(self, model_call, video: bool, batch, burn):
+        """One optimiser step on a clip after its burn-in -> (loss, parts, grad norm)."""
+        batch = to_device(batch, self.dev)
+        state = None
+        if burn is not None and video:
+            burn = to_device(burn, self.dev)
+            with torch.no_grad():
+                _, state = self.net(burn.get("images"), burn["kin"], burn["dt"], None, True, None,
+                                    burn.get("feats"))
+            state = state.detach()
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step, self.tc, self.elapsed)
+        loss, parts = clip_loss(self.net, model_call, batch, state, video)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.params, self.tc["grad_clip"])
+        self.opt.step()
+        self.step += 1
+        self.frames += int(batch["kin"].shape[0] * batch["kin"].shape[1])
+        return loss, parts, gn
+
+    def save_state(self) -> None:
+        torch.save({"format": "perception_train_state/1", "config": self.net.cfg,
+                    "state_dict": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+                    "step": self.step, "rng": self.rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if self.use_cuda else None,
+                    "elapsed_s": self.elapsed, "cpu_s": self.cpu_s, "frames": self.frames,
+                    "train_config": self.cfg}, self.last.with_suffix(".tmp"))
+        os.replace(self.last.with_suffix(".tmp"), self.last)
+
+    def validate(self) -> Dict:
+        tc, val = self.tc, self.val
+        r = evaluate_dataset(self.net, val, True, list(range(min(tc["val_sequences"], len(val)))))
+        vrow = {"step": self.step, "drivable_iou": r["iou"].get("drivable"),
+                "lane_iou": r["iou"].get("lane"), "edge_iou": r["iou"].get("edge"),
+                "vehicle_ap": r["vehicle_ap"], "velocity_error": r["velocity_error"],
+                "occluded_recall": r["occluded_recall"]}
+        path = self.out / "val.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(vrow))
+            if new:
+                w.writeheader()
+            w.writerow(vrow)
+        self.train_mode()
+        return vrow
+
+    def run(self) -> None:
+        """The step loop until the schedule (steps or time budget) is done."""
+        tc = self.tc
+        model = DDP(self.net, device_ids=[self.local] if self.use_cuda else None) \
+            if self.world > 1 else self.net
+
+        def call(images, kin, dt, state, video, feats=None):
+            return model(images, kin, dt, state, video, None, feats)
+
+        log = ScalarLog(self.out / "scalars.csv") if self.is_main else None
+        bar = tqdm(total=tc["steps"], initial=self.step, desc="train", unit="step",
+                   disable=not self.is_main or not self.progress_bar)
+        self.train_mode()
+        batches = self._batches()
+        t_last, c_last = time.perf_counter(), time.process_time()
+        while True:
+            self.elapsed = self.rank0_elapsed()
+            if progress(self.step, self.elapsed, tc) >= 1.0:
+                break
+            video, batch, burn = next(batches)
+            loss, parts, gn = self.train_step(call, video, batch, burn)
+            now, cnow = time.perf_counter(), time.process_time()
+            self.elapsed += now - t_last
+            self.cpu_s += cnow - c_last
+            if log is not None:
+                log.write({"step": self.step, "lr": lr_at(self.step - 1, tc, self.elapsed),
+                           "loss": float(loss.detach()), "grad_norm": float(gn), "video": int(video),
+                           "s_per_step": now - t_last, "cpu_s_per_step": cnow - c_last,
+                           "elapsed_s": self.elapsed, "frames": self.frames,
+                           **{k: float(v.detach()) for k, v in parts.items()}})
+                bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mode="video" if video else "single")
+                bar.update(1)
+            final = progress(self.step, self.elapsed, tc) >= 1.0
+            if self.is_main and (self.step % tc["ckpt_every"] == 0 or final):
+                self.save_state()
+            if self.is_main and self.val is not None and (self.step % tc["val_every"] == 0 or final):
+                vrow = self.validate()
+                bar.write(f"val @ {self.step}: " + ", ".join(
+                    f"{k}={v:.3f}" for k, v in vrow.items() if k != "step" and v is not None))
+            t_last, c_last = time.perf_counter(), time.process_time()   # validation not counted
+        bar.close()
+        batches.close()         # stops the loader workers
+
+    def finish(self) -> None:
+        """Summary (rank 0), export (rank 0, when configured), process group down."""
+        tc = self.tc
+        if self.is_main:
+            summary = {"steps": self.step, "elapsed_s": round(self.elapsed, 1),
+                       "cpu_s_rank0": round(self.cpu_s, 1), "frames_rank0": self.frames,
+                       "world_size": self.world, "threads": int(tc["threads"]),
+                       "train_frames_per_cpu_s": round(self.frames / max(self.cpu_s, 1e-9), 4),
+                       "train_frames_per_wall_s": round(self.frames * self.world
+                                                        / max(self.elapsed, 1e-9), 4)}
+            (self.out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+            print("training summary: " + json.dumps(summary), file=sys.stderr)
+        if self.is_main and tc["export"]:
+            self.net.eval().cpu()        # a portable checkpoint: CPU tensors
+            self.net.save(tc["export"], train={
+                "config_file": str(self.config_file), "steps": self.step, "seed": tc["seed"],
+                "data": self.dc, "world_size": self.world, "elapsed_s": round(self.elapsed, 1)})
+            print(f"exported {tc['export']}", file=sys.stderr)
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+class ScalarLog:
+    """scalars.csv, one row per step (appends across --resume)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.f = open(path, "a", newline="")
+        self.w = None
+
+    def write(self, row: Dict) -> None:
+        if self.w is None:
+            self.w = csv.DictWriter(self.f, fieldnames=list(row))
+            if self.path.stat().st_size == 0:
+                self.w.writeheader()
+        self.w.writerow(row)
+        self.f.flush()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m autonomy_perception.training.train",
                                  description="train the BEV/video perception network")
@@ -187,206 +431,20 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    tc, dc = cfg["train"], cfg["data"]
-    if a.steps:
-        tc["steps"] = a.steps
-    if a.out:
-        tc["out"] = a.out
-    if a.export:
-        tc["export"] = a.export
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and tc["device"] in ("auto", "cuda")
-    dev = torch.device(f"cuda:{local}" if use_cuda else "cpu")
-    if use_cuda:
-        torch.cuda.set_device(dev)
-    torch.set_num_threads(int(tc["threads"]))
-    torch.set_flush_denormal(True)
-    if world > 1:
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    is_main = rank == 0
-
-    torch.manual_seed(int(tc["seed"]))
-    net = PerceptionNet(cfg["model"]).to(dev)
-    fcache = None
+    tc = cfg["train"]
+    for key in ("steps", "out", "export"):
+        if getattr(a, key):
+            tc[key] = getattr(a, key)
+    tr = Trainer(cfg, a.config, progress_bar=not a.no_progress)
     try:
-        if tc["init_checkpoint"]:
-            init, _ = load_checkpoint(tc["init_checkpoint"], dev, expect_config=cfg["model"])
-            net.load_state_dict(init.state_dict())
-        if dc["feature_cache"]:
-            fcache = FeatureCache(dc["feature_cache"], net)
-        ds = SimDataset(dc["train"], cfg["model"], rectify=dc["rectify"], memory_s=dc["memory_s"],
-                        min_visible_px=dc["min_visible_px"], feature_cache=fcache)
-        val = SimDataset(dc["val"], cfg["model"], rectify=dc["rectify"], memory_s=dc["memory_s"],
-                         min_visible_px=dc["min_visible_px"]) if dc["val"] and is_main else None
-    except Exception as e:  # DatasetError, CheckpointError, FeatureCacheError: user errors
-        if not isinstance(e, (DatasetError, ValueError, RuntimeError)):
-            raise
+        tr.setup()
+    except (DatasetError, ValueError, RuntimeError) as e:   # data, checkpoint, feature cache
         print(f"error: {e}", file=sys.stderr)
         return 2
-    seq_ids = [i for i in range(len(ds)) if i % world == rank] or list(range(len(ds)))
-    set_trainable(net, tc["train_modules"])
-    if fcache is not None:      # the encoder is not run when training from the cache
-        for n_, p_ in net.named_parameters():
-            if n_.startswith(("backbone.", "fpn.")):
-                p_.requires_grad_(False)
-    params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=tc["lr"], weight_decay=tc["weight_decay"])
-    rng = np.random.default_rng([int(tc["seed"]), rank])
-    out = Path(tc["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    step = 0
-    elapsed = 0.0          # training wall time so far (kept across --resume)
-    cpu_s = 0.0            # this process's CPU time in training steps
-    frames = 0             # supervised frames (burn-in frames excluded) of this process
-    last = out / "last.pt"
-    if a.resume and last.exists():
-        ck = torch.load(last, map_location=dev, weights_only=False)
-        diffs = arch_diff(ck["config"], cfg["model"])
-        if diffs:
-            print(f"error: {last} has another model config: {'; '.join(diffs[:5])}", file=sys.stderr)
-            return 2
-        net.load_state_dict(ck["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        step = int(ck["step"])
-        elapsed, cpu_s, frames = (float(ck.get("elapsed_s", 0.0)), float(ck.get("cpu_s", 0.0)),
-                                  int(ck.get("frames", 0)))
-        rng.bit_generator.state = ck["rng"][rank] if isinstance(ck["rng"], list) else ck["rng"]
-        torch.set_rng_state(ck["torch_rng"].cpu())     # map_location moved it to `dev`
-        if use_cuda and ck.get("cuda_rng") is not None:
-            cuda_rng = [r.cpu() for r in ck["cuda_rng"]]
-            if len(cuda_rng) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(cuda_rng)
-            else:
-                torch.cuda.set_rng_state(cuda_rng[min(local, len(cuda_rng) - 1)], dev)
-        if is_main:
-            print(f"resumed from {last} at step {step}", file=sys.stderr)
-    elif a.resume and is_main:
-        print(f"no {last}; starting from scratch", file=sys.stderr)
-    model = net
-    if world > 1:
-        model = DDP(net, device_ids=[local] if use_cuda else None)
-
-    def call(images, kin, dt, state, video, feats=None):
-        return model(images, kin, dt, state, video, None, feats)
-
-    scal_path, val_path = out / "scalars.csv", out / "val.csv"
-    scal_f = open(scal_path, "a", newline="") if is_main else None
-    scal_w = None
-    bar = tqdm(total=tc["steps"], initial=step, desc="train", unit="step",
-               disable=not is_main or a.no_progress)
-    frozen = {n.split(".")[0] for n, p in net.named_parameters() if not p.requires_grad}
-
-    def train_mode():
-        """Frozen modules stay in eval mode (their BatchNorm statistics do not move)."""
-        net.train()
-        for name in frozen:
-            getattr(net, name).eval()
-
-    train_mode()
-    loader = None
-    if int(tc["loader_workers"]) > 0:
-        loader = iter(torch.utils.data.DataLoader(
-            ClipStream(ds, seq_ids, tc, dc, rank, step), batch_size=None,
-            num_workers=int(tc["loader_workers"]), pin_memory=use_cuda, prefetch_factor=2,
-            persistent_workers=True, worker_init_fn=_loader_worker_init))
-    t_last = time.perf_counter()
-    c_last = time.process_time()
-
-    def rank0_elapsed(e: float) -> float:
-        """Rank 0's training time, broadcast: every rank then uses the same learning rate
-        and stops at the same step (DDP would diverge or hang otherwise)."""
-        if world == 1:
-            return e
-        t = torch.tensor([e], dtype=torch.float64)
-        dist.broadcast(t, 0)
-        return float(t.item())
-
-    while True:
-        elapsed = rank0_elapsed(elapsed)
-        if progress(step, elapsed, tc) >= 1.0:
-            break
-        if loader is None:
-            video = bool(rng.random() >= tc["single_frame_prob"])
-            batch, burn = sample_batch(ds, rng, seq_ids, tc["batch"], dc["clip_len"], dc["burn_in_max"], video)
-        else:
-            video, batch, burn = next(loader)
-        batch = to_device(batch, dev)
-        state = None
-        if burn is not None and video:
-            burn = to_device(burn, dev)
-            with torch.no_grad():
-                _, state = net(burn.get("images"), burn["kin"], burn["dt"], None, True, None,
-                               burn.get("feats"))
-            state = state.detach()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, tc, elapsed)
-        loss, parts = clip_loss(net, call, batch, state, video)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(params, tc["grad_clip"])
-        opt.step()
-        step += 1
-        now, cnow = time.perf_counter(), time.process_time()
-        elapsed += now - t_last
-        cpu_s += cnow - c_last
-        frames += int(batch["kin"].shape[0] * batch["kin"].shape[1])
-        if is_main:
-            row = {"step": step, "lr": lr_at(step - 1, tc, elapsed), "loss": float(loss.detach()),
-                   "grad_norm": float(gn), "video": int(video), "s_per_step": now - t_last,
-                   "cpu_s_per_step": cnow - c_last, "elapsed_s": elapsed, "frames": frames,
-                   **{k: float(v.detach()) for k, v in parts.items()}}
-            if scal_w is None:
-                scal_w = csv.DictWriter(scal_f, fieldnames=list(row))
-                if scal_path.stat().st_size == 0:
-                    scal_w.writeheader()
-            scal_w.writerow(row)
-            scal_f.flush()
-            bar.set_postfix(loss=f"{float(loss.detach()):.3f}", mode="video" if video else "single")
-            bar.update(1)
-        final = progress(step, elapsed, tc) >= 1.0
-        if is_main and (step % tc["ckpt_every"] == 0 or final):
-            torch.save({"format": "perception_train_state/1", "config": net.cfg,
-                        "state_dict": net.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                        "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
-                        "cuda_rng": torch.cuda.get_rng_state_all() if use_cuda else None,
-                        "elapsed_s": elapsed, "cpu_s": cpu_s, "frames": frames,
-                        "train_config": cfg}, last.with_suffix(".tmp"))
-            os.replace(last.with_suffix(".tmp"), last)
-        if is_main and val is not None and (step % tc["val_every"] == 0 or final):
-            r = evaluate_dataset(net, val, True, list(range(min(tc["val_sequences"], len(val)))))
-            vrow = {"step": step, "drivable_iou": r["iou"].get("drivable"), "lane_iou": r["iou"].get("lane"),
-                    "edge_iou": r["iou"].get("edge"), "vehicle_ap": r["vehicle_ap"],
-                    "velocity_error": r["velocity_error"], "occluded_recall": r["occluded_recall"]}
-            new = not val_path.exists()
-            with open(val_path, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(vrow))
-                if new:
-                    w.writeheader()
-                w.writerow(vrow)
-            train_mode()
-            bar.write(f"val @ {step}: " + ", ".join(f"{k}={v:.3f}" for k, v in vrow.items()
-                                                   if k != "step" and v is not None))
-        t_last, c_last = time.perf_counter(), time.process_time()   # validation not counted
-    bar.close()
-    del loader          # stops the loader workers
-    if is_main:
-        summary = {"steps": step, "elapsed_s": round(elapsed, 1), "cpu_s_rank0": round(cpu_s, 1),
-                   "frames_rank0": frames, "world_size": world, "threads": int(tc["threads"]),
-                   "train_frames_per_cpu_s": round(frames / max(cpu_s, 1e-9), 4),
-                   "train_frames_per_wall_s": round(frames * world / max(elapsed, 1e-9), 4)}
-        (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
-        print("training summary: " + json.dumps(summary), file=sys.stderr)
-    if is_main and tc["export"]:
-        net.eval().cpu()        # a portable checkpoint: CPU tensors
-        net.save(tc["export"], train={"config_file": str(a.config), "steps": step,
-                                      "seed": tc["seed"], "data": dc, "world_size": world,
-                                      "elapsed_s": round(elapsed, 1)})
-        print(f"exported {tc['export']}", file=sys.stderr)
-    if world > 1:
-        dist.destroy_process_group()
+    if a.resume and not tr.resume():
+        return 2
+    tr.run()
+    tr.finish()
     return 0
 
 
