@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write report.json, report.md, frames/*.png and replay.gif/.mp4 here")
     p.add_argument("--frames", type=int, default=40,
                    help="max number of rendered frames in the report (default 40; 0 = none)")
+    p.add_argument("--eval-extent", type=float, default=None, metavar="M",
+                   help="perception evaluation crop of +-M m (default: the BEV extent in the "
+                        "perception checkpoint's config, +-24 m when it cannot be read)")
     p.add_argument("--reference", metavar="REF", default=None,
                    help="regression mode: compare the recorded outputs to this bag")
     p.add_argument("--tolerances", metavar="FILE", default=None,

@@ -1,20 +1,20 @@
-"""Replay metrics in pure numpy (no rclpy): BEV IoU, detection AP at BEV centre-distance
-thresholds, velocity error, persistence of occluded objects, ego-footprint collisions,
-comfort and progress. Inputs are plain arrays / dicts so that both decoded bag messages
-and in-memory vector-space data can be evaluated.
+"""Replay metrics in pure numpy (no rclpy): BEV rasters read from bags (`Grid`), ground-truth
+agents over time, ego-footprint collisions, comfort and progress. Inputs are plain arrays /
+dicts so that both decoded bag messages and in-memory vector-space data can be evaluated.
+Perception figures (detection AP, velocity error, occluded recall, BEV IoU) are not here:
+they follow the one evaluation protocol, autonomy_perception.evaluation.protocol, through
+perception_eval.py.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from autonomy_stack.geometry import box_corners, boxes_overlap, polyline_length
 
-AP_THRESHOLDS_M = (0.5, 1.0, 2.0, 4.0)       # nuScenes BEV centre distances
-MATCH_THRESHOLD_M = 2.0                      # for velocity error and persistence
 # comfort bounds (nuPlan's): longitudinal accel, lateral accel, jerk, yaw rate/accel
 COMFORT_LIMITS = {"lon_accel_min": -4.05, "lon_accel_max": 2.40, "lat_accel_abs": 4.89,
                   "jerk_abs": 4.13, "lon_jerk_abs": 4.13, "yaw_rate_abs": 0.95,
@@ -54,22 +54,7 @@ class Grid:
         return out
 
 
-def grid_iou(pred: Grid, gt: Grid, threshold: int = 50) -> Optional[float]:
-    """IoU of occupied cells (value >= threshold) evaluated on the ground-truth cells that are
-    known (value >= 0); the prediction is sampled at their centres (nearest cell). None when
-    both are empty."""
-    pts = gt.cell_centres()
-    p = pred.lookup(pts, fill=-1)
-    known = gt.data >= 0
-    g_occ = (gt.data >= threshold) & known
-    p_occ = (p >= threshold) & known
-    union = np.count_nonzero(g_occ | p_occ)
-    if union == 0:
-        return None
-    return float(np.count_nonzero(g_occ & p_occ) / union)
-
-
-# ---------------------------------------------------------------- detection
+# ---------------------------------------------------------------- objects
 @dataclass
 class Boxes:
     """Objects of one frame as arrays (N rows)."""
@@ -89,105 +74,6 @@ class Boxes:
 
     def __len__(self) -> int:
         return int(len(self.xy))
-
-
-def _greedy_match(pred: Boxes, gt: Boxes, thr: float, same_class: bool = True):
-    """Predictions in descending score; each takes the nearest unmatched GT within thr.
-    Returns list of (pred index, gt index or -1) in processing order."""
-    order = np.argsort(-pred.score, kind="stable")
-    taken = np.zeros(len(gt), bool)
-    out = []
-    if len(gt):
-        d = np.linalg.norm(pred.xy[:, None, :] - gt.xy[None, :, :], axis=-1)
-    for pi in order:
-        gi = -1
-        if len(gt):
-            cand = d[pi].copy()
-            cand[taken] = np.inf
-            if same_class:
-                cand[gt.cls != pred.cls[pi]] = np.inf
-            j = int(np.argmin(cand))
-            if cand[j] <= thr:
-                gi = j
-                taken[j] = True
-        out.append((int(pi), gi))
-    return out
-
-
-def average_precision(scores: np.ndarray, tp: np.ndarray, n_gt: int) -> Optional[float]:
-    """All-point interpolated AP (area under the precision envelope over recall)."""
-    if n_gt == 0:
-        return None
-    if len(scores) == 0:
-        return 0.0
-    order = np.argsort(-scores, kind="stable")
-    tp = tp[order].astype(float)
-    ctp, cfp = np.cumsum(tp), np.cumsum(1.0 - tp)
-    recall = ctp / n_gt
-    precision = ctp / np.maximum(ctp + cfp, 1e-12)
-    mrec = np.concatenate([[0.0], recall, [recall[-1]]])
-    mpre = np.concatenate([[1.0], precision, [0.0]])
-    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
-    idx = np.nonzero(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[idx + 1] - mrec[idx]) * mpre[idx + 1]))
-
-
-def detection_metrics(frames: Sequence[Tuple[Boxes, Boxes]],
-                      thresholds: Sequence[float] = AP_THRESHOLDS_M,
-                      match_threshold: float = MATCH_THRESHOLD_M) -> dict:
-    """frames: [(prediction, ground truth)] paired by stamp. Returns per-class AP per
-    threshold, mAP, velocity error of matches, persistence of occluded objects."""
-    classes = sorted({int(c) for _, g in frames for c in g.cls})
-    ap: Dict[str, Dict[str, Optional[float]]] = {}
-    for c in classes:
-        ap[str(c)] = {}
-        for thr in thresholds:
-            scores, tps, n_gt = [], [], 0
-            for pred, gt in frames:
-                pm, gm = pred.cls == c, gt.cls == c
-                n_gt += int(np.count_nonzero(gm))
-                if not np.any(pm):
-                    continue
-                sub_p = Boxes(pred.xy[pm], pred.cls[pm], pred.score[pm], pred.vel[pm],
-                              pred.ids[pm], pred.occluded[pm])
-                sub_g = Boxes(gt.xy[gm], gt.cls[gm], gt.score[gm], gt.vel[gm], gt.ids[gm],
-                              gt.occluded[gm])
-                for pi, gi in _greedy_match(sub_p, sub_g, thr):
-                    scores.append(sub_p.score[pi])
-                    tps.append(gi >= 0)
-            ap[str(c)][f"{thr:g}"] = average_precision(np.asarray(scores, float),
-                                                       np.asarray(tps, bool), n_gt)
-    per_thr = {}
-    for thr in thresholds:
-        vals = [ap[c][f"{thr:g}"] for c in ap if ap[c][f"{thr:g}"] is not None]
-        per_thr[f"{thr:g}"] = float(np.mean(vals)) if vals else None
-    all_vals = [v for v in per_thr.values() if v is not None]
-    # velocity error and persistence at the match threshold (class-aware)
-    verr, occl_total, occl_found, vis_total, vis_found = [], 0, 0, 0, 0
-    for pred, gt in frames:
-        matches = _greedy_match(pred, gt, match_threshold)
-        matched_gt = {gi: pi for pi, gi in matches if gi >= 0}
-        for gi, pi in matched_gt.items():
-            verr.append(float(np.linalg.norm(pred.vel[pi] - gt.vel[gi])))
-        for gi in range(len(gt)):
-            if gt.occluded[gi]:
-                occl_total += 1
-                occl_found += gi in matched_gt
-            else:
-                vis_total += 1
-                vis_found += gi in matched_gt
-    return {
-        "classes": classes, "ap": ap, "map_per_threshold": per_thr,
-        "map": float(np.mean(all_vals)) if all_vals else None,
-        "frames": len(frames),
-        "velocity_error_mps": {"mean": float(np.mean(verr)) if verr else None,
-                               "p95": float(np.percentile(verr, 95)) if verr else None,
-                               "matches": len(verr)},
-        "persistence_occluded": {
-            "occluded_gt": occl_total, "tracked": occl_found,
-            "ratio": occl_found / occl_total if occl_total else None},
-        "recall_visible": vis_found / vis_total if vis_total else None,
-    }
 
 
 # ---------------------------------------------------------------- planning

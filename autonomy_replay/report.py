@@ -10,8 +10,11 @@
                topic of that type): {node: {stages: {stage: {count, mean, p50, p95, max}},
                total_ms: {...}, frames_processed, frames_skipped}}; and output_age_ms per
                output topic (log time - header.stamp, sim time)
-  perception   when the bag has /ground_truth/...: bev IoU per layer, detection AP at
-               0.5/1/2/4 m, velocity error, persistence of occluded objects
+  perception   when the bag has /ground_truth/...: the figures of the one evaluation
+               protocol (autonomy_perception.evaluation.protocol, as offline): vehicle AP
+               (mean of 0.5/1/2/4 m), AP per group / threshold / range bin, velocity
+               error, recall, occluded recall, BEV IoU per layer on the network's extent
+               (perception_eval.py: frames, ego-frame conversion, extent source)
   planning     when the bag has ground-truth agents: collisions of the driven (/odom) and
                planned (/planning/trajectory) ego footprint, comfort, progress
   regression   the regression result when a reference was given
@@ -21,20 +24,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 
 from autonomy_replay import metrics as M
 from autonomy_replay.bag import BagReader, stamp_ns
-from autonomy_replay.bag_data import (BagData, grid_from_msg, layer_key, load_ego_shape,
-                                      nearest_by_stamp, non_image, quat_yaw)
+from autonomy_replay.bag_data import (BagData, load_ego_shape, nearest_by_stamp, non_image,
+                                      quat_yaw)
+from autonomy_replay.perception_eval import perception_markdown, perception_metrics
 from autonomy_replay.render import render_replay
 from autonomy_stack.geometry import rotation
 
 LATENCY_TYPE = "autonomy_interfaces/msg/LatencyReport"
 OBJECTS_TYPE = "autonomy_interfaces/msg/ObjectArray"
-STAMP_TOLERANCE_NS = 50_000_000
 
 
 def objects_to_boxes(msg, ego_msgs: Optional[list] = None) -> M.Boxes:
@@ -108,58 +111,8 @@ def _output_age(out: BagData) -> dict:
     return res
 
 
-def _pair_by_stamp(preds: list, gts: list, tol_ns: int = STAMP_TOLERANCE_NS):
-    """[(pred msg, gt msg)] with the nearest gt header stamp within tol."""
-    if not preds or not gts:
-        return []
-    gstamps = np.array([stamp_ns(m.header.stamp) for _, m in gts], dtype=np.int64)
-    pairs = []
-    for _, p in preds:
-        s = stamp_ns(p.header.stamp)
-        k = int(np.argmin(np.abs(gstamps - s)))
-        if abs(int(gstamps[k]) - s) <= tol_ns:
-            pairs.append((p, gts[k][1]))
-    return pairs
-
-
 def _pick(topic: str, inp: BagData, out: BagData) -> list:
     return out.get(topic) or inp.get(topic)
-
-
-def perception_metrics(inp: BagData, out: BagData) -> dict:
-    gt_topics = [t for t in inp.types if t.startswith("/ground_truth/")]
-    if not gt_topics:
-        return {"available": False, "reason": "the bag has no /ground_truth/... topics"}
-    res: dict = {"available": True, "bev_iou": {}, "detection": None}
-    ego = inp.get("/odom") or inp.get("/ground_truth/ego")
-    pred_topics = {layer_key(t.rsplit("/", 1)[1]): t
-                   for t in set(inp.types) | set(out.types) if t.startswith("/perception/bev/")}
-    for gt_topic in sorted(t for t in gt_topics if t.startswith("/ground_truth/bev/")):
-        layer = gt_topic.rsplit("/", 1)[1]
-        pred_topic = pred_topics.get(layer_key(layer))
-        preds = _pick(pred_topic, inp, out) if pred_topic else []
-        if not preds:
-            res["bev_iou"][layer] = {"count": 0, "reason": f"no /perception/bev/ layer "
-                                     f"matching '{layer}'"}
-            continue
-        ious = []
-        for p, g in _pair_by_stamp(preds, inp.get(gt_topic)):
-            same = p.header.frame_id == g.header.frame_id
-            ious.append(M.grid_iou(grid_from_msg(p, None if same else ego),
-                                   grid_from_msg(g, None if same else ego)))
-        ious = [v for v in ious if v is not None]
-        res["bev_iou"][layer] = {"prediction": pred_topic, **M.summarize(ious)}
-    preds = _pick("/perception/objects", inp, out)
-    gts = inp.get("/ground_truth/objects")
-    if gts and preds:
-        frames = [(objects_to_boxes(p, ego), objects_to_boxes(g, ego))
-                  for p, g in _pair_by_stamp(preds, gts)]
-        res["detection"] = M.detection_metrics(frames) if frames else {
-            "reason": "no /perception/objects stamp matches a ground-truth stamp"}
-    else:
-        res["detection"] = {"reason": "no /perception/objects" if gts else
-                            "no /ground_truth/objects"}
-    return res
 
 
 def _agent_tracks(inp: BagData) -> M.AgentTracks:
@@ -258,7 +211,7 @@ def build_report(input_bag, output_bag, stats=None, problems=(), regression=None
         "rates": {"input": _rates(inp), "output": _rates(out)},
         "latency": _latency([out, inp]),
         "output_age_ms": _output_age(out),
-        "perception": perception_metrics(inp, out),
+        "perception": perception_metrics(inp, out, options),
         "planning": planning_metrics(inp, out, load_ego_shape()),
         "regression": regression.to_dict() if regression is not None else None,
     }
@@ -333,24 +286,7 @@ def markdown(rep: dict) -> str:
                                  f"{_fmt(s['p50'], 2)} | {_fmt(s['p95'], 2)} | {_fmt(s['max'], 2)} |")
     p = rep.get("perception") or {}
     lines += ["", "## Perception", ""]
-    if not p.get("available"):
-        lines.append(f"not evaluated: {p.get('reason')}")
-    else:
-        for layer, s in p.get("bev_iou", {}).items():
-            lines.append(f"- BEV IoU `{layer}`: " + (f"mean {_fmt(s.get('mean'))} over {s['count']} "
-                                                     "frames" if s.get("count") else
-                                                     s.get("reason", "no frames")))
-        d = p.get("detection") or {}
-        if "map" in d:
-            lines.append(f"- detection mAP {_fmt(d['map'])} (per threshold: "
-                         f"{ {k: _fmt(v) for k, v in d['map_per_threshold'].items()} }), "
-                         f"{d['frames']} frames")
-            lines.append(f"- velocity error mean {_fmt(d['velocity_error_mps']['mean'])} m/s; "
-                         f"occluded objects kept: {_fmt(d['persistence_occluded']['ratio'])} "
-                         f"({d['persistence_occluded']['tracked']}/"
-                         f"{d['persistence_occluded']['occluded_gt']})")
-        else:
-            lines.append(f"- detection: {d.get('reason')}")
+    lines += perception_markdown(p)
     lines += ["", "## Planning", ""]
     lines += _planning_markdown(rep.get("planning") or {})
     if rep.get("regression"):

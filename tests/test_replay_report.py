@@ -10,7 +10,7 @@ import pytest
 from autonomy_replay import metrics as M
 
 PURE = ["autonomy_replay.bag", "autonomy_replay.bag_scan", "autonomy_replay.recorder",
-        "autonomy_replay.metrics", "autonomy_replay.report",
+        "autonomy_replay.metrics", "autonomy_replay.report", "autonomy_replay.perception_eval",
         "autonomy_replay.regression", "autonomy_replay.render",
         "autonomy_replay.synthetic", "autonomy_replay"]
 
@@ -33,21 +33,6 @@ def test_bev_layer_names_of_simulator_and_network_match():
     assert layer_key("curb") != layer_key("edge")
 
 
-def test_grid_iou_resamples_prediction_onto_ground_truth():
-    gt = np.zeros((10, 10), np.int8)
-    gt[:, :4] = 100                                     # x in [0, 2) m occupied
-    g = M.Grid(gt, 0.5)
-    pred = np.zeros((20, 20), np.int8)                  # finer grid, shifted by 1 m in x
-    pred[:, 4:12] = 100                                 # x in [1, 3) m occupied
-    p = M.Grid(pred, 0.25)
-    assert M.grid_iou(p, g) == pytest.approx(1 / 3)     # overlap 1 m of a 3 m union
-    assert M.grid_iou(g, g) == 1.0
-    assert M.grid_iou(M.Grid(np.zeros((4, 4), np.int8), 1.0), M.Grid(np.zeros((4, 4), np.int8), 1.0)) is None
-    unknown = gt.copy()
-    unknown[:, 2:4] = -1                                # unknown cells are not evaluated
-    assert M.grid_iou(M.Grid(gt, 0.5), M.Grid(unknown, 0.5)) == 1.0
-
-
 def _boxes(xy, cls=None, score=None, vel=None, occl=None):
     xy = np.asarray(xy, float).reshape(-1, 2)
     n = len(xy)
@@ -56,26 +41,6 @@ def _boxes(xy, cls=None, score=None, vel=None, occl=None):
         vel if vel is not None else [[0, 0]] * n, float).reshape(-1, 2), np.arange(n),
         np.asarray(occl if occl is not None else [False] * n), np.zeros(n),
         np.tile([4.5, 1.9], (n, 1)))
-
-
-def test_detection_ap_velocity_and_persistence():
-    gt = _boxes([[0, 0], [10, 0], [20, 0]], vel=[[1, 0], [0, 0], [2, 0]], occl=[False, False, True])
-    perfect = detection = M.detection_metrics([(gt, gt)])
-    assert detection["map"] == 1.0 and detection["velocity_error_mps"]["mean"] == 0.0
-    # 0.7 m off: a hit at 1/2/4 m, a miss at 0.5 m; a false positive with a low score;
-    # the occluded object is lost
-    pred = _boxes([[0.7, 0], [10, 0], [50, 0]], score=[0.9, 0.8, 0.1], vel=[[1, 0], [0, 1], [0, 0]])
-    d = M.detection_metrics([(pred, gt)])
-    ap = d["ap"]["1"]
-    # 0.5 m: one TP (10,0) of 3 GT ranked second -> precision 1/2 at recall 1/3
-    assert ap["0.5"] == pytest.approx(1 / 6)
-    assert ap["2"] == pytest.approx(2 / 3)              # two TPs ranked first, recall 2/3
-    assert d["velocity_error_mps"]["mean"] == pytest.approx(0.5)
-    assert d["persistence_occluded"] == {"occluded_gt": 1, "tracked": 0, "ratio": 0.0}
-    assert perfect["persistence_occluded"]["ratio"] == 1.0
-    # the wrong class never matches
-    wrong = _boxes([[0, 0]], cls=[3])
-    assert M.detection_metrics([(wrong, _boxes([[0, 0]]))])["map"] == 0.0
 
 
 def test_collisions_and_comfort():
@@ -227,17 +192,24 @@ def test_report_metrics_from_ground_truth(bags):
     rep = build_report(inp, out, exit_code=0)
     per = rep["perception"]
     assert per["available"]
-    # the predicted road band is shifted 1 m (2 of 80 columns) along the road
-    assert per["bev_iou"]["drivable"]["mean"] == pytest.approx(78 / 80)
-    assert per["bev_iou"]["drivable"]["count"] == 10
-    det = per["detection"]
-    occl = det["persistence_occluded"]
-    assert occl["occluded_gt"] > 0 and occl["ratio"] == 0.0
-    # 0.3 m off, every visible object found with full precision: AP = recall = visible share
-    n_gt = 3 * det["frames"]
-    assert det["map"] == pytest.approx((n_gt - occl["occluded_gt"]) / n_gt)
-    assert det["recall_visible"] == 1.0
-    assert det["velocity_error_mps"]["mean"] == pytest.approx(0.0)
+    assert per["extent_source"].startswith("perception checkpoint")   # +-24 m from its config
+    ev = per["evaluation"]
+    # the one protocol (as offline): IoU on the network's +-24 m extent, where the ground
+    # truth (x -10..30 m, y -10..10 m of the ego) is known: the road band (8 m wide) covers
+    # 34 m of it, the prediction (shifted 1 m forward) 33 m of those.
+    assert ev["iou"]["drivable"] == pytest.approx(33 / 34)
+    assert ev["iou_frames"]["drivable"] == 10 and ev["frames"] == 10
+    # agents (ego frame): x = 10 - 8t and 18 + t, always inside; x = 26 - 8t enters the
+    # extent after t = 0.25 s (frames 0.4..1.8 s) and is occluded at 0.8 and 1.0 s (seen
+    # before: occluded recall counts it, AP ignores it). 0.3 m off, every visible object is
+    # found with full precision (the occluded ones have no prediction).
+    assert ev["n_gt"]["vehicle"] == 10 + 10 + 6
+    assert ev["occluded_total"] == 2 and ev["occluded_recall"] == 0.0
+    assert ev["vehicle_ap"] == 1.0
+    assert all(v == 1.0 for v in ev["vehicle_ap_per_threshold"].values())
+    assert ev["recall"]["vehicle"] == 1.0
+    assert ev["velocity_error"] == pytest.approx(0.0)
+    assert set(ev["vehicle_ap_by_range"]) == {"0-10", "10-20", "20-30+"}
     pl = rep["planning"]
     assert pl["planned"]["trajectories"] == 10 and pl["planned"]["plans_in_collision"] > 0
     assert pl["driven"]["collisions"] == 0 and pl["driven"]["comfort"]["comfortable"]
@@ -247,7 +219,8 @@ def test_report_metrics_from_ground_truth(bags):
     assert rep["rates"]["input"]["/odom"]["hz"] == pytest.approx(20.0)
     assert rep["rates"]["output"]["/perception/objects"]["count"] == 10
     md = markdown(rep)
-    assert "BEV IoU `drivable`" in md and "| perception | network |" in md
+    assert "AP by range" in md and "| perception | network |" in md
+    assert "drivable IoU" in md and "Network extent from: perception checkpoint" in md
 
 
 def test_report_without_ground_truth_says_why(tmp_path):
