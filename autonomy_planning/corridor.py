@@ -10,7 +10,8 @@ path that the maneuver stays behind caps the station bound; a station where the 
 width is narrower than the ego caps the station bound before it.
 
 Because the corridor is a box per station (lateral) and per time (speed / station), the
-trajectory optimiser can use it as linear constraints.
+trajectory optimiser can use it as linear constraints (`BodyBounds`: the corridor as
+bounds on the reference point's lateral offset for the ego's body).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
+from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from autonomy_planning.maneuver_search import Occupancy
 from autonomy_planning.scene import RoadFrame
@@ -156,3 +158,88 @@ def _cut_moving(k: int, occ: Occupancy, st, left, right, D, S, body: tuple,
     if np.any(ov):
         cuts.append((k, "dynamic", float(sk[ov].min()), float(sk[ov].max()), 0.0))
     return s_max
+
+
+class BodyBounds:
+    """The corridor as bounds on the reference point's lateral offset d for a body
+    (front, rear, half_width) about that point, keeping `margin` free: what the path QP
+    of `trajectory_optimizer` constrains."""
+
+    def __init__(self, corridor: Corridor, ref, body: tuple, margin: float):
+        self.ref, self.body, self.margin = ref, body, margin
+        front, rear, _ = body
+        st = self.stations = corridor.stations
+        step = float(st[1] - st[0]) if len(st) > 1 else 1.0
+        # at knot sigma the body spans stations [sigma - rear, sigma + front]: the window
+        # [sigma - rear, sigma + front] on the uniform station grid
+        wb = int(np.ceil((rear + 0.5) / step))
+        wf = int(np.ceil((front + 0.5) / step))
+        size = wb + wf + 1
+        self.right_w = maximum_filter1d(corridor.right, size=size, mode="nearest",
+                                        origin=-((wf - wb) // 2))
+        self.left_w = minimum_filter1d(corridor.left, size=size, mode="nearest",
+                                       origin=-((wf - wb) // 2))
+        self.right_1 = maximum_filter1d(corridor.right, size=3, mode="nearest")
+        self.left_1 = minimum_filter1d(corridor.left, size=3, mode="nearest")
+
+    def lateral(self, sig_abs):
+        """(lo, hi) on d at stations sig_abs: the body's whole length inside."""
+        hw = self.body[2]
+        lo = np.interp(sig_abs, self.stations, self.right_w)
+        hi = np.interp(sig_abs, self.stations, self.left_w)
+        return lo + hw + self.margin, hi - hw - self.margin
+
+    def corners(self, sig_abs, d_e: float, d1_0: float):
+        """(flo, fhi, rlo, rhi): bounds of the front (d + front d') and rear (d - rear d')
+        body corners; the current pose (offset d_e, heading d1_0) is always admissible."""
+        front, rear, hw = self.body
+        st = self.stations
+        m = hw + self.margin
+        # a body corner L ahead of / behind the reference point lies kappa L^2 / 2
+        # towards the outside of a curved reference: shift its bounds accordingly
+        k = self.ref.curvature_at(sig_abs)
+        cf, cr = 0.5 * k * front ** 2, 0.5 * k * rear ** 2
+        flo = np.interp(sig_abs + front, st, self.right_1) + m + cf
+        fhi = np.interp(sig_abs + front, st, self.left_1) - m + cf
+        rlo = np.interp(sig_abs - rear, st, self.right_1) + m + cr
+        rhi = np.interp(sig_abs - rear, st, self.left_1) - m + cr
+        # the current pose is always admissible
+        near = sig_abs - sig_abs[0] < 3.0
+        f0, r0 = d_e + front * d1_0, d_e - rear * d1_0
+        flo = np.where(near, np.minimum(flo, f0 - 0.05), flo)
+        fhi = np.where(near, np.maximum(fhi, f0 + 0.05), fhi)
+        rlo = np.where(near, np.minimum(rlo, r0 - 0.05), rlo)
+        rhi = np.where(near, np.maximum(rhi, r0 + 0.05), rhi)
+        return flo, fhi, rlo, rhi
+
+    def path_bounds(self, sig, sig_abs, d_e: float, d1_0: float):
+        """(lo, hi, corners) at the path knots sig (absolute sig_abs). From the first knot
+        where the free width is too small for the body (a blocked passage: the station
+        cap stops the ego before it) the bounds of the last passable knot are held: the
+        path beyond a stop is never driven and must not be bent by a wall it will not
+        reach. Corner bounds that cannot hold (a wall across the road) are dropped the
+        same way. The current position is always admissible."""
+        lo, hi = self.lateral(sig_abs)
+        bad = lo > hi
+        corners = self.corners(sig_abs, d_e, d1_0)
+        if np.any(bad):
+            k0 = int(np.argmax(bad))
+            if k0 == 0:
+                c = 0.5 * (lo + hi)
+                lo = np.where(bad, c - 0.01, lo)
+                hi = np.where(bad, c + 0.01, hi)
+            else:
+                lo[k0:], hi[k0:] = lo[k0 - 1], hi[k0 - 1]
+                corners = tuple(np.concatenate([b[:k0], np.full(len(b) - k0, b[k0 - 1])])
+                                for b in corners)
+        cb = list(corners)
+        for a_, b_ in ((0, 1), (2, 3)):
+            badc = cb[a_] > cb[b_]
+            if np.any(badc):
+                k0 = int(np.argmax(badc))
+                if k0 > 0:
+                    cb[a_][k0:], cb[b_][k0:] = cb[a_][k0 - 1], cb[b_][k0 - 1]
+        near = sig < 3.0
+        lo = np.where(near, np.minimum(lo, d_e - 0.05), lo)
+        hi = np.where(near, np.maximum(hi, d_e + 0.05), hi)
+        return lo, hi, tuple(cb)

@@ -31,13 +31,12 @@ from typing import Optional
 import numpy as np
 import osqp
 import scipy.sparse as sp
-from scipy.ndimage import maximum_filter1d, minimum_filter1d
 
 from autonomy_stack.params import param
 from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import Trajectory
 
-from autonomy_planning.corridor import Corridor
+from autonomy_planning.corridor import BodyBounds, Corridor
 from autonomy_planning.path import ReferencePath
 
 
@@ -285,7 +284,43 @@ class TrajectoryOptimizer:
         K = len(sig)
         h = float(sig[1] - sig[0])
         A, R = _path_matrices(K, h, body[0], body[1])
-        m = A.shape[0]
+        l, u = self._path_bounds(A.shape[0], R, h, lo, hi, corners, v_at, kref, d0, d1_0,
+                                 d2_0, fix_d2)
+        P, q = self._path_cost(K, h, v_at, d_ref, mid)
+        if self._path_solver is None or self._path_K != K:
+            solver = osqp.OSQP()
+            solver.setup(P, q, A, l, u, verbose=False, eps_abs=cfg.eps, eps_rel=cfg.eps,
+                         max_iter=cfg.max_iter, polishing=True, warm_starting=True,
+                         time_limit=cfg.time_limit)
+            self._path_solver, self._path_K = solver, K
+        else:
+            solver = self._path_solver
+            solver.update(q=q, l=l, u=u, Px=P.data, Ax=A.data)
+        if warm is not None:
+            solver.warm_start(x=warm)
+        res = solver.solve()
+        self._log.append(("path", str(res.info.status), int(res.info.iter), round(res.info.run_time * 1e3, 2)))
+        if not _solved(res):
+            # out of time / iterations: keep the iterate if it is (nearly) primal feasible
+            # (better than the unconstrained fallback); otherwise give up
+            ok = res.x is not None and np.all(np.isfinite(res.x)) and \
+                float(res.info.prim_res) < cfg.accept_prim_res and \
+                ("limit" in str(res.info.status) or "maximum" in str(res.info.status))
+            if not ok:
+                return None
+        x = res.x
+        self.path_slack = float(np.max(x[3 * K:4 * K]))
+        self.curvature_slack = float(np.max(x[4 * K:5 * K]))
+        return np.column_stack([x[:K], x[K:2 * K], x[2 * K:3 * K]])
+
+    def _path_bounds(self, m: int, R: dict, h: float, lo, hi, corners, v_at, kref, d0, d1_0,
+                     d2_0, fix_d2):
+        """(l, u) of the path QP's m rows (row blocks R of `_path_matrices`): curvature
+        rate, body and corner bounds, heading, curvature (the steering limit and
+        a_lat_max / v^2, hard but for what a fixed initial curvature cannot shed), the
+        initial state."""
+        cfg = self.cfg
+        K = len(v_at)
         INF = np.inf
         l = np.zeros(m)
         u = np.zeros(m)
@@ -324,6 +359,12 @@ class TrajectoryOptimizer:
         else:
             l[R["d0"] + 1], u[R["d0"] + 1] = -INF, INF
         l[R["e2"]:R["e2"] + K], u[R["e2"]:R["e2"] + K] = 0.0, e2_max + 1e-3
+        return l, u
+
+    def _path_cost(self, K: int, h: float, v_at, d_ref, mid):
+        """(P, q) of the path QP: tracking d_ref, centring on mid, heading, lateral
+        acceleration (weighted with v^2), lateral jerk, slacks."""
+        cfg = self.cfg
         wv = 1.0 + v_at ** 2
         w3 = cfg.w_d3 / (h * h)
         diag = np.concatenate([np.full(K, cfg.w_ref + cfg.w_center), np.full(K, cfg.w_d1),
@@ -338,31 +379,7 @@ class TrajectoryOptimizer:
         q[:K] = -(cfg.w_ref * d_ref + cfg.w_center * mid)
         q[3 * K:4 * K] = cfg.w_slack_lat
         q[4 * K:] = cfg.w_slack_kappa
-        if self._path_solver is None or self._path_K != K:
-            solver = osqp.OSQP()
-            solver.setup(P, q, A, l, u, verbose=False, eps_abs=cfg.eps, eps_rel=cfg.eps,
-                         max_iter=cfg.max_iter, polishing=True, warm_starting=True,
-                         time_limit=cfg.time_limit)
-            self._path_solver, self._path_K = solver, K
-        else:
-            solver = self._path_solver
-            solver.update(q=q, l=l, u=u, Px=P.data, Ax=A.data)
-        if warm is not None:
-            solver.warm_start(x=warm)
-        res = solver.solve()
-        self._log.append(("path", str(res.info.status), int(res.info.iter), round(res.info.run_time * 1e3, 2)))
-        if not _solved(res):
-            # out of time / iterations: keep the iterate if it is (nearly) primal feasible
-            # (better than the unconstrained fallback); otherwise give up
-            ok = res.x is not None and np.all(np.isfinite(res.x)) and \
-                float(res.info.prim_res) < cfg.accept_prim_res and \
-                ("limit" in str(res.info.status) or "maximum" in str(res.info.status))
-            if not ok:
-                return None
-        x = res.x
-        self.path_slack = float(np.max(x[3 * K:4 * K]))
-        self.curvature_slack = float(np.max(x[4 * K:5 * K]))
-        return np.column_stack([x[:K], x[K:2 * K], x[2 * K:3 * K]])
+        return P, q
 
     # -------------------------------------------------------------- main
     def optimize(self, ref: ReferencePath, corridor: Corridor, s_e: float, d_e: float,
@@ -370,9 +387,13 @@ class TrajectoryOptimizer:
                  S_ref: np.ndarray, D_ref: np.ndarray, V_ref: np.ndarray, body: tuple,
                  stamp: float = 0.0, frame_id: str = "odom", maneuver: str = "",
                  force_emergency: bool = False) -> OptResult:
+        """Alternate the path QP (over arc length, for the speeds of the previous pass)
+        and the speed QP (over time, bounded by the path's curvature) for up to
+        `sqp_iterations` passes, starting from the chosen maneuver (S_ref, D_ref, V_ref
+        on t_ref); fall back to the maneuver's path / a braking profile when a QP
+        fails."""
         cfg = self.cfg
         self._log = []
-        front, rear, hw = body
         N = self.speed_qp.n
         t = np.arange(N + 1) * cfg.dt
         s_ref_rel = np.interp(t, t_ref, S_ref) - s_e
@@ -382,46 +403,8 @@ class TrajectoryOptimizer:
         s_cap = np.interp(t, corridor.times, np.where(np.isfinite(corridor.station_max),
                                                       corridor.station_max, 1e6)) - s_e
         Sm = np.maximum.accumulate(S_ref) + 1e-6 * np.arange(len(S_ref))
-
-        # body bounds -> bounds on the reference point's lateral offset: at knot sigma the
-        # body spans stations [sigma - rear, sigma + front]
-        st = corridor.stations
-        step = float(st[1] - st[0]) if len(st) > 1 else 1.0
-        # window [sigma - rear, sigma + front] on the uniform station grid
-        wb = int(np.ceil((rear + 0.5) / step))
-        wf = int(np.ceil((front + 0.5) / step))
-        size = wb + wf + 1
-        origin = (wb - wf) // 2 if size % 2 else (wb - wf) // 2
-        right_w = maximum_filter1d(corridor.right, size=size, mode="nearest", origin=-((wf - wb) // 2))
-        left_w = minimum_filter1d(corridor.left, size=size, mode="nearest", origin=-((wf - wb) // 2))
-
-        def lat_bounds(sig_abs):
-            lo = np.interp(sig_abs, st, right_w)
-            hi = np.interp(sig_abs, st, left_w)
-            return lo + hw + cfg.body_margin, hi - hw - cfg.body_margin
-
-        right_1 = maximum_filter1d(corridor.right, size=3, mode="nearest")
-        left_1 = minimum_filter1d(corridor.left, size=3, mode="nearest")
-
-        def corner_bounds(sig_abs, d1_0):
-            m = hw + cfg.body_margin
-            # a body corner L ahead of / behind the reference point lies kappa L^2 / 2
-            # towards the outside of a curved reference: shift its bounds accordingly
-            k = ref.curvature_at(sig_abs)
-            cf, cr = 0.5 * k * front ** 2, 0.5 * k * rear ** 2
-            flo = np.interp(sig_abs + front, st, right_1) + m + cf
-            fhi = np.interp(sig_abs + front, st, left_1) - m + cf
-            rlo = np.interp(sig_abs - rear, st, right_1) + m + cr
-            rhi = np.interp(sig_abs - rear, st, left_1) - m + cr
-            # the current pose is always admissible
-            near = sig_abs - sig_abs[0] < 3.0
-            f0, r0 = d_e + front * d1_0, d_e - rear * d1_0
-            flo = np.where(near, np.minimum(flo, f0 - 0.05), flo)
-            fhi = np.where(near, np.maximum(fhi, f0 + 0.05), fhi)
-            rlo = np.where(near, np.minimum(rlo, r0 - 0.05), rlo)
-            rhi = np.where(near, np.maximum(rhi, r0 + 0.05), rhi)
-            return flo, fhi, rlo, rhi
-
+        bounds = BodyBounds(corridor, ref, body, cfg.body_margin)
+        d1_0 = float(np.tan(np.clip(rel_yaw, -1.2, 1.2)))
         v_path = np.maximum(V_ref, 0.0)
         length = max(S_ref[-1] - s_e + 10.0, 20.0)
         path = None
@@ -433,88 +416,23 @@ class TrajectoryOptimizer:
             K = cfg.path_knots + 1
             sig = np.linspace(0.0, length, K)
             sig_abs = s_e + sig
-            lo, hi = lat_bounds(sig_abs)
-            # the current position is always admissible
-            # from the first knot where the free width is too small for the body (a
-            # blocked passage: the station cap stops the ego before it) the lateral
-            # bounds of the last passable knot are held: the path beyond a stop is never
-            # driven and must not be bent by a wall it will not reach
-            bad = lo > hi
-            flo = fhi = rlo = rhi = None
-            corners = corner_bounds(sig_abs, float(np.tan(np.clip(rel_yaw, -1.2, 1.2))))
-            if np.any(bad):
-                k0 = int(np.argmax(bad))
-                if k0 == 0:
-                    c = 0.5 * (lo + hi)
-                    lo = np.where(bad, c - 0.01, lo)
-                    hi = np.where(bad, c + 0.01, hi)
-                else:
-                    lo[k0:], hi[k0:] = lo[k0 - 1], hi[k0 - 1]
-                    corners = tuple(np.concatenate([b[:k0], np.full(len(b) - k0, b[k0 - 1])])
-                                    for b in corners)
-            # corner bounds that cannot hold (a wall across the road) are dropped the
-            # same way
-            cb = list(corners)
-            for a_, b_ in ((0, 1), (2, 3)):
-                badc = cb[a_] > cb[b_]
-                if np.any(badc):
-                    k0 = int(np.argmax(badc))
-                    if k0 > 0:
-                        cb[a_][k0:], cb[b_][k0:] = cb[a_][k0 - 1], cb[b_][k0 - 1]
-            corners = tuple(cb)
-            near = sig < 3.0
-            lo = np.where(near, np.minimum(lo, d_e - 0.05), lo)
-            hi = np.where(near, np.maximum(hi, d_e + 0.05), hi)
-            d_ref = np.interp(sig_abs, Sm, D_ref)
-            mid = 0.5 * (lo + hi)
+            lo, hi, corners = bounds.path_bounds(sig, sig_abs, d_e, d1_0)
             v_at = np.interp(sig_abs, S_ref if it == 0 else s_e + speed_x[:, 0],
                              v_path if it == 0 else speed_x[:, 1])
             kref = ref.curvature_at(sig_abs)
-            d1_0 = float(np.tan(np.clip(rel_yaw, -1.2, 1.2)))
-            warm_p = None
-            if self._prev_path is not None and len(sig) == len(self._prev_path[0]):
-                ps, pp = self._prev_path
-                warm_p = np.concatenate([np.interp(sig_abs, ps, pp[:, 0]),
-                                         np.interp(sig_abs, ps, pp[:, 1]),
-                                         np.interp(sig_abs, ps, pp[:, 2]), np.zeros(2 * len(sig))])
-            path = self._path_qp(sig, lo, hi, d_ref, mid, v_at, kref, d_e, d1_0,
-                                 kappa_e - float(kref[0]), fix_d2=v0 > 3.0,
-                                 corners=corners, body=(front, rear),
-                                 warm=warm_p)
-            if path is not None:
-                self._prev_path = (sig_abs.copy(), path.copy())
+            path = self._shape_path(sig, sig_abs, lo, hi, corners, np.interp(sig_abs, Sm, D_ref),
+                                    v_at, kref, d_e, d1_0, kappa_e, v0, body)
             if path is None:
                 d_fb = np.interp(sig_abs, Sm, D_ref)
                 path = np.column_stack([d_fb, np.gradient(d_fb, sig), np.zeros(K)])
                 status = "path_fallback"
-            # speed bounds from the optimised path's curvature
-            kap = np.abs(kref + path[:, 2])
-            v_curve = np.sqrt(cfg.lat_acc_max / np.maximum(kap, 1e-4))
-            s_pos = np.maximum(s_ref_rel, 0.0)
-            vmax = np.minimum(v_max_c, np.interp(s_pos, sig, v_curve))
-            if it > 0 and speed_x is not None:
-                vmax = np.minimum(v_max_c, np.interp(speed_x[:, 0], sig, v_curve))
-            vmax = np.maximum(vmax, 0.3)
-            vmax = np.maximum(vmax, self._braking_curve(v0, a0, t, cfg.max_decel, cfg.max_jerk) + 0.05)
-            warm = None
-            if self._prev is not None:
-                warm = self._warm(t, s_e, stamp)
-            res = self.speed_qp.solve(v0, a0, v_ref, s_ref_rel, v_min, vmax, s_cap,
-                                      emergency=emergency, warm=warm)
-            self._log.append(("speed", str(res.info.status), int(res.info.iter), round(res.info.run_time * 1e3, 2)))
-            x = res.x if _solved(res) else None
-            slack_bad = x is not None and np.max(x[3 * (N + 1):]) > 0.3
-            if (x is None or slack_bad) and not emergency:
-                emergency = True
-                res = self.speed_qp.solve(v0, a0, v_ref, s_ref_rel, v_min, vmax, s_cap,
-                                          emergency=True)
-                x = res.x if _solved(res) else None
-            if x is None:
+            vmax = self._speed_bounds(kref, path, sig, s_ref_rel, v_max_c,
+                                      speed_x if it > 0 else None, v0, a0, t)
+            speed_x, emergency, solved = self._solve_speed(t, s_e, stamp, v0, a0, v_ref,
+                                                           s_ref_rel, v_min, vmax, s_cap,
+                                                           emergency)
+            if not solved:
                 status = "speed_fallback"
-                speed_x = self._brake_profile(v0, a0, t)
-            else:
-                K1 = N + 1
-                speed_x = np.column_stack([x[:K1], np.maximum(x[K1:2 * K1], 0.0), x[2 * K1:3 * K1]])
             new_len = max(speed_x[-1, 0] + 10.0, 20.0)
             if it + 1 < cfg.sqp_iterations:
                 # another path/speed pass only if the speed the path was shaped for (v^2
@@ -529,6 +447,63 @@ class TrajectoryOptimizer:
                                             maneuver)
         return OptResult(traj, s_abs, d_out, sig, path, speed_x, emergency, status,
                          iterations={"solves": list(self._log)})
+
+    def _shape_path(self, sig, sig_abs, lo, hi, corners, d_ref, v_at, kref, d_e: float,
+                    d1_0: float, kappa_e: float, v0: float, body: tuple):
+        """One path QP (warm-started from the previous cycle's path); None if it failed."""
+        warm_p = None
+        if self._prev_path is not None and len(sig) == len(self._prev_path[0]):
+            ps, pp = self._prev_path
+            warm_p = np.concatenate([np.interp(sig_abs, ps, pp[:, 0]),
+                                     np.interp(sig_abs, ps, pp[:, 1]),
+                                     np.interp(sig_abs, ps, pp[:, 2]), np.zeros(2 * len(sig))])
+        path = self._path_qp(sig, lo, hi, d_ref, 0.5 * (lo + hi), v_at, kref, d_e, d1_0,
+                             kappa_e - float(kref[0]), fix_d2=v0 > 3.0,
+                             corners=corners, body=(body[0], body[1]),
+                             warm=warm_p)
+        if path is not None:
+            self._prev_path = (sig_abs.copy(), path.copy())
+        return path
+
+    def _speed_bounds(self, kref, path, sig, s_ref_rel, v_max_c, speed_x, v0: float, a0: float,
+                      t) -> np.ndarray:
+        """Upper speed bound per time: the corridor's, the optimised path's curvature at
+        the stations reached (those of the previous speed pass, if any), never below what
+        comfortable braking can reach (keeps the QP feasible)."""
+        cfg = self.cfg
+        kap = np.abs(kref + path[:, 2])
+        v_curve = np.sqrt(cfg.lat_acc_max / np.maximum(kap, 1e-4))
+        s_pos = np.maximum(s_ref_rel, 0.0)
+        vmax = np.minimum(v_max_c, np.interp(s_pos, sig, v_curve))
+        if speed_x is not None:
+            vmax = np.minimum(v_max_c, np.interp(speed_x[:, 0], sig, v_curve))
+        vmax = np.maximum(vmax, 0.3)
+        return np.maximum(vmax, self._braking_curve(v0, a0, t, cfg.max_decel, cfg.max_jerk) + 0.05)
+
+    def _solve_speed(self, t, s_e: float, stamp: float, v0: float, a0: float, v_ref, s_ref_rel,
+                     v_min, vmax, s_cap, emergency: bool):
+        """(speed_x (N+1, 3): s, v, a; emergency; solved). An infeasible or badly slacked
+        comfortable solve is retried with the emergency limits; without any solution the
+        result is a braking profile (solved False)."""
+        N = self.speed_qp.n
+        warm = None
+        if self._prev is not None:
+            warm = self._warm(t, s_e, stamp)
+        res = self.speed_qp.solve(v0, a0, v_ref, s_ref_rel, v_min, vmax, s_cap,
+                                  emergency=emergency, warm=warm)
+        self._log.append(("speed", str(res.info.status), int(res.info.iter), round(res.info.run_time * 1e3, 2)))
+        x = res.x if _solved(res) else None
+        slack_bad = x is not None and np.max(x[3 * (N + 1):]) > 0.3
+        if (x is None or slack_bad) and not emergency:
+            emergency = True
+            res = self.speed_qp.solve(v0, a0, v_ref, s_ref_rel, v_min, vmax, s_cap,
+                                      emergency=True)
+            x = res.x if _solved(res) else None
+        if x is None:
+            return self._brake_profile(v0, a0, t), emergency, False
+        K1 = N + 1
+        return (np.column_stack([x[:K1], np.maximum(x[K1:2 * K1], 0.0), x[2 * K1:3 * K1]]),
+                emergency, True)
 
     def _warm(self, t, s_e, stamp):
         """Previous speed solution shifted by the elapsed time (OSQP warm start)."""
