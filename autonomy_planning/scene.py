@@ -343,8 +343,54 @@ class RoadFrame:
 
 def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePath]] = None,
                      lookahead: float = 220.0) -> RoadFrame:
+    """The ego's Frenet frame: the reference path along the route lanes (a straight line
+    along the ego heading without a lane), the neighbouring lane centres, the drivable
+    bounds per station, the route deadline, the goal station and the stop lines.
+    `paths` caches reference paths and projections across cycles."""
     ego = scene.ego
     lanes = [l for l in scene.lanes if len(l.centerline) >= 2]
+    by_id = {l.id: l for l in lanes}
+    route = [r for r in _route_lanes(scene, lanes, paths, lookahead) if r in by_id]
+    ref, key, lane_width, speed_limit = _route_reference(scene, by_id, route, paths)
+    s_e, d_e = ref.project([[ego.x, ego.y]])
+    s_e, d_e = float(s_e[0]), float(d_e[0])
+    rel_yaw = float(wrap_angle(ego.yaw - ref.heading_at(s_e)))
+    # the projections of every lane and boundary onto the reference are cached per
+    # (reference, road) pair
+    cache = paths if paths is not None else {}
+    same, onc = _neighbour_offsets(ref, key, lanes, route, s_e, paths, cache)
+    grid = np.arange(s_e - 10.0, s_e + lookahead, 1.0)
+    left, right = _drivable_bounds(scene, ref, key, grid, same, onc, lane_width, d_e, cache)
+    # route deadline: end of the first route lane that has to be reached laterally (the
+    # reference starts with the route lane; if the ego is not in it, it must get there
+    # before the route lane's end)
+    deadline = np.inf
+    if route:
+        deadline = float(ref.project([by_id[route[0]].centerline[-1]])[0][0])
+    goal_station = np.inf
+    if scene.goal is not None:
+        gs, gd = ref.project([[scene.goal.x, scene.goal.y]])
+        if abs(gd[0]) < 8.0 and gs[0] > s_e - 5.0:
+            goal_station = float(gs[0])
+    stops = []
+    acc = 0.0
+    for k, rid in enumerate(route):
+        ln = by_id[rid]
+        if ln.stop_line_s is not None:
+            stops.append((acc + float(ln.stop_line_s), (rid, round(float(ln.stop_line_s), 1))))
+        acc += polyline_length(ln.centerline) if k == 0 else polyline_length(ln.centerline)
+    # stations were accumulated along the concatenated centrelines (s = 0 at the start)
+    return RoadFrame(stop_stations=stops, ref=ref, ref_key=key, lane_offsets=same, lane_width=lane_width,
+                     oncoming_offsets=onc, station_grid=grid, road_left=left, road_right=right,
+                     route_deadline=deadline, goal_station=goal_station, ego_s=s_e, ego_d=d_e,
+                     ego_rel_yaw=rel_yaw, speed_limit=speed_limit)
+
+
+def _route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float) -> List[int]:
+    """Lane ids of the route: the scene's explicit route (from its last lane change on),
+    else the route to the goal (lane changes into parallel lanes allowed), else the
+    straightest successors of the ego lane up to `lookahead` metres."""
+    ego = scene.ego
     li = lane_index(lanes, paths)
     ego_lane, _ = li.locate(ego.x, ego.y, ego.yaw, max_dist=4.0)
     goal_lane = None
@@ -372,23 +418,35 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
                     if i != ego_lane.id and not li.lanes[i].oncoming]
         route = route_to_goal(scene, ego_lane, goal_lane, parallel)
         if not route:
-            # follow successors (straightest) from the ego lane
-            route = [ego_lane.id]
-            cur = ego_lane
-            total = polyline_length(cur.centerline)
-            while cur.successors and total < lookahead and len(route) < 20:
-                cands = [scene.lane(i) for i in cur.successors if scene.lane(i) is not None]
-                if not cands:
-                    break
-                h_end = lane_path(cur, paths).heading_at(lane_path(cur, paths).original_length)
-                cur = min(cands, key=lambda c: abs(float(wrap_angle(
-                    lane_path(c, paths).heading_at(0.0) - h_end))))
-                if cur.id in route:
-                    break
-                route.append(cur.id)
-                total += polyline_length(cur.centerline)
-    by_id = {l.id: l for l in lanes}
-    route = [r for r in route if r in by_id]
+            route = _follow_successors(scene, ego_lane, paths, lookahead)
+    return route
+
+
+def _follow_successors(scene: PlanningScene, lane: Lane, paths, lookahead: float) -> List[int]:
+    """From `lane`, the straightest successor after successor (up to `lookahead` m, 20
+    lanes, no loop)."""
+    route = [lane.id]
+    cur = lane
+    total = polyline_length(cur.centerline)
+    while cur.successors and total < lookahead and len(route) < 20:
+        cands = [scene.lane(i) for i in cur.successors if scene.lane(i) is not None]
+        if not cands:
+            break
+        h_end = lane_path(cur, paths).heading_at(lane_path(cur, paths).original_length)
+        cur = min(cands, key=lambda c: abs(float(wrap_angle(
+            lane_path(c, paths).heading_at(0.0) - h_end))))
+        if cur.id in route:
+            break
+        route.append(cur.id)
+        total += polyline_length(cur.centerline)
+    return route
+
+
+def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[int], paths):
+    """(reference path, its key, lane width, speed limit): the route lanes' centrelines
+    joined, or without a route a straight line along the ego heading; cached in
+    `paths` by key."""
+    ego = scene.ego
     if route:
         pts = [by_id[route[0]].centerline]
         for rid in route[1:]:
@@ -413,13 +471,13 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
         ref = ReferencePath(ref_pts, ds=0.5, extend_before=30.0, extend_after=250.0)
         if paths is not None:
             paths[("route",) + key] = ref
-    s_e, d_e = ref.project([[ego.x, ego.y]])
-    s_e, d_e = float(s_e[0]), float(d_e[0])
-    rel_yaw = float(wrap_angle(ego.yaw - ref.heading_at(s_e)))
+    return ref, key, lane_width, speed_limit
 
-    # neighbouring lane centres (parallel over the next 80 m); the projections of every
-    # lane and boundary onto the reference are cached per (reference, road) pair
-    cache = paths if paths is not None else {}
+
+def _neighbour_offsets(ref: ReferencePath, key: tuple, lanes: List[Lane], route: List[int],
+                       s_e: float, paths, cache: dict):
+    """Lateral offsets of the lane centres parallel to the reference over the next 80 m:
+    (same direction incl. 0 = the reference, oncoming), sorted."""
     lkey = ("lanes_on",) + key + (_fingerprint([l.centerline for l in lanes]),)
     if lkey not in cache:
         proj = []
@@ -441,67 +499,55 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePa
         if np.std(dm) > 0.6 or abs(np.median(dm)) > 12.0 or abs(np.median(dm)) < 1.5:
             continue
         (same if (np.median(hd[m]) > 0 and not ln.oncoming) else onc).append(float(np.median(dm)))
-    same = np.array(sorted(set(np.round(same, 2))))
-    onc = np.array(sorted(set(np.round(onc, 2))))
+    return np.array(sorted(set(np.round(same, 2)))), np.array(sorted(set(np.round(onc, 2))))
 
-    # drivable bounds per station: boundaries, else the outermost lanes
-    grid = np.arange(s_e - 10.0, s_e + lookahead, 1.0)
+
+def _drivable_bounds(scene: PlanningScene, ref: ReferencePath, key: tuple, grid, same, onc,
+                     lane_width: float, d_e: float, cache: dict):
+    """(left, right) drivable bounds (d) at the stations `grid`: the scene's boundaries
+    (curbs / road edges roughly parallel to the reference), else half a lane beyond the
+    outermost lane centres; they always contain the ego (offset d_e)."""
     all_centres = np.concatenate([same, onc]) if len(onc) else same
     default_left = float(np.max(all_centres) + lane_width / 2.0 + 0.3)
     default_right = float(np.min(all_centres) - lane_width / 2.0 - 0.3)
     left = np.full(len(grid), default_left)
     right = np.full(len(grid), default_right)
-    if scene.boundaries:
-        bkey = ("bounds_on",) + key + (_fingerprint(scene.boundaries),)
-        if bkey not in cache:
-            g0 = np.arange(ref.s_min, ref.s_max, 1.0)
-            bl = np.full(len(g0), np.inf)
-            br = np.full(len(g0), -np.inf)
-            for b in scene.boundaries:
-                pts = resample_polyline(np.asarray(b)[:, :2], 0.5, min_segment=MIN_SEGMENT)
-                if len(pts) < 2:
-                    continue
-                s, d = ref.project(pts)
-                seg_h = np.arctan2(*np.gradient(pts, axis=0).T[::-1])
-                par = np.abs(np.cos(wrap_angle(seg_h - ref.heading_at(s)))) > 0.8
-                m = par & (np.abs(d) < 15.0) & (s >= g0[0]) & (s <= g0[-1])
-                if not np.any(m):
-                    continue
-                idx = np.clip(np.round(s[m] - g0[0]).astype(int), 0, len(g0) - 1)
-                dm = d[m]
-                lm = dm > 0
-                np.minimum.at(bl, idx[lm], dm[lm])
-                np.maximum.at(br, idx[~lm], dm[~lm])
-            cache[bkey] = (g0, bl, br)
-        g0, bl0, br0 = cache[bkey]
-        idx = np.clip(np.round(grid - g0[0]).astype(int), 0, len(g0) - 1)
-        bl, br = bl0[idx], br0[idx]
-        left = np.where(np.isfinite(bl), np.minimum(bl, default_left + 3.0), left)
-        right = np.where(np.isfinite(br), np.maximum(br, default_right - 3.0), right)
-        # bounds must contain the ego; a sample that does not is noise
-        left = np.maximum(left, min(d_e + 1.2, default_left))
-        right = np.minimum(right, max(d_e - 1.2, default_right))
+    if not scene.boundaries:
+        return left, right
+    bkey = ("bounds_on",) + key + (_fingerprint(scene.boundaries),)
+    if bkey not in cache:
+        cache[bkey] = _boundaries_on(ref, scene.boundaries)
+    g0, bl0, br0 = cache[bkey]
+    idx = np.clip(np.round(grid - g0[0]).astype(int), 0, len(g0) - 1)
+    bl, br = bl0[idx], br0[idx]
+    left = np.where(np.isfinite(bl), np.minimum(bl, default_left + 3.0), left)
+    right = np.where(np.isfinite(br), np.maximum(br, default_right - 3.0), right)
+    # bounds must contain the ego; a sample that does not is noise
+    left = np.maximum(left, min(d_e + 1.2, default_left))
+    right = np.minimum(right, max(d_e - 1.2, default_right))
+    return left, right
 
-    # route deadline: end of the first route lane that has to be reached laterally (the
-    # reference starts with the route lane; if the ego is not in it, it must get there
-    # before the route lane's end)
-    deadline = np.inf
-    if route:
-        deadline = float(ref.project([by_id[route[0]].centerline[-1]])[0][0])
-    goal_station = np.inf
-    if scene.goal is not None:
-        gs, gd = ref.project([[scene.goal.x, scene.goal.y]])
-        if abs(gd[0]) < 8.0 and gs[0] > s_e - 5.0:
-            goal_station = float(gs[0])
-    stops = []
-    acc = 0.0
-    for k, rid in enumerate(route):
-        ln = by_id[rid]
-        if ln.stop_line_s is not None:
-            stops.append((acc + float(ln.stop_line_s), (rid, round(float(ln.stop_line_s), 1))))
-        acc += polyline_length(ln.centerline) if k == 0 else polyline_length(ln.centerline)
-    # stations were accumulated along the concatenated centrelines (s = 0 at the start)
-    return RoadFrame(stop_stations=stops, ref=ref, ref_key=key, lane_offsets=same, lane_width=lane_width,
-                     oncoming_offsets=onc, station_grid=grid, road_left=left, road_right=right,
-                     route_deadline=deadline, goal_station=goal_station, ego_s=s_e, ego_d=d_e,
-                     ego_rel_yaw=rel_yaw, speed_limit=speed_limit)
+
+def _boundaries_on(ref: ReferencePath, boundaries) -> tuple:
+    """(stations at 1 m over the whole reference, nearest boundary on the left (+inf
+    where none), nearest on the right (-inf where none)) of the boundaries roughly
+    parallel to the reference within 15 m."""
+    g0 = np.arange(ref.s_min, ref.s_max, 1.0)
+    bl = np.full(len(g0), np.inf)
+    br = np.full(len(g0), -np.inf)
+    for b in boundaries:
+        pts = resample_polyline(np.asarray(b)[:, :2], 0.5, min_segment=MIN_SEGMENT)
+        if len(pts) < 2:
+            continue
+        s, d = ref.project(pts)
+        seg_h = np.arctan2(*np.gradient(pts, axis=0).T[::-1])
+        par = np.abs(np.cos(wrap_angle(seg_h - ref.heading_at(s)))) > 0.8
+        m = par & (np.abs(d) < 15.0) & (s >= g0[0]) & (s <= g0[-1])
+        if not np.any(m):
+            continue
+        idx = np.clip(np.round(s[m] - g0[0]).astype(int), 0, len(g0) - 1)
+        dm = d[m]
+        lm = dm > 0
+        np.minimum.at(bl, idx[lm], dm[lm])
+        np.maximum.at(br, idx[~lm], dm[~lm])
+    return g0, bl, br
