@@ -380,6 +380,7 @@ class Trainer:
     def finish(self) -> None:
         """Summary (rank 0), export (rank 0, when configured), process group down."""
         tc = self.tc
+        summary = None
         if self.is_main:
             summary = {"steps": self.step, "elapsed_s": round(self.elapsed, 1),
                        "cpu_s_rank0": round(self.cpu_s, 1), "frames_rank0": self.frames,
@@ -393,7 +394,8 @@ class Trainer:
             self.net.eval().cpu()        # a portable checkpoint: CPU tensors
             self.net.save(tc["export"], train={
                 "config_file": str(self.config_file), "steps": self.step, "seed": tc["seed"],
-                "data": self.dc, "world_size": self.world, "elapsed_s": round(self.elapsed, 1)})
+                "data": self.dc, "world_size": self.world, "elapsed_s": round(self.elapsed, 1),
+                "summary": summary})
             print(f"exported {tc['export']}", file=sys.stderr)
         if self.world > 1:
             dist.destroy_process_group()
