@@ -24,8 +24,9 @@ import numpy as np
 from autonomy_vehicle import vehicle_model as vm
 from autonomy_simulator import geometry as geo
 from autonomy_stack.geometry import project_to_polyline, to_frame, wrap_angle
-from autonomy_simulator.agents import (Actor, Agent, DriverParams, Path, PedestrianAgent,
+from autonomy_simulator.agents import (Actor, Agent, DriverParams, PedestrianAgent,
                                        VehicleAgent)
+from autonomy_simulator.lane_path import Path
 from autonomy_simulator.scene import SceneSnapshot
 from autonomy_simulator.worlds import CAR_COLORS, World
 from autonomy_stack.vector_space import (ControlCommand, EgoState, ObjectClass, ObjectState,

@@ -42,7 +42,7 @@ def r4(d):
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
 
-def main() -> None:
+def parse_args(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter runs, no catalogue")
     ap.add_argument("--seed", type=int, default=0)
@@ -50,13 +50,12 @@ def main() -> None:
                     default=[0, 1, 2], help="scenario seeds of the catalogue runs")
     ap.add_argument("--timing-reps", type=int, default=3,
                     help="repetitions of the MPC run for the step timing (best p95 kept)")
-    args = ap.parse_args()
-    length = 600.0 if args.quick else 1200.0
-    out = {}
+    return ap.parse_args(argv)
 
-    # ---- headline: curvy road, 15 m/s, vehicle model plant
-    road = curvy_road(length=length, v_max=15.0, a_lat=3.0, seed=args.seed, v_start=15.0)
-    dur = float(road.t[-1]) + 5.0
+
+def headline(road, dur: float, timing_reps: int) -> dict:
+    """Curvy road at 15 m/s, vehicle model plant: MPC, Pure Pursuit, Stanley; step timing."""
+    out = {}
     runs = {}
     for lat in ("mpc", "pure_pursuit", "stanley"):
         t0 = time.perf_counter()
@@ -69,7 +68,7 @@ def main() -> None:
     # the MPC run is repeated (deterministic: identical steps) and the repetition with the
     # lowest p95 is reported, with every repetition's p95 alongside
     reps = [res] + [run_closed_loop(road, ControllerConfig(lateral="mpc"), dur)
-                    for _ in range(max(args.timing_reps - 1, 0))]
+                    for _ in range(max(timing_reps - 1, 0))]
     p95s = [float(np.percentile(r.step_ms[r.t >= 0.5], 95)) for r in reps]
     best = reps[int(np.argmin(p95s))]
     ms = best.step_ms[best.t >= 0.5]
@@ -87,9 +86,13 @@ def main() -> None:
                pure_pursuit_max_lateral_m=runs["pure_pursuit"][1]["max_lateral_m"],
                stanley_rms_lateral_m=runs["stanley"][1]["rms_lateral_m"],
                road_seconds=float(res.t[-1]), steps=int(len(res.t)))
+    return out
 
-    # ---- 20 m/s, and a steering dead time of 0.1 s (compensated by prediction)
-    road20 = curvy_road(length=length, v_max=20.0, a_lat=4.0, seed=args.seed + 1, v_start=20.0)
+
+def fast_and_delayed(road, dur: float, length: float, seed: int) -> dict:
+    """20 m/s, and a steering dead time of 0.1 s (compensated by prediction)."""
+    out = {}
+    road20 = curvy_road(length=length, v_max=20.0, a_lat=4.0, seed=seed + 1, v_start=20.0)
     for lat in ("mpc", "pure_pursuit"):
         m20 = run_closed_loop(road20, ControllerConfig(lateral=lat), float(road20.t[-1]) + 5).metrics()
         print(f"curvy road 20 m/s  {lat:13s} {json.dumps(r4(m20))}", flush=True)
@@ -101,52 +104,58 @@ def main() -> None:
                              plant_params=vp).metrics()
         print(f"0.1 s steer delay  {lat:13s} {json.dumps(r4(md))}", flush=True)
         out[f"{lat}_delay100ms_rms_lateral_m"] = md["rms_lateral_m"]
+    return out
 
-    # ---- the simulator: curved road and catalogue
+
+def simulator_runs(args, length: float) -> dict:
+    """The simulator's curved roads at 20 m/s and (without --quick) the scenario catalogue."""
+    out = {}
     try:
         from autonomy_tools.control_sim_eval import catalogue_runs, curvy_sim_road
-        have_sim = True
     except ImportError as exc:
         print(f"simulator not available: {exc}")
-        have_sim = False
-    if have_sim:
-        for tag, kmax in (("sim_road", 1.0 / 150.0), ("sim_road_tight", 1.0 / 60.0)):
-            for lat in ("mpc", "pure_pursuit"):
-                rs, _ = curvy_sim_road(seed=args.seed, v_max=20.0, length=length * 2 / 3,
-                                       max_curvature=kmax, cfg=ControllerConfig(lateral=lat))
-                msim = rs.metrics()
-                print(f"simulator road k<={kmax:.4f} 20 m/s {lat:13s} {json.dumps(r4(msim))}",
-                      flush=True)
-                pre = f"{tag}_" if lat == "mpc" else f"{tag}_pure_pursuit_"
-                out[pre + "rms_lateral_m"] = msim["rms_lateral_m"]
-                out[pre + "max_lateral_m"] = msim["max_lateral_m"]
-                if lat == "mpc":
-                    out[pre + "rms_heading_rad"] = msim["rms_heading_rad"]
-                    out[pre + "rms_speed_error_mps"] = msim["rms_speed_error_mps"]
-                    out[pre + "max_lateral_jerk_mps3"] = msim["max_lateral_jerk_mps3"]
-        if not args.quick:
-            cat = {}
-            for sd in args.catalogue_seeds:
-                for name, mc in catalogue_runs(ControllerConfig(), v_cap=20.0, seed=sd).items():
-                    cat[f"{name}/{sd}"] = mc
-                    print(f"catalogue {name + '/' + str(sd):32s} {json.dumps(r4(mc))}", flush=True)
-            out["catalogue_mean_rms_lateral_m"] = float(np.mean([v["rms_lateral_m"]
-                                                                 for v in cat.values()]))
-            out["catalogue_worst_rms_lateral_m"] = max(v["rms_lateral_m"] for v in cat.values())
-            out["catalogue_worst_max_lateral_m"] = max(v["max_lateral_m"] for v in cat.values())
-            out["catalogue_worst_rms_speed_error_mps"] = max(v["rms_speed_error_mps"]
-                                                             for v in cat.values())
-            out["catalogue_max_lateral_jerk_mps3"] = max(v["max_lateral_jerk_mps3"]
+        return out
+    for tag, kmax in (("sim_road", 1.0 / 150.0), ("sim_road_tight", 1.0 / 60.0)):
+        for lat in ("mpc", "pure_pursuit"):
+            rs, _ = curvy_sim_road(seed=args.seed, v_max=20.0, length=length * 2 / 3,
+                                   max_curvature=kmax, cfg=ControllerConfig(lateral=lat))
+            msim = rs.metrics()
+            print(f"simulator road k<={kmax:.4f} 20 m/s {lat:13s} {json.dumps(r4(msim))}",
+                  flush=True)
+            pre = f"{tag}_" if lat == "mpc" else f"{tag}_pure_pursuit_"
+            out[pre + "rms_lateral_m"] = msim["rms_lateral_m"]
+            out[pre + "max_lateral_m"] = msim["max_lateral_m"]
+            if lat == "mpc":
+                out[pre + "rms_heading_rad"] = msim["rms_heading_rad"]
+                out[pre + "rms_speed_error_mps"] = msim["rms_speed_error_mps"]
+                out[pre + "max_lateral_jerk_mps3"] = msim["max_lateral_jerk_mps3"]
+    if not args.quick:
+        cat = {}
+        for sd in args.catalogue_seeds:
+            for name, mc in catalogue_runs(ControllerConfig(), v_cap=20.0, seed=sd).items():
+                cat[f"{name}/{sd}"] = mc
+                print(f"catalogue {name + '/' + str(sd):32s} {json.dumps(r4(mc))}", flush=True)
+        out["catalogue_mean_rms_lateral_m"] = float(np.mean([v["rms_lateral_m"]
+                                                             for v in cat.values()]))
+        out["catalogue_worst_rms_lateral_m"] = max(v["rms_lateral_m"] for v in cat.values())
+        out["catalogue_worst_max_lateral_m"] = max(v["max_lateral_m"] for v in cat.values())
+        out["catalogue_worst_rms_speed_error_mps"] = max(v["rms_speed_error_mps"]
                                                          for v in cat.values())
-            out["catalogue_runs"] = len(cat)
-            out["catalogue_max_speed_mps"] = max(v["max_speed_mps"] for v in cat.values())
+        out["catalogue_max_lateral_jerk_mps3"] = max(v["max_lateral_jerk_mps3"]
+                                                     for v in cat.values())
+        out["catalogue_runs"] = len(cat)
+        out["catalogue_max_speed_mps"] = max(v["max_speed_mps"] for v in cat.values())
+    return out
 
-    # ---- reverse parking (forward, cusp, reverse 90 degrees into a bay)
-    tr = parking_trajectory()
+
+def track(tr, ego0: EgoState, steps: int):
+    """Track trajectory `tr` from `ego0` with the default controller for `steps` steps of
+    20 ms (the trajectory re-sent every step); returns (final plant state, max |lateral
+    error| while tracking)."""
     ctl = TrackingController(ControllerConfig())
-    plant = ModelPlant(EgoState(), VehicleParams(), 0.02)
+    plant = ModelPlant(ego0, VehicleParams(), 0.02)
     now, lat_max = 0.0, 0.0
-    for _ in range(int(32 / 0.02)):
+    for _ in range(steps):
         e = plant.state
         ctl.set_trajectory(replace(tr, stamp=now), now)
         ctl.set_odometry(EgoState(x=e.x, y=e.y, yaw=e.yaw, speed=e.speed, yaw_rate=e.yaw_rate,
@@ -156,58 +165,59 @@ def main() -> None:
             lat_max = max(lat_max, abs(st.lateral_error))
         plant.apply(cmd)
         now += 0.02
-    e = plant.state
+    return plant.state, lat_max
+
+
+def reverse_parking() -> dict:
+    """Forward, cusp, reverse 90 degrees into a bay."""
+    out = {}
+    tr = parking_trajectory()
+    e, lat_max = track(tr, EgoState(), int(32 / 0.02))
     out["parking_final_position_error_m"] = float(np.hypot(e.x - tr.x[-1], e.y - tr.y[-1]))
     out["parking_final_heading_error_rad"] = float(abs(e.yaw - tr.yaw[-1]))
     out["parking_max_lateral_m"] = float(lat_max)
     print(f"parking: final {out['parking_final_position_error_m']:.3f} m, "
           f"{out['parking_final_heading_error_rad']:.4f} rad, max lateral {lat_max:.3f} m")
+    return out
 
-    # ---- the parking planner's trajectories (autonomy_planning.parking, A*), if present
+
+def parking_planner_runs(quick: bool) -> dict:
+    """The parking planner's trajectories (autonomy_planning.parking, A*), if present."""
+    out = {}
     try:
         from autonomy_tools.parking_problems import make_problem
         from autonomy_planning.parking.planner import ParkingPlanner
     except ImportError as exc:
         print(f"parking planner not available: {exc}")
-    else:
-        errs, yerrs, lats, cusps = [], [], [], 0
-        pp = ParkingPlanner(method="astar_route", max_seconds=20.0)
-        for sd in range(0 if not args.quick else 5, 6):
-            pb = make_problem(sd)
-            plan = pp.plan_detailed(pb.lot, pb.start, pb.goal, grid=pb.cache["grid"])
-            if not plan.success:
-                continue
-            tr = plan.trajectory
-            sg = np.sign(tr.speed[np.abs(tr.speed) > 0.05])
-            cusps += int(np.sum(sg[1:] != sg[:-1]))
-            ctl = TrackingController(ControllerConfig())
-            plant = ModelPlant(EgoState(x=pb.start[0], y=pb.start[1], yaw=pb.start[2]),
-                               VehicleParams(), 0.02)
-            now, lat_max = 0.0, 0.0
-            for _ in range(int((tr.t[-1] + 10.0) / 0.02)):
-                e = plant.state
-                ctl.set_trajectory(replace(tr, stamp=now), now)
-                ctl.set_odometry(EgoState(x=e.x, y=e.y, yaw=e.yaw, speed=e.speed,
-                                          yaw_rate=e.yaw_rate, stamp=now), now)
-                cmd, st = ctl.step(now)
-                if st.mode == "tracking":
-                    lat_max = max(lat_max, abs(st.lateral_error))
-                plant.apply(cmd)
-                now += 0.02
-            e = plant.state
-            errs.append(float(np.hypot(e.x - tr.x[-1], e.y - tr.y[-1])))
-            yerrs.append(abs(float(wrap_angle(e.yaw - tr.yaw[-1]))))
-            lats.append(lat_max)
-            print(f"parking planner seed {sd}: final {errs[-1]:.3f} m {yerrs[-1]:.4f} rad, "
-                  f"max lateral {lat_max:.3f} m", flush=True)
-        if errs:
-            out["parking_planner_runs"] = len(errs)
-            out["parking_planner_cusps"] = cusps
-            out["parking_planner_max_final_error_m"] = max(errs)
-            out["parking_planner_max_final_heading_error_rad"] = max(yerrs)
-            out["parking_planner_max_lateral_m"] = max(lats)
+        return out
+    errs, yerrs, lats, cusps = [], [], [], 0
+    pp = ParkingPlanner(method="astar_route", max_seconds=20.0)
+    for sd in range(0 if not quick else 5, 6):
+        pb = make_problem(sd)
+        plan = pp.plan_detailed(pb.lot, pb.start, pb.goal, grid=pb.cache["grid"])
+        if not plan.success:
+            continue
+        tr = plan.trajectory
+        sg = np.sign(tr.speed[np.abs(tr.speed) > 0.05])
+        cusps += int(np.sum(sg[1:] != sg[:-1]))
+        e, lat_max = track(tr, EgoState(x=pb.start[0], y=pb.start[1], yaw=pb.start[2]),
+                           int((tr.t[-1] + 10.0) / 0.02))
+        errs.append(float(np.hypot(e.x - tr.x[-1], e.y - tr.y[-1])))
+        yerrs.append(abs(float(wrap_angle(e.yaw - tr.yaw[-1]))))
+        lats.append(lat_max)
+        print(f"parking planner seed {sd}: final {errs[-1]:.3f} m {yerrs[-1]:.4f} rad, "
+              f"max lateral {lat_max:.3f} m", flush=True)
+    if errs:
+        out["parking_planner_runs"] = len(errs)
+        out["parking_planner_cusps"] = cusps
+        out["parking_planner_max_final_error_m"] = max(errs)
+        out["parking_planner_max_final_heading_error_rad"] = max(yerrs)
+        out["parking_planner_max_lateral_m"] = max(lats)
+    return out
 
-    # ---- watchdog: trajectory stops at t = 5 s at 15 m/s -> comfortable stop
+
+def stale_stop(road) -> dict:
+    """Watchdog: the trajectory stops at t = 5 s at 15 m/s -> comfortable stop."""
     res = run_closed_loop(road, ControllerConfig(), 20.0, stop_at_end=False,
                           perturb=lambda t, traj, od: (None if t >= 5.0 else traj, od))
     msk = res.t >= 5.0
@@ -215,12 +225,25 @@ def main() -> None:
     v = res.speed[msk]
     moving = np.abs(v[1:]) > 1e-3
     stopped = np.nonzero(np.abs(v) < 1e-3)[0]
-    out["stale_stop_max_decel_mps2"] = float(-a.min())
-    out["stale_stop_max_jerk_mps3"] = float(np.abs(np.diff(a) / 0.02)[moving].max())
-    out["stale_stop_time_s"] = float(res.t[msk][stopped[0]] - 5.0) if len(stopped) else None
+    return {"stale_stop_max_decel_mps2": float(-a.min()),
+            "stale_stop_max_jerk_mps3": float(np.abs(np.diff(a) / 0.02)[moving].max()),
+            "stale_stop_time_s": float(res.t[msk][stopped[0]] - 5.0) if len(stopped) else None}
+
+
+def main() -> None:
+    args = parse_args()
+    length = 600.0 if args.quick else 1200.0
+    road = curvy_road(length=length, v_max=15.0, a_lat=3.0, seed=args.seed, v_start=15.0)
+    dur = float(road.t[-1]) + 5.0
+    out = {}
+    out.update(headline(road, dur, args.timing_reps))
+    out.update(fast_and_delayed(road, dur, length, args.seed))
+    out.update(simulator_runs(args, length))
+    out.update(reverse_parking())
+    out.update(parking_planner_runs(args.quick))
+    out.update(stale_stop(road))
     out["machine"] = f"{platform.machine()} {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}"
     print(json.dumps(r4(out)))
-
 
 if __name__ == "__main__":
     main()
