@@ -242,93 +242,107 @@ class FuturePredictor:
 
     # -------------------------------------------------------------- hypotheses
     def _hypotheses(self, a: ObjectState, scene: PlanningScene, statics) -> List[_Hyp]:
-        cfg = self.cfg
-        t = self.t
         v0 = max(float(a.speed), 0.0)
         if a.object_class == ObjectClass.PEDESTRIAN:
             return self._pedestrian(a, v0)
-        refs = self._agent_refs(a, scene)
         hyps: List[_Hyp] = []
-        for name, ref, lane_id in refs:
-            s0, d0 = (float(x[0]) for x in ref.project([[a.x, a.y]]))
-            rel = float(ref.frenet_heading(s0, a.yaw))
-            dd0 = v0 * math.sin(rel)
-            v_lim = max(v0, scene.speed_limit if lane_id is None else
-                        (scene.lane(lane_id).speed_limit if scene.lane(lane_id) else scene.speed_limit))
-            # static obstacles of this agent in its frame
-            occ, stops, span = self._static_occupancy(ref, statics, s0, a)
-            hl = (0.5 * a.length, 0.5 * a.length, 0.5 * a.width)
-            # lateral: keep + go around (left and right) + lane changes
-            H = cfg.horizon + 10.0
-            specs = [("keep", 0.0, 0.0, 3.0, H, 0.0)]
-            blocked = len(stops) > 0
-            if blocked and not name:
-                # go around the blocking cluster: pull out ~12 m before it, back after it
-                s_start, s_end, need_l, need_r = span
-                vv = max(v0, 2.0)
-                t_out = max(0.0, (s_start - 12.0) / vv)
-                if abs(dd0) > 0.2 or abs(d0) > 0.3:
-                    t_out = 0.0          # already pulling out
-                # a driver steers back only once its rear has cleared the cluster, and at
-                # low speed needs ~12 m to do so
-                du_out = max(2.5, 10.0 / vv)
-                t_back = max(t_out + du_out, (s_end + 0.5 * a.length + 2.0) / vv + 0.5)
-                du_back = max(3.0, 12.0 / vv)
-                for off in (need_l,):
-                    specs.append(("go_around", off, t_out, du_out, t_back, 0.0, du_back))
-                for off in (need_r,):
-                    specs.append(("go_around", off, t_out, du_out, t_back, 0.0, du_back))
-            if lane_id is not None and not name and v0 > 2.0:
-                for nb_id, off in self._neighbours.get(lane_id, []):
-                    specs.append(("lane_change_left" if off > 0 else "lane_change_right",
-                                  off, 0.0, 4.0, H, off))
-            lat = lateral_profiles(t, d0, dd0, specs)
-            # longitudinal: keep speed, accelerate, yield/brake, stop before obstacle
-            yield_d = [st for st in stops if st > 0.5]
-            brake_d = max(v0 * v0 / (2.0 * 2.0), 0.5)
-            lon_specs = [("cruise", v0, 1.0), ("cruise", min(v_lim, v0 + 3.0), 1.0)]
-            lon_specs += [("stop", yield_d[0])] if yield_d else []
-            lon_specs += [("stop", brake_d)]
-            lon = constant_accel_profiles(t, v0, lon_specs)
-            if blocked:
-                C = score(lat, lon, occ, self.search_cfg, s0=s0, v_des=max(v0, 1.0),
-                          station_grid=np.array([s0 - 50.0, s0 + 500.0]),
-                          road_left=np.array([50.0, 50.0]), road_right=np.array([-50.0, -50.0]),
-                          lane_offsets=np.array([0.0]), body=hl).cost
-            else:
-                C = np.zeros((len(lat), len(lon)))
-            j_keep, j_acc = 0, 1
-            j_yield = 2 if yield_d else None
-            j_brake = len(lon_specs) - 1
-            kinds = np.array(lat.kind)
-
-            def add(label, i, j):
-                la = label if not name else (name if label == "keep_lane" else f"{name}_{label}")
-                hyps.append(self._mk(la, ref, s0, lat, lon, i, j, v0, dd0))
-
-            i_keep = 0
-            if blocked and not name:
-                add("yield", i_keep, j_yield if j_yield is not None else j_brake)
-                ga = np.where(kinds == "go_around")[0]
-                if len(ga):
-                    # a (nearly) stopped car that goes around has to start moving
-                    js = [j_acc] if v0 < 2.0 else [j_keep, j_acc]
-                    sub = C[ga][:, js]
-                    ii, jj = np.unravel_index(int(np.argmin(sub)), sub.shape)
-                    add("go_around", int(ga[ii]), js[jj])
-            elif v0 < 0.5:
-                add("stationary" if not name else "keep_lane", i_keep, j_keep)
-                add("start", i_keep, j_acc)
-            else:
-                jb = j_keep if C[i_keep, j_keep] <= C[i_keep, j_acc] + 5.0 else j_acc
-                add("keep_lane", i_keep, jb)
-                if not name:
-                    add("decelerate", i_keep, j_brake)
-            for lk in ("lane_change_left", "lane_change_right"):
-                idx = np.where(kinds == lk)[0]
-                if len(idx):
-                    add(lk, int(idx[0]), j_keep)
+        for name, ref, lane_id in self._agent_refs(a, scene):
+            hyps += self._hypotheses_along(a, scene, statics, name, ref, lane_id, v0)
         return hyps
+
+    def _hypotheses_along(self, a: ObjectState, scene: PlanningScene, statics, name: str,
+                          ref: ReferencePath, lane_id, v0: float) -> List[_Hyp]:
+        """The agent's hypotheses along one reference (branch `name`, "" for its lane):
+        the planner's search run for the agent with a few lateral (keep, go around, lane
+        change) and constant-acceleration longitudinal profiles."""
+        t = self.t
+        s0, d0 = (float(x[0]) for x in ref.project([[a.x, a.y]]))
+        rel = float(ref.frenet_heading(s0, a.yaw))
+        dd0 = v0 * math.sin(rel)
+        v_lim = max(v0, scene.speed_limit if lane_id is None else
+                    (scene.lane(lane_id).speed_limit if scene.lane(lane_id) else scene.speed_limit))
+        # static obstacles of this agent in its frame
+        occ, stops, span = self._static_occupancy(ref, statics, s0, a)
+        hl = (0.5 * a.length, 0.5 * a.length, 0.5 * a.width)
+        blocked = len(stops) > 0
+        lat = lateral_profiles(t, d0, dd0, self._lateral_specs(a, name, lane_id, v0, d0, dd0,
+                                                               span if blocked else None))
+        # longitudinal: keep speed, accelerate, yield/brake, stop before obstacle
+        yield_d = [st for st in stops if st > 0.5]
+        brake_d = max(v0 * v0 / (2.0 * 2.0), 0.5)
+        lon_specs = [("cruise", v0, 1.0), ("cruise", min(v_lim, v0 + 3.0), 1.0)]
+        lon_specs += [("stop", yield_d[0])] if yield_d else []
+        lon_specs += [("stop", brake_d)]
+        lon = constant_accel_profiles(t, v0, lon_specs)
+        if blocked:
+            C = score(lat, lon, occ, self.search_cfg, s0=s0, v_des=max(v0, 1.0),
+                      station_grid=np.array([s0 - 50.0, s0 + 500.0]),
+                      road_left=np.array([50.0, 50.0]), road_right=np.array([-50.0, -50.0]),
+                      lane_offsets=np.array([0.0]), body=hl).cost
+        else:
+            C = np.zeros((len(lat), len(lon)))
+        j_keep, j_acc = 0, 1
+        j_yield = 2 if yield_d else None
+        j_brake = len(lon_specs) - 1
+        kinds = np.array(lat.kind)
+        hyps: List[_Hyp] = []
+
+        def add(label, i, j):
+            la = label if not name else (name if label == "keep_lane" else f"{name}_{label}")
+            hyps.append(self._mk(la, ref, s0, lat, lon, i, j, v0, dd0))
+
+        i_keep = 0
+        if blocked and not name:
+            add("yield", i_keep, j_yield if j_yield is not None else j_brake)
+            ga = np.where(kinds == "go_around")[0]
+            if len(ga):
+                # a (nearly) stopped car that goes around has to start moving
+                js = [j_acc] if v0 < 2.0 else [j_keep, j_acc]
+                sub = C[ga][:, js]
+                ii, jj = np.unravel_index(int(np.argmin(sub)), sub.shape)
+                add("go_around", int(ga[ii]), js[jj])
+        elif v0 < 0.5:
+            add("stationary" if not name else "keep_lane", i_keep, j_keep)
+            add("start", i_keep, j_acc)
+        else:
+            jb = j_keep if C[i_keep, j_keep] <= C[i_keep, j_acc] + 5.0 else j_acc
+            add("keep_lane", i_keep, jb)
+            if not name:
+                add("decelerate", i_keep, j_brake)
+        for lk in ("lane_change_left", "lane_change_right"):
+            idx = np.where(kinds == lk)[0]
+            if len(idx):
+                add(lk, int(idx[0]), j_keep)
+        return hyps
+
+    def _lateral_specs(self, a: ObjectState, name: str, lane_id, v0: float, d0: float,
+                       dd0: float, span) -> List[tuple]:
+        """Lateral profiles of an agent: keep; go around the static cluster `span`
+        (s_start, s_end, need_left, need_right) blocking its lane (None: not blocked);
+        lane changes into the neighbouring lanes when moving."""
+        H = self.cfg.horizon + 10.0
+        specs = [("keep", 0.0, 0.0, 3.0, H, 0.0)]
+        if span is not None and not name:
+            # go around the blocking cluster: pull out ~12 m before it, back after it
+            s_start, s_end, need_l, need_r = span
+            vv = max(v0, 2.0)
+            t_out = max(0.0, (s_start - 12.0) / vv)
+            if abs(dd0) > 0.2 or abs(d0) > 0.3:
+                t_out = 0.0          # already pulling out
+            # a driver steers back only once its rear has cleared the cluster, and at
+            # low speed needs ~12 m to do so
+            du_out = max(2.5, 10.0 / vv)
+            t_back = max(t_out + du_out, (s_end + 0.5 * a.length + 2.0) / vv + 0.5)
+            du_back = max(3.0, 12.0 / vv)
+            for off in (need_l,):
+                specs.append(("go_around", off, t_out, du_out, t_back, 0.0, du_back))
+            for off in (need_r,):
+                specs.append(("go_around", off, t_out, du_out, t_back, 0.0, du_back))
+        if lane_id is not None and not name and v0 > 2.0:
+            for nb_id, off in self._neighbours.get(lane_id, []):
+                specs.append(("lane_change_left" if off > 0 else "lane_change_right",
+                              off, 0.0, 4.0, H, off))
+        return specs
 
     def _pedestrian(self, a, v0) -> List[_Hyp]:
         t = self.t
