@@ -43,17 +43,81 @@ def footprint_distance(a: np.ndarray, b: np.ndarray) -> float:
                min(point_seg(p, a[k], a[(k + 1) % 4]) for p in b for k in range(4)))
 
 
+class _Probe:
+    """Observes the graph from outside over DDS: odometry by sim time, commands, plans, and
+    the footprint gap between the ego and every ground-truth object within 15 m (each
+    ground-truth message against the odometry of the same sim step)."""
+
+    def __init__(self, node, vp):
+        from autonomy_interfaces.msg import ControlCommand, ObjectArray, Trajectory
+        from nav_msgs.msg import Odometry
+
+        from autonomy_stack.ros.qos import OUTPUTS, STATE
+
+        self.vp = vp
+        self.odom, self.cmds, self.plans, self.gaps = {}, [], [], []
+        self.pending = []                 # ground-truth messages waiting for their odometry
+        self.state = {"first_plan": None, "last_t": 0.0, "oncoming_seen": False}
+        node.create_subscription(Odometry, "/odom", self.on_odom, STATE)
+        node.create_subscription(ObjectArray, "/ground_truth/objects", self.on_objects, OUTPUTS)
+        node.create_subscription(ControlCommand, "/control/command",
+                                 lambda m: self.cmds.append((_stamp(m.header), bool(m.emergency))),
+                                 STATE)
+        node.create_subscription(Trajectory, "/planning/trajectory", self.on_plan, OUTPUTS)
+
+    def on_odom(self, m):
+        from autonomy_stack.ros.ros_conversions import quaternion_to_yaw
+        t = round(_stamp(m.header), 3)
+        self.odom[t] = (m.pose.pose.position.x, m.pose.pose.position.y,
+                        quaternion_to_yaw(m.pose.pose.orientation), m.twist.twist.linear.x)
+        self.state["last_t"] = max(self.state["last_t"], t)
+
+    def on_objects(self, m):
+        from autonomy_stack.ros.ros_conversions import msg_to_object
+        self.pending.append((round(_stamp(m.header), 3), [msg_to_object(o) for o in m.objects]))
+
+    def on_plan(self, m):
+        self.plans.append((_stamp(m.header), m.maneuver,
+                           max((abs(p.curvature) for p in m.points), default=0.0)))
+        if self.state["first_plan"] is None:
+            self.state["first_plan"] = _stamp(m.header)
+
+    def match_ground_truth(self):
+        from autonomy_stack.geometry import box_corners
+        vp, state = self.vp, self.state
+        while self.pending and self.pending[0][0] <= state["last_t"]:
+            t, objs = self.pending.pop(0)
+            if t not in self.odom:
+                continue
+            x, y, yaw, _ = self.odom[t]
+            ego = box_corners(x, y, yaw, vp.length, vp.width, vp.center_offset)
+            for o in objs:
+                if o.id < 10000:
+                    state["oncoming_seen"] = True
+                if math.hypot(o.x - x, o.y - y) < 15.0:
+                    self.gaps.append((footprint_distance(ego, o.corners()), t, o.id))
+
+    def observe(self, node, goal, t_wall):
+        """Spin until SIM_SECONDS of sim time after the first plan, the ego parked at the
+        goal, or WALL_LIMIT."""
+        gx, gy = goal
+        while time.monotonic() - t_wall < WALL_LIMIT:
+            rclpy.spin_once(node, timeout_sec=0.05)
+            self.match_ground_truth()
+            fp = self.state["first_plan"]
+            if fp is not None and self.state["last_t"] > fp + SIM_SECONDS:
+                break
+            if self.odom and fp is not None:
+                x, y, _, v = self.odom[self.state["last_t"]]
+                if math.hypot(x - gx, y - gy) < 2.5 and abs(v) < 0.05:
+                    break                                   # parked at the goal
+
+
 @pytest.mark.timeout(150)
 def test_sim_closed_loop_over_dds(tmp_path):
-    from autonomy_interfaces.msg import ControlCommand, ObjectArray, Trajectory
-    from nav_msgs.msg import Odometry
-
     from autonomy_vehicle.vehicle_model import VehicleParams
-    from autonomy_stack.geometry import box_corners
     from autonomy_planning.path import ReferencePath
     from autonomy_simulator import scenarios
-    from autonomy_stack.ros.qos import OUTPUTS, STATE
-    from autonomy_stack.ros.ros_conversions import msg_to_object, quaternion_to_yaw
     from autonomy_tools.runner import Runner
 
     sc = scenarios.make("narrow_street_oncoming", seed=0)
@@ -64,43 +128,8 @@ def test_sim_closed_loop_over_dds(tmp_path):
 
     rclpy.init()
     node = rclpy.create_node("closed_loop_dds_probe")
-    odom, cmds, plans, gaps = {}, [], [], []
-    pending = []                      # ground-truth messages waiting for their odometry
-    state = {"first_plan": None, "last_t": 0.0, "oncoming_seen": False}
-
-    def on_odom(m):
-        t = round(_stamp(m.header), 3)
-        odom[t] = (m.pose.pose.position.x, m.pose.pose.position.y,
-                   quaternion_to_yaw(m.pose.pose.orientation), m.twist.twist.linear.x)
-        state["last_t"] = max(state["last_t"], t)
-
-    def on_objects(m):
-        pending.append((round(_stamp(m.header), 3), [msg_to_object(o) for o in m.objects]))
-
-    def on_plan(m):
-        plans.append((_stamp(m.header), m.maneuver, max((abs(p.curvature) for p in m.points),
-                                                        default=0.0)))
-        if state["first_plan"] is None:
-            state["first_plan"] = _stamp(m.header)
-
-    node.create_subscription(Odometry, "/odom", on_odom, STATE)
-    node.create_subscription(ObjectArray, "/ground_truth/objects", on_objects, OUTPUTS)
-    node.create_subscription(ControlCommand, "/control/command",
-                             lambda m: cmds.append((_stamp(m.header), bool(m.emergency))), STATE)
-    node.create_subscription(Trajectory, "/planning/trajectory", on_plan, OUTPUTS)
-
-    def match_ground_truth():
-        while pending and pending[0][0] <= state["last_t"]:
-            t, objs = pending.pop(0)
-            if t not in odom:
-                continue
-            x, y, yaw, _ = odom[t]
-            ego = box_corners(x, y, yaw, vp.length, vp.width, vp.center_offset)
-            for o in objs:
-                if o.id < 10000:
-                    state["oncoming_seen"] = True
-                if math.hypot(o.x - x, o.y - y) < 15.0:
-                    gaps.append((footprint_distance(ego, o.corners()), t, o.id))
+    probe = _Probe(node, vp)
+    odom, cmds, plans, gaps, state = probe.odom, probe.cmds, probe.plans, probe.gaps, probe.state
 
     runner = Runner("sim_closed_loop", log_dir=tmp_path, overrides={
         "simulator": {"scenario": "narrow_street_oncoming", "seed": 0}})
@@ -108,22 +137,13 @@ def test_sim_closed_loop_over_dds(tmp_path):
     try:
         runner.start()
         runner.wait_until_up(timeout=30.0)
-        while time.monotonic() - t_wall < WALL_LIMIT:
-            rclpy.spin_once(node, timeout_sec=0.05)
-            match_ground_truth()
-            fp = state["first_plan"]
-            if fp is not None and state["last_t"] > fp + SIM_SECONDS:
-                break
-            if odom and fp is not None:
-                x, y, _, v = odom[state["last_t"]]
-                if math.hypot(x - gx, y - gy) < 2.5 and abs(v) < 0.05:
-                    break                                   # parked at the goal
+        probe.observe(node, (gx, gy), t_wall)
         runner._check_alive()
     finally:
         runner.stop()
         node.destroy_node()
         rclpy.shutdown()
-    match_ground_truth()
+    probe.match_ground_truth()
     control_log = (tmp_path / "control.log").read_text()
 
     assert plans and cmds and odom, "no plans / commands / odometry over DDS"
