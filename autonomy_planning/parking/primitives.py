@@ -159,8 +159,31 @@ class SearchSpace:
         phi0 = self.start[2] - k0 * self.dtheta               # in [-dtheta/2, dtheta/2]
         self.phi0 = 0.0 if abs(phi0) < 1e-9 else float(phi0)
         self.h0 = k0 % nh
-        rmin = vp.wheelbase / math.tan(vp.max_steer)
-        self.r_min = rmin
+        self.r_min = vp.wheelbase / math.tan(vp.max_steer)
+        self._build_primitives()
+        if cspace is None or cspace.phi0 != self.phi0:
+            cspace = CSpace(self.grid, self.phi0, cfg, vp)
+        self.cspace = cspace
+        self._build_tables()
+        gx, gy, gyaw = self.goal
+        self.goal_c, self.goal_s = math.cos(gyaw), math.sin(gyaw)
+        self.goal_xy = np.array([gx, gy])
+        self.goal_radius = math.hypot(cfg.tol_lon, cfg.tol_lat)
+        g = self.grid
+        self._x0, self._y0, self._inv = g.x0, g.y0, 1.0 / g.res
+        self._nx, self._ny = g.nx, g.ny
+        # nodes this far inside the raster need no index clipping
+        reach = cfg.step + 2 * g.res
+        self._safe_box = (g.x0 + reach, g.y0 + reach, g.x0 + g.nx * g.res - reach,
+                          g.y0 + g.ny * g.res - reach)
+        self._goal_near = cfg.step + self.goal_radius + 0.1
+        self._no_goal = np.full(self.n_prims, -1, np.int64)
+        self._h_ready = np.zeros(nh, bool)
+
+    def _build_primitives(self) -> None:
+        """The motion primitives (direction x steering bin: arcs of one `step`) and their
+        collision-check samples in the primitive's start frame."""
+        cfg, rmin = self.cfg, self.r_min
         prims = []
         for d in (1, -1):
             for k in cfg.steer_bins:
@@ -188,10 +211,12 @@ class SearchSpace:
         self.prim_dh = np.array([k if d > 0 else -k for d, k, _ in prims], np.int64)
         self.local_dx, self.local_dy, self.local_dyaw = dx, dy, dyaw
         self.prim_len = np.full(self.n_prims, cfg.step)
-        if cspace is None or cspace.phi0 != self.phi0:
-            cspace = CSpace(self.grid, self.phi0, cfg, vp)
-        self.cspace = cspace
-        # per heading bin tables (H, P, S): sample offsets, yaws and C-space bin
+
+    def _build_tables(self) -> None:
+        """Per heading bin tables (H, P, S): sample offsets, yaws and C-space bin; edge
+        costs per primitive (full step, per sample, by previous direction); end states."""
+        cfg, cspace, nh = self.cfg, self.cspace, self.cfg.n_headings
+        dx, dy, dyaw, s = self.local_dx, self.local_dy, self.local_dyaw, self.sample_s
         H = nh
         th = self.phi0 + self.dtheta * np.arange(H)
         c, sn = np.cos(th)[:, None, None], np.sin(th)[:, None, None]
@@ -213,20 +238,6 @@ class SearchSpace:
         self.tab_endh = (np.arange(nh)[:, None] + self.prim_dh[None, :]) % nh   # (H, P)
         self.tab_endx = np.ascontiguousarray(self.tab_x[:, :, -1])
         self.tab_endy = np.ascontiguousarray(self.tab_y[:, :, -1])
-        gx, gy, gyaw = self.goal
-        self.goal_c, self.goal_s = math.cos(gyaw), math.sin(gyaw)
-        self.goal_xy = np.array([gx, gy])
-        self.goal_radius = math.hypot(cfg.tol_lon, cfg.tol_lat)
-        g = self.grid
-        self._x0, self._y0, self._inv = g.x0, g.y0, 1.0 / g.res
-        self._nx, self._ny = g.nx, g.ny
-        # nodes this far inside the raster need no index clipping
-        reach = cfg.step + 2 * g.res
-        self._safe_box = (g.x0 + reach, g.y0 + reach, g.x0 + g.nx * g.res - reach,
-                          g.y0 + g.ny * g.res - reach)
-        self._goal_near = cfg.step + self.goal_radius + 0.1
-        self._no_goal = np.full(self.n_prims, -1, np.int64)
-        self._h_ready = np.zeros(nh, bool)
 
     # ---------------------------------------------------------------- helpers
     def yaw_of(self, h: int) -> float:
