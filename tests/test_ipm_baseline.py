@@ -50,10 +50,7 @@ def _right_lane_line(x, y):
 
 
 def test_semantic_classes_are_the_simulators():
-    try:
-        from autonomy_simulator import rendering as r
-    except ImportError:     # before the renderer became a package
-        from autonomy_simulator import renderer as r
+    from autonomy_simulator import rendering as r
     assert (SEM.none, SEM.sky, SEM.ground, SEM.road, SEM.lane_marking, SEM.road_edge, SEM.curb,
             SEM.object_base) == (r.SEM_NONE, r.SEM_SKY, r.SEM_GROUND, r.SEM_ROAD,
                                  r.SEM_LANE_MARKING, r.SEM_ROAD_EDGE, r.SEM_CURB,
