@@ -32,16 +32,108 @@ def _images(hw, k):
     return [rng.integers(0, 255, (hw[0], hw[1], 3), dtype=np.uint8) for _ in CAMS]
 
 
+class _Driver:
+    """The test's side of the perception node: camera/odometry publishers and subscriptions
+    to every output, frames sent at 10 Hz sim time from t0."""
+    T0 = 1000.0
+
+    def __init__(self, node, hw):
+        import rclpy  # noqa: F401  (initialised by the test)
+        from autonomy_interfaces.msg import LatencyReport, ObjectArray, RoadStructure
+        from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import OccupancyGrid, Odometry
+        from sensor_msgs.msg import Image
+
+        from autonomy_stack.ros.qos import OUTPUTS, SENSOR_IMAGES, STATE
+        from autonomy_stack.ros.ros_conversions import numpy_to_image
+        self.node, self.hw, self.k, self.sent = node, hw, 0, []
+        self.pubs = {c: node.create_publisher(Image, f"/cameras/{c}/image_rect", SENSOR_IMAGES)
+                     for c in CAMS}
+        self.odom_pub = node.create_publisher(Odometry, "/odom", STATE)
+        self.got = got = {"objects": [], "road": [], "bev": [], "latency": [], "diag": []}
+        for key, typ, topic, qos in (("objects", ObjectArray, "/perception/objects", OUTPUTS),
+                                     ("road", RoadStructure, "/perception/road", OUTPUTS),
+                                     ("bev", OccupancyGrid, "/perception/bev/drivable", OUTPUTS),
+                                     ("latency", LatencyReport, "/perception/latency", OUTPUTS),
+                                     ("diag", DiagnosticArray, "/diagnostics", 10)):
+            node.create_subscription(typ, topic, lambda m, key=key: got[key].append(m), qos)
+        self.msgs = {c: numpy_to_image(img, "bgr8", frame_id=f"virtual_camera_{c}")
+                     for c, img in zip(CAMS, _images(hw, 0))}
+
+    def ready(self) -> bool:
+        return (all(p.get_subscription_count() > 0 for p in self.pubs.values())
+                and self.node.count_publishers("/perception/objects") > 0)
+
+    def send_frame(self, cams=CAMS):
+        from nav_msgs.msg import Odometry
+
+        from autonomy_stack.ros.ros_conversions import sec_to_stamp
+        t = self.T0 + self.k * 0.1
+        self.k += 1
+        for c in cams:
+            self.msgs[c].header.stamp = sec_to_stamp(t + 0.001 * CAMS.index(c) / 4)  # < 5 ms spread
+            self.pubs[c].publish(self.msgs[c])
+        o = Odometry()
+        o.header.stamp = sec_to_stamp(t)
+        o.twist.twist.linear.x = 5.0
+        self.odom_pub.publish(o)
+        self.sent.append(t)
+        spin_until(self.node, lambda: False, 0.1)
+
+    def diag_values(self, status: str, key: str, last: int):
+        return [kv.value for d in self.got["diag"][-last:] for s in d.status if s.name == status
+                for kv in s.values if kv.key == key]
+
+
+def _outputs_carry_frame_stamps(drv: _Driver, proc):
+    from autonomy_stack.ros.ros_conversions import sec_to_stamp, stamp_to_sec
+    got = drv.got
+    deadline = time.monotonic() + 60
+    while len(got["objects"]) < 3 and time.monotonic() < deadline:
+        drv.send_frame()
+    assert len(got["objects"]) >= 3, stop(proc)
+    # stamp of a frame = its newest image's stamp (the last camera's)
+    sent_stamps = np.array([stamp_to_sec(sec_to_stamp(t + 0.001 * 7 / 4)) for t in drv.sent])
+    for m in got["objects"]:
+        assert np.min(np.abs(sent_stamps - stamp_to_sec(m.header.stamp))) < 1e-6
+    assert spin_until(drv.node, lambda: got["road"] and got["bev"] and got["latency"], 10)
+    assert got["bev"][0].info.width > 0 and len(got["bev"][0].data) == got["bev"][0].info.width * got["bev"][0].info.height
+    stages = {s.stage for s in got["latency"][-1].stages}
+    assert {"receive", "sync", "convert", "upload", "network", "postprocess", "publish"} <= stages
+
+
+def _dead_camera_is_masked(drv: _Driver):
+    """The rear camera dies: outputs continue, diagnostics name it."""
+    n_before = len(drv.got["objects"])
+    deadline = time.monotonic() + 30
+    dead = []
+    while time.monotonic() < deadline:
+        drv.send_frame(CAMS[:-1])
+        dead = drv.diag_values("perception: pipeline", "dead_cameras", 3)
+        if len(drv.got["objects"]) >= n_before + 3 and any("rear" in v for v in dead):
+            break
+    assert len(drv.got["objects"]) >= n_before + 3, "outputs stopped when a camera died"
+    assert any("rear" in v for v in dead), "diagnostics do not name the dead camera"
+
+
+def _bad_encoding_is_dropped_and_counted(drv: _Driver):
+    """Wrong encoding on one camera: dropped and counted, the node keeps running."""
+    from autonomy_stack.ros.ros_conversions import numpy_to_image, sec_to_stamp
+    bad = numpy_to_image(np.zeros((drv.hw[0], drv.hw[1]), np.uint16), "mono16")
+    bad.header.stamp = sec_to_stamp(drv.T0 + drv.k * 0.1)
+    drv.pubs["main"].publish(bad)
+    deadline = time.monotonic() + 15
+    dropped = "0"
+    while time.monotonic() < deadline and dropped == "0":
+        spin_until(drv.node, lambda: False, 0.2)
+        vals = drv.diag_values("perception: camera main", "dropped", 2)
+        dropped = vals[-1] if vals else "0"
+    assert dropped != "0"
+
+
 @pytest.mark.timeout(150)
 def test_outputs_carry_frame_stamps_and_dead_camera_is_masked(checkpoint):
     import rclpy
-    from autonomy_interfaces.msg import LatencyReport, ObjectArray, RoadStructure
-    from diagnostic_msgs.msg import DiagnosticArray
-    from nav_msgs.msg import OccupancyGrid, Odometry
-    from sensor_msgs.msg import Image
-
-    from autonomy_stack.ros.qos import OUTPUTS, SENSOR_IMAGES, STATE
-    from autonomy_stack.ros.ros_conversions import numpy_to_image, sec_to_stamp, stamp_to_sec
     path, hw = checkpoint
     proc = start_node("perception_node", name="perception", params_files=["perception.yaml"],
                       params={"checkpoint": str(path), "dead_camera_timeout_s": 0.6,
@@ -49,73 +141,11 @@ def test_outputs_carry_frame_stamps_and_dead_camera_is_masked(checkpoint):
     rclpy.init()
     node = rclpy.create_node("perception_test_driver")
     try:
-        pubs = {c: node.create_publisher(Image, f"/cameras/{c}/image_rect", SENSOR_IMAGES) for c in CAMS}
-        odom_pub = node.create_publisher(Odometry, "/odom", STATE)
-        got = {"objects": [], "road": [], "bev": [], "latency": [], "diag": []}
-        node.create_subscription(ObjectArray, "/perception/objects", lambda m: got["objects"].append(m), OUTPUTS)
-        node.create_subscription(RoadStructure, "/perception/road", lambda m: got["road"].append(m), OUTPUTS)
-        node.create_subscription(OccupancyGrid, "/perception/bev/drivable", lambda m: got["bev"].append(m), OUTPUTS)
-        node.create_subscription(LatencyReport, "/perception/latency", lambda m: got["latency"].append(m), OUTPUTS)
-        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: got["diag"].append(m), 10)
-        assert spin_until(node, lambda: all(p.get_subscription_count() > 0 for p in pubs.values())
-                          and node.count_publishers("/perception/objects") > 0, timeout=60), stop(proc)
-        msgs = {c: numpy_to_image(img, "bgr8", frame_id=f"virtual_camera_{c}")
-                for c, img in zip(CAMS, _images(hw, 0))}
-        sent = []
-
-        def send_frame(t, cams):
-            for c in cams:
-                msgs[c].header.stamp = sec_to_stamp(t + 0.001 * CAMS.index(c) / 4)  # < 5 ms spread
-                pubs[c].publish(msgs[c])
-            o = Odometry()
-            o.header.stamp = sec_to_stamp(t)
-            o.twist.twist.linear.x = 5.0
-            odom_pub.publish(o)
-            sent.append(t)
-
-        t0 = 1000.0
-        k = 0
-        deadline = time.monotonic() + 60
-        while len(got["objects"]) < 3 and time.monotonic() < deadline:
-            send_frame(t0 + k * 0.1, CAMS)
-            k += 1
-            spin_until(node, lambda: False, 0.1)
-        assert len(got["objects"]) >= 3, stop(proc)
-        # stamp of a frame = its newest image's stamp (the last camera's)
-        sent_stamps = np.array([stamp_to_sec(sec_to_stamp(t + 0.001 * 7 / 4)) for t in sent])
-        for m in got["objects"]:
-            assert np.min(np.abs(sent_stamps - stamp_to_sec(m.header.stamp))) < 1e-6
-        assert spin_until(node, lambda: got["road"] and got["bev"] and got["latency"], 10)
-        assert got["bev"][0].info.width > 0 and len(got["bev"][0].data) == got["bev"][0].info.width * got["bev"][0].info.height
-        stages = {s.stage for s in got["latency"][-1].stages}
-        assert {"receive", "sync", "convert", "upload", "network", "postprocess", "publish"} <= stages
-
-        # the rear camera dies: outputs continue, diagnostics name it
-        n_before = len(got["objects"])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            send_frame(t0 + k * 0.1, CAMS[:-1])
-            k += 1
-            spin_until(node, lambda: False, 0.1)
-            dead = [kv.value for d in got["diag"][-3:] for s in d.status if s.name == "perception: pipeline"
-                    for kv in s.values if kv.key == "dead_cameras"]
-            if len(got["objects"]) >= n_before + 3 and any("rear" in v for v in dead):
-                break
-        assert len(got["objects"]) >= n_before + 3, "outputs stopped when a camera died"
-        assert any("rear" in v for v in dead), "diagnostics do not name the dead camera"
-
-        # wrong encoding on one camera: dropped and counted, the node keeps running
-        bad = numpy_to_image(np.zeros((hw[0], hw[1]), np.uint16), "mono16")
-        bad.header.stamp = sec_to_stamp(t0 + k * 0.1)
-        pubs["main"].publish(bad)
-        deadline = time.monotonic() + 15
-        dropped = "0"
-        while time.monotonic() < deadline and dropped == "0":
-            spin_until(node, lambda: False, 0.2)
-            vals = [kv.value for d in got["diag"][-2:] for s in d.status if s.name == "perception: camera main"
-                    for kv in s.values if kv.key == "dropped"]
-            dropped = vals[-1] if vals else "0"
-        assert dropped != "0"
+        drv = _Driver(node, hw)
+        assert spin_until(node, drv.ready, timeout=60), stop(proc)
+        _outputs_carry_frame_stamps(drv, proc)
+        _dead_camera_is_masked(drv)
+        _bad_encoding_is_dropped_and_counted(drv)
         assert proc.poll() is None
     finally:
         node.destroy_node()

@@ -39,23 +39,143 @@ def _tf_msg(rig):
     return msg
 
 
+class _RectDriver:
+    """The test's side of the rectification node: TF mounting, raw image + CameraInfo
+    publishers, subscriptions to one camera's rectified outputs, diagnostics and /tf_static."""
+
+    def __init__(self, node, rig):
+        from diagnostic_msgs.msg import DiagnosticArray
+        from sensor_msgs.msg import CameraInfo, Image
+        from tf2_msgs.msg import TFMessage
+
+        from autonomy_stack.ros.qos import LATCHED, SENSOR_IMAGES
+        self.node = node
+        self.tf_pub = node.create_publisher(TFMessage, "/tf_static", LATCHED)
+        self.tf_pub.publish(_tf_msg(rig))
+        self.img_pub = {c: node.create_publisher(Image, f"/cameras/{c}/image_raw", SENSOR_IMAGES)
+                        for c in CAMS}
+        self.info_pub = {c: node.create_publisher(CameraInfo, f"/cameras/{c}/camera_info",
+                                                  SENSOR_IMAGES) for c in CAMS}
+        self.rect, self.rect_info, self.diags, self.virtual_tf = [], [], [], []
+        node.create_subscription(Image, "/cameras/left_repeater/image_rect",
+                                 lambda m: self.rect.append(m), SENSOR_IMAGES)
+        node.create_subscription(CameraInfo, "/cameras/left_repeater/camera_info_rect",
+                                 lambda m: self.rect_info.append(m), SENSOR_IMAGES)
+        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diags.append(m), 10)
+        node.create_subscription(TFMessage, "/tf_static", lambda m: self.virtual_tf.append(m), LATCHED)
+
+    def wait_subscribed(self):
+        for c in CAMS:
+            assert wait_for_subscribers(self.node, self.img_pub[c], 20.0), f"node never subscribed ({c})"
+            assert wait_for_subscribers(self.node, self.info_pub[c], 10.0)
+
+    def send(self, cam, img, encoding, sec, info_cal=None):
+        from builtin_interfaces.msg import Time
+        from sensor_msgs.msg import Image
+
+        from autonomy_stack.ros.ros_conversions import numpy_to_image
+        stamp = Time(sec=sec, nanosec=123)
+        if info_cal is not None:
+            self.info_pub[cam].publish(_info_msg(info_cal, stamp))
+            spin_until(self.node, lambda: False, 0.05)
+        if encoding == "yuv422":        # not an encoding numpy_to_image writes
+            msg = Image()
+            msg.header.stamp, msg.header.frame_id = stamp, f"camera_{cam}"
+            msg.height, msg.width, msg.encoding, msg.step = H, W, "yuv422", 2 * W
+            msg.data = bytes(2 * W * H)
+        else:
+            msg = numpy_to_image(img, encoding, stamp=stamp, frame_id=f"camera_{cam}")
+        self.img_pub[cam].publish(msg)
+        spin_until(self.node, lambda: False, 0.1)
+
+    def counts(self):
+        if not self.diags:
+            return {}
+        return {s.name: {kv.key: kv.value for kv in s.values} for s in self.diags[-1].status}
+
+
+def _send_frames_with_bad_input(drv, raw, good, nan_cal, proc):
+    """Warm up until the node answers, then 5 good frames interleaved with bad input and one
+    mono16 frame; returns the seconds of the good frames."""
+    sec = 1
+    deadline = time.monotonic() + 30
+    while not drv.rect and time.monotonic() < deadline:
+        drv.send("left_repeater", raw, "bgr8", sec, good)
+        sec += 1
+        spin_until(drv.node, lambda: bool(drv.rect), 0.3)
+    assert drv.rect, "no rectified image from the node:\n" + stop(proc)
+    sent = []
+    for i in range(5):
+        sec += 1
+        drv.send("left_repeater", raw, "bgr8", sec, good)
+        sent.append(sec)
+        if i == 1:
+            drv.send("left_repeater", raw, "yuv422", 9000)                      # wrong encoding
+            drv.send("left_repeater", raw[: H // 2, : W // 2].copy(), "bgr8", 9001, good)  # size
+            drv.send("rear", raw, "bgr8", 9002)                                 # no CameraInfo
+            drv.send("main", raw, "bgr8", 9003, nan_cal)                        # NaN calibration
+    sec += 1
+    mono12 = ((raw[..., 1].astype(np.uint16) << 4) | 7)
+    drv.send("left_repeater", mono12, "mono16", sec, good)
+    sent.append(sec)
+    return sent, mono12
+
+
+def _check_rectified_outputs(drv, sent, raw, mono12, good, v):
+    """Stamps preserved, virtual frame, content = the core's warp of the same calibration."""
+    from autonomy_perception.rectification import rectify_image
+    from autonomy_stack.ros.ros_conversions import image_to_numpy
+    rect = drv.rect
+    assert spin_until(drv.node, lambda: {m.header.stamp.sec for m in rect} >= set(sent), 15.0), \
+        f"missing rectified frames {set(sent) - {m.header.stamp.sec for m in rect}}"
+    by_sec = {m.header.stamp.sec: m for m in rect}
+    assert not {9000, 9001} & set(by_sec)
+    ref = rectify_image(raw, good, v)
+    for s in sent[:-1]:
+        m = by_sec[s]
+        assert m.header.stamp.nanosec == 123 and m.header.frame_id == "virtual_camera_left_repeater"
+        assert (m.width, m.height, m.encoding) == (W, H, "bgr8")
+        out = image_to_numpy(m)
+        assert np.abs(out.astype(float) - ref).mean() < 0.2
+    m16 = by_sec[sent[-1]]
+    assert m16.encoding == "mono16"
+    out16 = image_to_numpy(m16)
+    ref16 = rectify_image(mono12, good, v)
+    assert out16.max() <= 4095 and np.abs(out16.astype(float) - ref16).mean() < 4.0
+    assert spin_until(drv.node, lambda: {i.header.stamp.sec for i in drv.rect_info} >= set(sent), 5.0)
+    info = next(i for i in drv.rect_info if i.header.stamp.sec == sent[0])
+    assert info.header.frame_id == "virtual_camera_left_repeater"
+    assert not any(info.d) and np.allclose(np.array(info.k).reshape(3, 3), v.K)
+    assert np.allclose(np.array(info.p).reshape(3, 4)[:, :3], v.K)
+    # the virtual frames are on /tf_static
+    assert spin_until(drv.node, lambda: any(t.child_frame_id == "virtual_camera_rear"
+                                            for m in drv.virtual_tf for t in m.transforms), 5.0)
+
+
+def _check_diagnostics_count_bad_frames(drv, sent):
+    def ok():
+        c = drv.counts()
+        lr = c.get("rectification: left_repeater", {})
+        return (int(lr.get("dropped_encoding", 0)) >= 1 and int(lr.get("dropped_size", 0)) >= 1
+                and int(c.get("rectification: rear", {}).get("dropped_no_camera_info", 0)) >= 1
+                and int(c.get("rectification: main", {}).get("dropped_nan_calibration", 0)) >= 1
+                and int(lr.get("published", 0)) >= len(sent))
+    assert spin_until(drv.node, ok, 10.0), drv.counts()
+    lr = drv.counts()["rectification: left_repeater"]
+    assert float(lr["processing_ms_mean"]) >= 0.0 and "rate_hz" in lr
+
+
 @pytest.mark.timeout(90)
 def test_rectification_node_over_dds():
+    import cv2
     import rclpy
-    from builtin_interfaces.msg import Time
-    from diagnostic_msgs.msg import DiagnosticArray
-    from sensor_msgs.msg import CameraInfo, Image
 
-    from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
-    from autonomy_perception.rectification import rectify_image
     from autonomy_perception.virtual_camera import load_virtual_cameras
-    from autonomy_stack.ros.qos import LATCHED, SENSOR_IMAGES
-    from autonomy_stack.ros.ros_conversions import image_to_numpy, numpy_to_image
+    from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
 
     virtuals = load_virtual_cameras(width=W, height=H)
     rig = sample_mounting_error(load_rig(width=W, height=H), np.random.default_rng(7))
     rig = {c: rig[c] for c in CAMS}
-
     proc = start_node("rectification_node", name="rectification",
                       params_files=["rectification.yaml"],
                       params={"cameras": "[" + ",".join(CAMS) + "]",
@@ -64,113 +184,17 @@ def test_rectification_node_over_dds():
     rclpy.init()
     node = rclpy.create_node("test_rectification_client")
     try:
-        from tf2_msgs.msg import TFMessage
-        tf_pub = node.create_publisher(TFMessage, "/tf_static", LATCHED)
-        tf_pub.publish(_tf_msg(rig))
-        img_pub = {c: node.create_publisher(Image, f"/cameras/{c}/image_raw", SENSOR_IMAGES)
-                   for c in CAMS}
-        info_pub = {c: node.create_publisher(CameraInfo, f"/cameras/{c}/camera_info", SENSOR_IMAGES)
-                    for c in CAMS}
-        rect, rect_info, diags, virtual_tf = [], [], [], []
-        node.create_subscription(Image, "/cameras/left_repeater/image_rect",
-                                 lambda m: rect.append(m), SENSOR_IMAGES)
-        node.create_subscription(CameraInfo, "/cameras/left_repeater/camera_info_rect",
-                                 lambda m: rect_info.append(m), SENSOR_IMAGES)
-        node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.append(m), 10)
-        node.create_subscription(TFMessage, "/tf_static", lambda m: virtual_tf.append(m), LATCHED)
-        for c in CAMS:
-            assert wait_for_subscribers(node, img_pub[c], 20.0), f"node never subscribed ({c})"
-            assert wait_for_subscribers(node, info_pub[c], 10.0)
-
+        drv = _RectDriver(node, rig)
+        drv.wait_subscribed()
         rng = np.random.default_rng(3)
         small = rng.integers(0, 256, (H // 8, W // 8, 3), dtype=np.uint8)
-        import cv2
         raw = cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
         good = rig["left_repeater"]
         nan_cal = rig["main"].copy()
         nan_cal.K[0, 2] = float("nan")
-
-        def send(cam, img, encoding, sec, info_cal=None):
-            stamp = Time(sec=sec, nanosec=123)
-            if info_cal is not None:
-                info_pub[cam].publish(_info_msg(info_cal, stamp))
-                spin_until(node, lambda: False, 0.05)
-            if encoding == "yuv422":        # not an encoding numpy_to_image writes
-                msg = Image()
-                msg.header.stamp, msg.header.frame_id = stamp, f"camera_{cam}"
-                msg.height, msg.width, msg.encoding, msg.step = H, W, "yuv422", 2 * W
-                msg.data = bytes(2 * W * H)
-            else:
-                msg = numpy_to_image(img, encoding, stamp=stamp, frame_id=f"camera_{cam}")
-            img_pub[cam].publish(msg)
-            spin_until(node, lambda: False, 0.1)
-
-        # warm up: until the node has CameraInfo + TF mounting and answers
-        sec = 1
-        deadline = time.monotonic() + 30
-        while not rect and time.monotonic() < deadline:
-            send("left_repeater", raw, "bgr8", sec, good)
-            sec += 1
-            spin_until(node, lambda: bool(rect), 0.3)
-        assert rect, "no rectified image from the node:\n" + stop(proc)
-        # counted frames, interleaved with bad input
-        sent = []
-        for i in range(5):
-            sec += 1
-            send("left_repeater", raw, "bgr8", sec, good)
-            sent.append(sec)
-            if i == 1:
-                send("left_repeater", raw, "yuv422", 9000)                      # wrong encoding
-                send("left_repeater", raw[: H // 2, : W // 2].copy(), "bgr8", 9001, good)  # size
-                send("rear", raw, "bgr8", 9002)                                 # no CameraInfo
-                send("main", raw, "bgr8", 9003, nan_cal)                        # NaN calibration
-        sec += 1
-        mono12 = ((raw[..., 1].astype(np.uint16) << 4) | 7)
-        send("left_repeater", mono12, "mono16", sec, good)
-        sent.append(sec)
-        assert spin_until(node, lambda: {m.header.stamp.sec for m in rect} >= set(sent), 15.0), \
-            f"missing rectified frames {set(sent) - {m.header.stamp.sec for m in rect}}"
-        by_sec = {m.header.stamp.sec: m for m in rect}
-        assert not {9000, 9001} & set(by_sec)
-        # stamps preserved, virtual frame, content = the core's warp of the same calibration
-        v = virtuals["left_repeater"]
-        ref = rectify_image(raw, good, v)
-        for s in sent[:-1]:
-            m = by_sec[s]
-            assert m.header.stamp.nanosec == 123 and m.header.frame_id == "virtual_camera_left_repeater"
-            assert (m.width, m.height, m.encoding) == (W, H, "bgr8")
-            out = image_to_numpy(m)
-            assert np.abs(out.astype(float) - ref).mean() < 0.2
-        m16 = by_sec[sent[-1]]
-        assert m16.encoding == "mono16"
-        out16 = image_to_numpy(m16)
-        ref16 = rectify_image(mono12, good, v)
-        assert out16.max() <= 4095 and np.abs(out16.astype(float) - ref16).mean() < 4.0
-        assert spin_until(node, lambda: {i.header.stamp.sec for i in rect_info} >= set(sent), 5.0)
-        info = next(i for i in rect_info if i.header.stamp.sec == sent[0])
-        assert info.header.frame_id == "virtual_camera_left_repeater"
-        assert not any(info.d) and np.allclose(np.array(info.k).reshape(3, 3), v.K)
-        assert np.allclose(np.array(info.p).reshape(3, 4)[:, :3], v.K)
-        # the virtual frames are on /tf_static
-        assert spin_until(node, lambda: any(t.child_frame_id == "virtual_camera_rear"
-                                            for m in virtual_tf for t in m.transforms), 5.0)
-
-        # diagnostics count every bad frame per camera
-        def counts():
-            if not diags:
-                return {}
-            return {s.name: {kv.key: kv.value for kv in s.values} for s in diags[-1].status}
-
-        def ok():
-            c = counts()
-            lr = c.get("rectification: left_repeater", {})
-            return (int(lr.get("dropped_encoding", 0)) >= 1 and int(lr.get("dropped_size", 0)) >= 1
-                    and int(c.get("rectification: rear", {}).get("dropped_no_camera_info", 0)) >= 1
-                    and int(c.get("rectification: main", {}).get("dropped_nan_calibration", 0)) >= 1
-                    and int(lr.get("published", 0)) >= len(sent))
-        assert spin_until(node, ok, 10.0), counts()
-        lr = counts()["rectification: left_repeater"]
-        assert float(lr["processing_ms_mean"]) >= 0.0 and "rate_hz" in lr
+        sent, mono12 = _send_frames_with_bad_input(drv, raw, good, nan_cal, proc)
+        _check_rectified_outputs(drv, sent, raw, mono12, good, virtuals["left_repeater"])
+        _check_diagnostics_count_bad_frames(drv, sent)
         assert proc.poll() is None, "node died on bad input"
     finally:
         node.destroy_node()
