@@ -189,7 +189,7 @@ class BodyBounds:
         hi = np.interp(sig_abs, self.stations, self.left_w)
         return lo + hw + self.margin, hi - hw - self.margin
 
-    def corners(self, sig_abs, d_e: float, d1_0: float):
+    def corner_bounds(self, sig_abs, d_e: float, d1_0: float):
         """(flo, fhi, rlo, rhi): bounds of the front (d + front d') and rear (d - rear d')
         body corners; the current pose (offset d_e, heading d1_0) is always admissible."""
         front, rear, hw = self.body
@@ -221,7 +221,7 @@ class BodyBounds:
         same way. The current position is always admissible."""
         lo, hi = self.lateral(sig_abs)
         bad = lo > hi
-        corners = self.corners(sig_abs, d_e, d1_0)
+        corners = self.corner_bounds(sig_abs, d_e, d1_0)
         if np.any(bad):
             k0 = int(np.argmax(bad))
             if k0 == 0:
