@@ -19,8 +19,14 @@ plugged in for `--nodes`; `autonomy_replay.main` is the same without `--nodes`.)
   metrics against /ground_truth/...), frames/topdown_NNNN.png, frames/mosaic_NNNN.png,
   replay.gif, replay.mp4, node_logs/ (with --nodes).
 - `--reference REF [--tolerances F]`: regression mode (see `regression`), exit 1 on a diff.
+- Graph readiness and loss accounting (`--nodes MODE`, or `--graph MODE [--graph-file F]`
+  for a graph started separately): before playing, every link between two nodes of the
+  mode that carries the bag's data (graph description: publishes/subscribes) must be
+  matched; after playing, each recorded output must have received its expected count
+  (`--expect TOPIC=N`, or the description's `one_per_input`).
 Exit codes: see `autonomy_replay.command` (0 ok, 1 regression, 2 usage/unreadable,
-3 damaged bag, 4 incomplete input, 5 undeliverable, 6 graph failure, 130 interrupted).
+3 damaged bag, 4 incomplete input, 5 undeliverable, 6 graph failure, 7 graph links not
+matched (nothing played), 8 messages lost in the graph, 130 interrupted).
 
 Pure modules (no rclpy): `bag` (tolerant reading), `recorder` (MCAP writing), `metrics`,
 `bag_data` (decoded bag data and grid helpers shared by `report` and `render`), `report`,

@@ -1,5 +1,6 @@
-"""`replay BAG [--rate R] [--start S] [--duration D] [--nodes MODE] [--record OUT]
-[--report DIR] [--reference REF --tolerances FILE]`
+"""`replay BAG [--rate R] [--start S] [--duration D] [--nodes MODE | --graph MODE
+[--graph-file FILE]] [--record OUT] [--expect TOPIC=N ...] [--report DIR]
+[--reference REF --tolerances FILE]`
 
 Plays a rosbag2 into the graph with sim time, records the graph's outputs, writes a
 report, and (regression mode) compares the outputs to a reference bag.
@@ -8,6 +9,10 @@ Exit codes (when several apply, the first in this list wins):
   2  usage error, or the bag cannot be read at all (nothing was replayed)
   6  the graph could not be started (--nodes), a node of it died during the replay, or
      the output bag could not be written
+  7  graph not ready: a link between two nodes of the mode (--nodes/--graph) that carries
+     the bag's data was not matched within --wait (default 60 s when there are links):
+     the subscribing node's subscription or the publishing node's publisher missing, or
+     incompatible QoS; the links are named and nothing was played
   1  regression mode: outputs differ from the reference beyond the tolerances
   3  damaged bag (truncated / corrupt): the readable part was replayed
   4  incomplete input: topics of unknown message type skipped, or topics the graph
@@ -16,6 +21,9 @@ Exit codes (when several apply, the first in this list wins):
      topic) had no matched subscriber for some messages (a subscriber joining later is
      a warning), a publish failed, a --wait-for topic never got a subscriber, or a
      --record-topics topic (named without wildcards) never got a publisher
+  8  messages lost in the graph: a recorded output received fewer messages than expected
+     (--expect TOPIC=N, or one per input message for the nodes that declare
+     `one_per_input` in the graph description; the input's count comes from the bag)
   130 interrupted (Ctrl-C); the output bag is closed and valid
   0  everything replayed and delivered (warnings: out-of-order stamps; "unfed" topics
      that a running node subscribes to but neither the bag nor a node provides)
@@ -35,8 +43,8 @@ from autonomy_replay.bag import BagError, BagReader
 from autonomy_replay.player import Player, ReplayOptions
 from autonomy_replay.regression import ToleranceError, compare_bags, load_tolerances
 from autonomy_replay.report import build_report, write_report
-from autonomy_stack.graph import nodes_for_mode, parse_overrides
-from autonomy_stack.paths import config_file
+from autonomy_stack.graph import (GraphError, NodeSpec, load_graph, mode_inputs,
+                                  nodes_for_mode, parse_overrides)
 
 EXIT_OK = 0
 EXIT_REGRESSION = 1
@@ -45,9 +53,11 @@ EXIT_DAMAGED = 3
 EXIT_INCOMPLETE = 4
 EXIT_UNDELIVERED = 5
 EXIT_GRAPH = 6
+EXIT_LINKS = 7
+EXIT_LOST = 8
 EXIT_INTERRUPTED = 130
-_PRECEDENCE = [EXIT_USAGE, EXIT_GRAPH, EXIT_REGRESSION, EXIT_DAMAGED, EXIT_INCOMPLETE,
-               EXIT_UNDELIVERED]
+_PRECEDENCE = [EXIT_USAGE, EXIT_GRAPH, EXIT_LINKS, EXIT_REGRESSION, EXIT_DAMAGED,
+               EXIT_INCOMPLETE, EXIT_UNDELIVERED, EXIT_LOST]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nodes", metavar="MODE", default=None,
                    help="start the graph of this mode (config/graph.yaml) with use_sim_time "
                         "for the replay and stop it afterwards; default: use the running graph")
+    p.add_argument("--graph", metavar="MODE", default=None,
+                   help="the mode of the graph that runs already (started separately): "
+                        "the replay waits for its links and accounts its outputs "
+                        "(default with --nodes: that mode)")
+    p.add_argument("--graph-file", metavar="FILE", default=None,
+                   help="with --graph: the graph description to read MODE from (default "
+                        "config/graph.yaml; parameter files next to it)")
     p.add_argument("--up-timeout", type=float, default=60.0,
                    help="with --nodes: seconds for every node to come up (default 60)")
     p.add_argument("--record", metavar="OUT", default=None,
@@ -89,9 +106,17 @@ def build_parser() -> argparse.ArgumentParser:
                         "perception.checkpoint:=/path/model.pt")
     p.add_argument("--wait-for", nargs="+", default=None, metavar="TOPIC",
                    help="topics that must have a subscriber before playback starts "
-                        "(default with --nodes: the mode's subscribed topics from graph.yaml)")
-    p.add_argument("--wait", type=float, default=15.0,
-                   help="max seconds to wait for subscribers (default 15)")
+                        "(default with --nodes/--graph: the mode's subscribed topics that no "
+                        "node of it publishes)")
+    p.add_argument("--wait", type=float, default=None,
+                   help="max seconds to wait for subscribers (default 15) and, when the "
+                        "graph description gives links to wait for, for those links (default "
+                        "60: a node may still be loading, e.g. perception's checkpoint)")
+    p.add_argument("--expect", nargs="+", default=[], metavar="TOPIC=N",
+                   help="a recorded output must receive N messages, else exit 8")
+    p.add_argument("--drain", type=float, default=2.0,
+                   help="max wall seconds after the tail to wait (clock held) until the "
+                        "recorded outputs have their expected counts (default 2)")
     p.add_argument("--settle", type=float, default=1.0,
                    help="seconds the set of matched subscribers must be stable (default 1)")
     p.add_argument("--tail", type=float, default=1.0,
@@ -117,21 +142,41 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _graph_subscribed_topics(mode: str) -> List[str]:
-    """Topics the mode's nodes list under `subscribes:` in config/graph.yaml (if any)."""
-    try:
-        graph = yaml.safe_load(config_file("graph.yaml").read_text())
-    except Exception:
+def _graph_specs(args, err) -> List[NodeSpec]:
+    """The description of the graph the bag is played into (--nodes or --graph MODE, from
+    --graph-file or config/graph.yaml); [] without a mode."""
+    mode = args.graph or args.nodes
+    if args.graph_file and args.nodes:
+        err("replay: --graph-file describes a graph started separately: use it with "
+            "--graph MODE, not --nodes")
+        raise _Exit(EXIT_USAGE)
+    if args.graph and args.nodes and args.graph != args.nodes:
+        err(f"replay: --graph {args.graph} and --nodes {args.nodes} name different modes")
+        raise _Exit(EXIT_USAGE)
+    if mode is None:
         return []
-    nodes = ((graph.get("modes") or {}).get(mode) or {}).get("nodes") or []
-    entries = [((graph.get("nodes") or {}).get(n) or {}) for n in nodes]
-    # topics one node of the mode feeds to another are not expected from the bag
-    internal = {t for e in entries for t in (e.get("publishes") or [])}
-    out = []
-    for e in entries:
-        for t in e.get("subscribes") or []:
-            if t not in out and t not in internal:
-                out.append(t)
+    try:
+        if args.graph_file:
+            path = Path(args.graph_file)
+            return nodes_for_mode(mode, graph=load_graph(path), config_dir=path.parent)
+        return nodes_for_mode(mode)
+    except (GraphError, OSError, yaml.YAMLError) as exc:
+        err(f"replay: graph description: {exc}")
+        raise _Exit(EXIT_USAGE)
+
+
+def _parse_expect(items: Sequence[str], record, err) -> dict:
+    """--expect TOPIC=N ... -> {topic: N}; the topics must be recorded."""
+    out = {}
+    for item in items:
+        topic, _, n = item.partition("=")
+        if not topic.startswith("/") or not n.isdigit():
+            err(f"replay: bad --expect '{item}': expected /topic=N")
+            raise _Exit(EXIT_USAGE)
+        out[topic] = int(n)
+    if out and record is None:
+        err("replay: --expect needs the outputs recorded (--record or --report)")
+        raise _Exit(EXIT_USAGE)
     return out
 
 
@@ -174,19 +219,28 @@ def _replay(args, graph_runner, log, err) -> int:
     tolerances = _load_reference(args, err) if args.reference else None
     bag = _open_bag(args.bag, err)
     n_open_problems = len(bag.problems)
+    specs = _graph_specs(args, err)
     report_dir, record, tmp = _output_paths(args, err)
+    expect = _parse_expect(args.expect, record, err)
 
     wait_for = list(args.wait_for or [])
-    if args.wait_for is None and args.nodes:
-        wait_for = [t for t in _graph_subscribed_topics(args.nodes) if t != "/clock"]
+    if args.wait_for is None and specs:
+        # topics one node of the mode feeds to another are not expected from the bag
+        wait_for = [t for t in mode_inputs(specs) if t != "/clock"]
 
     opts = ReplayOptions(rate=args.rate, start=args.start, duration=args.duration,
                          topics=args.topics, exclude=args.exclude, wait_for=wait_for,
-                         wait_timeout=args.wait, settle=args.settle, tail=args.tail,
+                         wait_timeout=15.0 if args.wait is None else args.wait,
+                         link_timeout=60.0 if args.wait is None else args.wait,
+                         settle=args.settle, tail=args.tail,
                          record_path=record, record_topics=args.record_topics,
                          record_exclude=args.record_exclude,
-                         qos_depth=max(1, args.qos_depth))
+                         qos_depth=max(1, args.qos_depth), graph=specs, expect=expect,
+                         drain=max(0.0, args.drain))
 
+    if not specs:
+        log("replay: no graph description (--nodes/--graph MODE): links between the graph's "
+            "nodes are not waited for; outputs are accounted only with --expect")
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
     runner = _start_graph(args, graph_runner, report_dir, err) if args.nodes else None
@@ -364,6 +418,10 @@ def _classify(args, problems, stats, undelivered_consumed) -> List[int]:
         codes.append(EXIT_INCOMPLETE)
     if undelivered_consumed or stats.publish_errors or stats.not_ready:
         codes.append(EXIT_UNDELIVERED)
+    if stats.missing_links:
+        codes.append(EXIT_LINKS)
+    if stats.lost:
+        codes.append(EXIT_LOST)
     return codes
 
 
@@ -372,6 +430,8 @@ def _print_outcome(bag, n_open_problems, stats, record, consumed, undelivered_co
     """Problems found while playing, what was played and recorded, delivery warnings."""
     for p in bag.problems[n_open_problems:]:
         err(f"replay: bag problem: {p}")
+    for link, why in stats.missing_links.items():
+        err(f"replay: graph link not matched (nothing played): {link}: {why}")
     for p in stats.problems:
         err(f"replay: {'warning' if p.kind in ('out_of_order', 'unfed_topic') else 'problem'}"
             f": {p}")
@@ -380,6 +440,9 @@ def _print_outcome(bag, n_open_problems, stats, record, consumed, undelivered_co
         f"{len(stats.recorded)} topics" + (f" into {record}" if record else ""))
     if undelivered_consumed:
         err(f"replay: undeliverable (no matched subscriber): {undelivered_consumed}")
+    for topic, c in stats.lost.items():
+        err(f"replay: LOST messages: {topic} received {c['received']} of {c['expected']} "
+            "expected from the bag's data")
     late = {t: n for t, n in stats.late_subscribers.items() if t not in consumed}
     if late:
         err(f"replay: warning: subscribers that matched only after playback began "

@@ -6,7 +6,16 @@
   topic is not republished); nodes run with use_sim_time:=true.
 - Before the first message it waits until the topics the graph consumes have matched
   subscribers (explicit `wait_for`, else: until some subscriber matched and the set is
-  stable for `settle` seconds), so the first messages are not lost.
+  stable for `settle` seconds), so the first messages are not lost. With a graph
+  description (`graph`: the running mode's NodeSpecs) it also waits until every link
+  between two of its nodes that carries bag-derived data is matched (the subscribing
+  node's subscription and the publishing node's publisher both discovered, with QoS that
+  match, and stable for `settle` s); when one is still missing after `link_timeout`,
+  nothing is played and `stats.missing_links` names them.
+- Loss accounting: each recorded output with an expected count (`expect`, or from the
+  description's `one_per_input` and the played counts) must have received that many
+  messages; after the tail the player waits up to `drain` s (clock held) for stragglers,
+  then lists the short ones in `stats.lost`.
 - A message published while its topic has no matched subscriber is counted as
   undeliverable; a publish that raises is counted as a publish error.
 - The stack's outputs (every topic in the graph that the bag does not hold, or the
@@ -24,10 +33,15 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from autonomy_replay.bag import BagProblem, BagReader, StampOrderTracker
+from autonomy_replay.links import link_problem, losses
 from autonomy_replay.recorder import BagRecorder
+from autonomy_stack.graph import NodeSpec, data_links, expected_counts
 
 IGNORED_OUTPUTS = ("/rosout", "/parameter_events", "/clock")
 LATCHED_TOPICS = ("/tf_static",)
+# with graph links to wait for, the state stays stable at least this long before playing:
+# the publishing node's participant discovers a subscription about when the player does
+LINK_SETTLE_S = 0.25
 
 
 @dataclass
@@ -39,6 +53,7 @@ class ReplayOptions:
     exclude: Sequence[str] = ()
     wait_for: Sequence[str] = ()         # topics that must have a subscriber before start
     wait_timeout: float = 15.0
+    link_timeout: float = 60.0           # the wait's bound when the graph has links to wait for
     settle: float = 1.0
     tail: float = 1.0                    # s of sim time played after the last message
     clock_hz: float = 100.0
@@ -46,6 +61,9 @@ class ReplayOptions:
     record_topics: Optional[Sequence[str]] = None   # patterns (None: all graph outputs)
     record_exclude: Sequence[str] = ()              # patterns not recorded
     qos_depth: int = 10
+    graph: Sequence[NodeSpec] = ()       # description of the running graph (links, counts)
+    expect: Optional[Dict[str, int]] = None   # expected counts of recorded outputs
+    drain: float = 2.0                   # wall s after the tail to wait for expected outputs
 
 
 @dataclass
@@ -61,6 +79,10 @@ class ReplayStats:
     unused_topics: List[str] = field(default_factory=list)        # never had a subscriber
     skipped_topics: Dict[str, str] = field(default_factory=dict)   # not played: why
     not_ready: List[str] = field(default_factory=list)            # wait_for without subscriber
+    links: List[str] = field(default_factory=list)                # graph links waited for
+    missing_links: Dict[str, str] = field(default_factory=dict)   # link: why (nothing played)
+    expected: Dict[str, int] = field(default_factory=dict)        # recorded output: count
+    lost: Dict[str, Dict[str, int]] = field(default_factory=dict)  # {received, expected}
     recorded: Dict[str, int] = field(default_factory=dict)
     record_types: Dict[str, str] = field(default_factory=dict)
     record_skipped: Dict[str, str] = field(default_factory=dict)
@@ -85,6 +107,8 @@ class ReplayStats:
             "late_subscribers": dict(self.late_subscribers),
             "unused_topics": sorted(self.unused_topics),
             "skipped_topics": dict(self.skipped_topics), "not_ready": list(self.not_ready),
+            "links": list(self.links), "missing_links": dict(self.missing_links),
+            "expected": dict(self.expected), "lost": dict(self.lost),
             "recorded": dict(self.recorded), "record_types": dict(self.record_types),
             "record_skipped": dict(self.record_skipped),
             "wait_s": round(self.wait_s, 3), "wall_s": round(self.wall_s, 3),
@@ -142,6 +166,8 @@ class Player:
         self._recorder: Optional[BagRecorder] = None
         self._rec_subs: Dict[str, object] = {}
         self._unfed_seen = set()
+        self._links = []
+        self._wall0 = None
 
     # ------------------------------------------------------------ setup
     def _setup(self):
@@ -267,13 +293,17 @@ class Player:
     # ------------------------------------------------------------ waiting
     def _wait_for_subscribers(self, first_ns: int):
         t0 = time.monotonic()
-        deadline = t0 + self.opt.wait_timeout
         required = [w for w in self.opt.wait_for if w in self.pubs]
         # explicitly named output topics (no wildcard) must be recorded from the start
         outputs = [t for t in (self.opt.record_topics or ())
                    if self._recorder is not None and not any(c in t for c in "*?[")]
         last_matched, last_state, last_change = None, None, t0
         me = self.node.get_name()
+        self._links = data_links(self.opt.graph, self.pubs)
+        self.stats.links = [str(link) for link in self._links]
+        settle = max(self.opt.settle, LINK_SETTLE_S) if self._links else self.opt.settle
+        timeout = self.opt.link_timeout if self._links else self.opt.wait_timeout
+        deadline = t0 + timeout
         self._publish_clock(first_ns)
         while not self._stop.is_set():
             now = time.monotonic()
@@ -283,17 +313,24 @@ class Player:
             # subscriptions the graph reports (discovery) that are not matched yet
             pending = [t for t in self.pubs if counts[t] < len(
                 [i for i in self.node.get_subscriptions_info_by_topic(t) if i.node_name != me])]
-            state = (frozenset(counts.items()), tuple(pending))
+            missing = self._missing_links()
+            state = (frozenset(counts.items()), tuple(pending), tuple(sorted(missing)))
             if state != last_state:
                 last_state, last_change = state, now
             last_matched = matched
             outs_ready = all(t in self._rec_subs and self._rec_subs[t].get_publisher_count() > 0
                              for t in outputs)
             ready = (all(r in matched for r in required) and (required or matched)
-                     and outs_ready and not pending)
+                     and outs_ready and not pending and not missing)
             # repeat the start time: late /clock subscribers (best effort, depth 1) get it
             self._publish_clock(first_ns, force=True)
-            if ready and now - last_change >= self.opt.settle:
+            if ready and now - last_change >= settle:
+                break
+            if now >= deadline and missing:
+                self.stats.missing_links = missing
+                self.log(f"replay: ERROR: graph links not matched after "
+                         f"{timeout:.1f} s (nothing played): " + "; ".join(
+                             f"{k}: {v}" for k, v in missing.items()))
                 break
             if now >= deadline:
                 self.stats.not_ready = [r for r in required if r not in matched] + [
@@ -302,16 +339,35 @@ class Player:
                 if self.stats.not_ready:
                     self.log(f"replay: WARNING: not matched (no subscriber / no publisher): "
                              f"{self.stats.not_ready} after "
-                             f"{self.opt.wait_timeout:.1f} s; starting anyway")
+                             f"{timeout:.1f} s; starting anyway")
                 elif not matched and self.pubs:
                     self.log(f"replay: WARNING: no subscriber on any bag topic after "
-                             f"{self.opt.wait_timeout:.1f} s (is the graph running?); "
+                             f"{timeout:.1f} s (is the graph running?); "
                              "starting anyway")
                 break
             time.sleep(0.05)
         self.stats.wait_s = time.monotonic() - t0
         self.stats.had_subscribers = sorted(last_matched or ())
         self._find_unfed_topics()
+
+    def _missing_links(self) -> Dict[str, str]:
+        """{link: why} for the graph links that are not matched yet (see links.py)."""
+        if not self._links:
+            return {}
+        # lazy: rclpy only on this path: the module imports without ROS
+        from rclpy.qos import QoSCompatibility, qos_check_compatible
+
+        def compatible(pub_qos, sub_qos) -> bool:
+            return qos_check_compatible(pub_qos, sub_qos)[0] != QoSCompatibility.ERROR
+        infos, out = {}, {}
+        for link in self._links:
+            if link.topic not in infos:
+                infos[link.topic] = (self.node.get_publishers_info_by_topic(link.topic),
+                                     self.node.get_subscriptions_info_by_topic(link.topic))
+            why = link_problem(link, *infos[link.topic], compatible)
+            if why:
+                out[str(link)] = why
+        return out
 
     def _find_unfed_topics(self):
         """Topics the running graph subscribes to that neither the bag nor any node
@@ -343,7 +399,6 @@ class Player:
         start_ns = bag.start_ns + int(round(opt.start * 1e9))
         stop_ns = None if opt.duration is None else start_ns + int(round(opt.duration * 1e9))
         had_subs = set()
-        wall0 = None
         tracker = None
         try:
             self._setup()
@@ -353,53 +408,20 @@ class Player:
             self._wait_for_subscribers(start_ns)
             had_subs.update(self.stats.had_subscribers)
             self.stats.matched_at_start = sorted(had_subs)
-            self.log(f"replay: playback started after {self.stats.wait_s:.2f} s waiting for "
-                     f"subscribers ({len(had_subs)} bag topics matched)")
-            # latched topics recorded before --start are delivered at the start
-            if opt.start > 0:
-                latched = [t for t in self.pubs if t in LATCHED_TOPICS]
-                for topic, _t, data in bag.messages(latched, None, start_ns):
-                    self._publish(topic, data, had_subs)
-            wall0 = time.monotonic()
-            period = 1.0 / max(opt.clock_hz, 1.0)
-            last_disc = wall0
-            for topic, t, data in bag.messages(list(self.pubs), start_ns, stop_ns):
-                if self._stop.is_set():
-                    break
-                tracker.check(topic, t, data)
-                if opt.rate > 0 and t > self._sim_now_ns:
-                    target = wall0 + (t - start_ns) * 1e-9 / opt.rate
-                    while True:
-                        now = time.monotonic()
-                        if now >= target:
-                            break
-                        time.sleep(min(target - now, period))
-                        sim = start_ns + int((time.monotonic() - wall0) * opt.rate * 1e9)
-                        self._publish_clock(min(sim, t))
-                self._publish_clock(t)
-                if self.stats.sim_start_ns is None:
-                    self.stats.sim_start_ns = t
-                self._publish(topic, data, had_subs)
-                now = time.monotonic()
-                if now - last_disc > 0.5:
-                    self._discover_outputs()
-                    last_disc = now
-            # tail: let the graph finish the last inputs while sim time keeps going
-            end_ns = self._sim_now_ns
-            t_tail = time.monotonic()
-            tail_wall = opt.tail / opt.rate if opt.rate > 0 else opt.tail
-            while not self._stop.is_set() and time.monotonic() - t_tail < tail_wall:
-                time.sleep(period)
-                frac = min(1.0, (time.monotonic() - t_tail) / max(tail_wall, 1e-9))
-                self._publish_clock(end_ns + int(frac * opt.tail * 1e9))
-                self._discover_outputs()
-            self.stats.sim_end_ns = self._sim_now_ns
-            self._find_unfed_topics()          # subscriptions discovered during playback
+            if not self.stats.missing_links:
+                self.log(f"replay: playback started after {self.stats.wait_s:.2f} s waiting "
+                         f"for subscribers ({len(had_subs)} bag topics matched, "
+                         f"{len(self._links)} graph links)")
+                self._play_messages(start_ns, stop_ns, had_subs, tracker)
+                self._play_tail()
+                self._drain()
+                self.stats.sim_end_ns = self._sim_now_ns
+                self._find_unfed_topics()      # subscriptions discovered during playback
         except KeyboardInterrupt:
             self.stats.interrupted = True
             self.log("replay: interrupted; closing the output bag")
         finally:
-            self.stats.wall_s = time.monotonic() - wall0 if wall0 else 0.0
+            self.stats.wall_s = time.monotonic() - self._wall0 if self._wall0 else 0.0
             self._shutdown()
         self.stats.had_subscribers = sorted(had_subs)
         self.stats.unused_topics = sorted(t for t in self.pubs if t not in had_subs)
@@ -408,7 +430,78 @@ class Player:
                                        if t in had_subs and t not in start}
         if tracker is not None:
             self.stats.problems.extend(tracker.problems())
+        if not self.stats.interrupted and not self.stats.missing_links:
+            self.stats.expected = self._expected()
+            self.stats.lost = losses(self.stats.expected, self.stats.recorded)
         return self.stats
+
+    def _play_messages(self, start_ns: int, stop_ns: Optional[int], had_subs: set, tracker):
+        """Publish the bag's messages from start_ns to stop_ns at the playback rate, with
+        /clock following the log times."""
+        opt, bag = self.opt, self.bag
+        # latched topics recorded before --start are delivered at the start
+        if opt.start > 0:
+            latched = [t for t in self.pubs if t in LATCHED_TOPICS]
+            for topic, _t, data in bag.messages(latched, None, start_ns):
+                self._publish(topic, data, had_subs)
+        wall0 = self._wall0 = time.monotonic()
+        period = 1.0 / max(opt.clock_hz, 1.0)
+        last_disc = wall0
+        for topic, t, data in bag.messages(list(self.pubs), start_ns, stop_ns):
+            if self._stop.is_set():
+                break
+            tracker.check(topic, t, data)
+            if opt.rate > 0 and t > self._sim_now_ns:
+                target = wall0 + (t - start_ns) * 1e-9 / opt.rate
+                while True:
+                    now = time.monotonic()
+                    if now >= target:
+                        break
+                    time.sleep(min(target - now, period))
+                    sim = start_ns + int((time.monotonic() - wall0) * opt.rate * 1e9)
+                    self._publish_clock(min(sim, t))
+            self._publish_clock(t)
+            if self.stats.sim_start_ns is None:
+                self.stats.sim_start_ns = t
+            self._publish(topic, data, had_subs)
+            now = time.monotonic()
+            if now - last_disc > 0.5:
+                self._discover_outputs()
+                last_disc = now
+
+    def _play_tail(self):
+        """Let the graph finish the last inputs while sim time keeps going (`tail` s)."""
+        opt = self.opt
+        period = 1.0 / max(opt.clock_hz, 1.0)
+        end_ns = self._sim_now_ns
+        t_tail = time.monotonic()
+        tail_wall = opt.tail / opt.rate if opt.rate > 0 else opt.tail
+        while not self._stop.is_set() and time.monotonic() - t_tail < tail_wall:
+            time.sleep(period)
+            frac = min(1.0, (time.monotonic() - t_tail) / max(tail_wall, 1e-9))
+            self._publish_clock(end_ns + int(frac * opt.tail * 1e9))
+            self._discover_outputs()
+
+    def _expected(self) -> Dict[str, int]:
+        """Expected counts of the recorded outputs: `expect`, else from the description's
+        `one_per_input` and the played counts (outputs that are not recorded are left out)."""
+        if self._recorder is None:
+            return {}
+        out = {t: n for t, n in expected_counts(self.opt.graph, self.stats.played).items()
+               if t not in self.bag.topics and _match(t, self.opt.record_topics)
+               and not (self.opt.record_exclude and _match(t, self.opt.record_exclude))}
+        out.update(self.opt.expect or {})
+        return out
+
+    def _drain(self):
+        """Up to `drain` s of wall time (clock held at the end) until every recorded output
+        has its expected count: a slow graph on a loaded machine finishes its last inputs."""
+        deadline = time.monotonic() + self.opt.drain
+        expected = self._expected()
+        while (not self._stop.is_set() and time.monotonic() < deadline
+               and losses(expected, dict(self._recorder.counts) if self._recorder else {})):
+            time.sleep(0.02)
+            self._discover_outputs()
 
     def _publish(self, topic, data, had_subs):
         pub = self.pubs[topic]

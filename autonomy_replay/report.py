@@ -264,6 +264,10 @@ def markdown(rep: dict) -> str:
                if t in (r.get("had_subscribers") or [])}
         if und:
             lines.append(f"- undeliverable: {und}")
+        lines += [f"- graph link not matched (nothing played): {k}: {v}"
+                  for k, v in (r.get("missing_links") or {}).items()]
+        lines += [f"- **lost**: `{t}` received {c['received']} of {c['expected']} expected"
+                  for t, c in (r.get("lost") or {}).items()]
     lines.append(f"- exit code: {rep.get('exit_code')}")
     if rep.get("problems"):
         lines += ["", "## Bag problems", ""]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Sequence
 import json
 
 import yaml
@@ -33,6 +33,9 @@ class NodeSpec:
     remappings: Dict[str, str] = field(default_factory=dict)
     parameters: Dict[str, object] = field(default_factory=dict)   # inline overrides
     publishes: List[str] = field(default_factory=list)
+    subscribes: List[str] = field(default_factory=list)
+    # {output topic: input topic}: exactly one output message per input message received
+    one_per_input: Dict[str, str] = field(default_factory=dict)
 
     @property
     def fully_qualified_name(self) -> str:
@@ -109,8 +112,82 @@ def nodes_for_mode(mode: str, graph: Optional[dict] = None,
             key=key, executable=n["executable"], name=n.get("name", key),
             namespace=n.get("namespace", "") or "", parameter_files=files,
             remappings=dict(n.get("remappings") or {}), parameters=params,
-            publishes=list(n.get("publishes") or [])))
+            publishes=list(n.get("publishes") or []),
+            subscribes=list(n.get("subscribes") or []),
+            one_per_input=dict(n.get("one_per_input") or {})))
     return specs
+
+
+@dataclass(frozen=True)
+class Link:
+    """One topic from one node of a mode to another (fully qualified node names)."""
+    topic: str
+    publisher: str
+    subscriber: str
+
+    def __str__(self) -> str:
+        return f"{self.topic} ({self.publisher} -> {self.subscriber})"
+
+
+def mode_inputs(specs: Sequence[NodeSpec]) -> List[str]:
+    """Topics the nodes subscribe to that none of them publishes (what a bag must feed)."""
+    internal = {t for s in specs for t in s.publishes}
+    out: List[str] = []
+    for s in specs:
+        out += [t for t in s.subscribes if t not in internal and t not in out]
+    return out
+
+
+def data_links(specs: Sequence[NodeSpec], sources: Iterable[str]) -> List[Link]:
+    """The links between two nodes of `specs` that carry data derived from `sources` (e.g.
+    the topics a bag plays), from the description's publishes/subscribes. A node is fed
+    when it subscribes to a source or to a topic that a fed node publishes; each topic a fed
+    node publishes and another node subscribes to is one link per (publisher, subscriber)."""
+    fed_topics, fed = set(sources), set()
+    changed = True
+    while changed:
+        changed = False
+        for s in specs:
+            if s.key not in fed and fed_topics.intersection(s.subscribes):
+                fed.add(s.key)
+                fed_topics.update(s.publishes)
+                changed = True
+    links: List[Link] = []
+    for pub in specs:
+        if pub.key not in fed:
+            continue
+        for topic in pub.publishes:
+            for sub in specs:
+                link = Link(topic, pub.fully_qualified_name, sub.fully_qualified_name)
+                if (topic in sub.subscribes and sub.fully_qualified_name != link.publisher
+                        and link not in links):
+                    links.append(link)
+    return links
+
+
+def expected_counts(specs: Sequence[NodeSpec], played: Dict[str, int]) -> Dict[str, int]:
+    """Messages each output should carry when the bag played `played` ({topic: count}),
+    from the nodes' `one_per_input` ({output: input}): an output's count is the sum over the
+    nodes that declare it of its input's count (a bag topic's played count, or another
+    declared output's expected count). Outputs whose input is neither are left out."""
+    rules: Dict[str, List[str]] = {}
+    for s in specs:
+        for out, inp in s.one_per_input.items():
+            rules.setdefault(out, []).append(inp)
+    memo: Dict[str, Optional[int]] = {}
+
+    def count(topic: str, seen: frozenset) -> Optional[int]:
+        if topic in played:
+            return played[topic]
+        if topic not in rules or topic in seen:
+            return None
+        if topic not in memo:
+            parts = [count(i, seen | {topic}) for i in rules[topic]]
+            memo[topic] = None if any(p is None for p in parts) else sum(parts)
+        return memo[topic]
+
+    out = {t: count(t, frozenset()) for t in rules if t not in played}
+    return {t: n for t, n in out.items() if n is not None}
 
 
 def parse_overrides(items: List[str]) -> dict:

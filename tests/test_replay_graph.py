@@ -1,17 +1,53 @@
 """Replay of a short generated bag through a two-node graph (relay_a: /odom -> /test/odom_a,
 stamps copied; relay_b: /test/odom_a -> /test/odom_b stamped with its sim-time clock, plus
-a LatencyReport): the recorded outputs have the right stamps and sim time is honoured."""
+a LatencyReport): the recorded outputs have the right stamps and sim time is honoured.
+The replays read the relays' graph description (RELAY_GRAPH, --graph-file): they wait for
+every relay -> relay link before playing and account every recorded output afterwards; a
+second stage that subscribes late is waited for, one that never subscribes is named (exit 7)
+or, without the description, counted as lost (exit 8) -- never exit 0 with lost messages."""
 import subprocess
 import sys
 import time
 
 import pytest
+import yaml
 
+from autonomy_replay import command as C
 from ros_helpers import stop
 
 BAG_START_S = 100.0      # synthetic bags start at sim time 100 s (wall time is ~1.7e9 s)
 DURATION = 1.0
 ODOM_HZ = 50
+
+
+def _relay_pair(prefix, first_in, a_out, b_out, latency=None):
+    """Graph description of relay {prefix}a (first_in -> a_out) and {prefix}b (a_out ->
+    b_out [+ latency]), each output one per input message."""
+    b_pub = [b_out] + ([latency] if latency else [])
+    return {
+        f"{prefix}a": {"executable": "relay_node", "subscribes": [first_in],
+                       "publishes": [a_out], "one_per_input": {a_out: first_in}},
+        f"{prefix}b": {"executable": "relay_node", "subscribes": [a_out], "publishes": b_pub,
+                       "one_per_input": {t: a_out for t in b_pub}},
+    }
+
+
+RELAY_GRAPH = {
+    "nodes": {**_relay_pair("relay_", "/odom", "/test/odom_a", "/test/odom_b",
+                            latency="/perception/latency"),
+              **_relay_pair("relay_late_", "/odom", "/test/late_a", "/test/late_b"),
+              **_relay_pair("relay_stuck_", "/odom", "/test/stuck_a", "/test/stuck_b")},
+    "modes": {"relays": {"nodes": ["relay_a", "relay_b"]},
+              "late": {"nodes": ["relay_late_a", "relay_late_b"]},
+              "stuck": {"nodes": ["relay_stuck_a", "relay_stuck_b"]}},
+}
+
+
+@pytest.fixture(scope="module")
+def relay_graph(tmp_path_factory):
+    path = tmp_path_factory.mktemp("graph") / "relay_graph.yaml"
+    path.write_text(yaml.safe_dump(RELAY_GRAPH))
+    return str(path)
 
 
 def _relay(name, **params):
@@ -50,10 +86,12 @@ def _stamps(bag_path, topic):
 
 
 @pytest.mark.timeout(60)
-def test_replay_two_node_graph_records_outputs_with_sim_time(graph, in_bag, tmp_path):
+def test_replay_two_node_graph_records_outputs_with_sim_time(graph, in_bag, relay_graph,
+                                                             tmp_path):
     from autonomy_replay import main
     out = tmp_path / "out"
     code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
+                 "--graph-file", relay_graph, "--graph", "relays",
                  "--record-topics", "/test/odom_a", "/test/odom_b", "/perception/latency",
                  "--settle", "0.5", "--tail", "0.5", "--wait", "30", "--qos-depth", "200",
                  "--quiet"])
@@ -83,11 +121,12 @@ def test_replay_two_node_graph_records_outputs_with_sim_time(graph, in_bag, tmp_
 
 
 @pytest.mark.timeout(60)
-def test_replay_window_and_rate(graph, in_bag, tmp_path):
+def test_replay_window_and_rate(graph, in_bag, relay_graph, tmp_path):
     from autonomy_replay import main
     out = tmp_path / "out"
     t0 = time.monotonic()
     code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
+                 "--graph-file", relay_graph, "--graph", "relays",
                  "--record-topics", "/test/odom_a", "--start", "0.4",
                  "--duration", "0.4", "--rate", "0.5", "--settle", "0.3", "--tail", "0.2",
                  "--qos-depth", "200", "--quiet"])
@@ -128,12 +167,14 @@ def test_replay_starts_graph_mode_with_sim_time_and_writes_report(in_bag, tmp_pa
 
 
 @pytest.mark.timeout(90)
-def test_regression_mode_against_a_reference_replay(graph, in_bag, tmp_path, capsys):
+def test_regression_mode_against_a_reference_replay(graph, in_bag, relay_graph, tmp_path,
+                                                    capsys):
     """Replay twice through the relays: the second run matches the first within the
     tolerances (exit 0); a shorter replay differs (exit 1) with a readable diff."""
     from autonomy_replay import main
     ref = tmp_path / "reference"
-    common = ["--wait-for", "/odom", "--record-topics", "/test/odom_a", "/test/odom_b",
+    common = ["--wait-for", "/odom", "--graph-file", relay_graph, "--graph", "relays",
+              "--record-topics", "/test/odom_a", "/test/odom_b",
               "--settle", "0.5", "--tail", "0.3", "--qos-depth", "200", "--quiet"]
     assert main([str(in_bag), "--record", str(ref), *common]) == 0
     tol = tmp_path / "tol.yaml"
@@ -153,3 +194,72 @@ def test_regression_mode_against_a_reference_replay(graph, in_bag, tmp_path, cap
     assert "REGRESSION FAILED" in out
     assert "/test/odom_a: 25 messages vs reference 50 (tolerance ±0)" in out
     assert "/test/odom_a @ stamp 100.500000 s: only in the reference" in out
+
+
+@pytest.mark.timeout(120)
+def test_replay_waits_for_a_second_stage_that_subscribes_late(in_bag, relay_graph, tmp_path):
+    """relay_late_b has its publishers at once but subscribes 3 s later, so it looks ready
+    before it can receive (the issue's case: exit 0 with 16 of 50). The replay waits for the
+    link /test/late_a (relay_late_a -> relay_late_b) and records all 50 on both stages."""
+    from autonomy_replay import main
+    procs = [_relay("relay_late_a", input_topic="/odom", output_topic="/test/late_a"),
+             _relay("relay_late_b", input_topic="/test/late_a", output_topic="/test/late_b",
+                    start_delay_s=3.0)]
+    out = tmp_path / "out"
+    try:
+        code = main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
+                     "--graph-file", relay_graph, "--graph", "late",
+                     "--record-topics", "/test/late_a", "/test/late_b", "--settle", "0.5",
+                     "--tail", "0.5", "--wait", "60", "--qos-depth", "200", "--quiet"])
+    finally:
+        logs = [stop(p) for p in procs]
+    assert all("Traceback" not in log for log in logs), logs
+    assert "subscribed to /test/late_a (start_delay_s)" in logs[1], logs[1]
+    assert code == 0
+    assert len(_stamps(out, "/test/late_a")) == DURATION * ODOM_HZ
+    assert len(_stamps(out, "/test/late_b")) == DURATION * ODOM_HZ
+
+
+@pytest.fixture(scope="module")
+def stuck_graph():
+    """relay_stuck_b never subscribes during the tests (start_delay_s = 1 h)."""
+    procs = [_relay("relay_stuck_a", input_topic="/odom", output_topic="/test/stuck_a"),
+             _relay("relay_stuck_b", input_topic="/test/stuck_a", output_topic="/test/stuck_b",
+                    start_delay_s=3600.0)]
+    yield procs
+    for p in procs:
+        out = stop(p)
+        assert "Traceback" not in out, out
+
+
+@pytest.mark.timeout(60)
+def test_replay_names_an_unmatched_link_and_plays_nothing(stuck_graph, in_bag, relay_graph,
+                                                          tmp_path, capsys):
+    from autonomy_replay.bag import BagReader
+    out = tmp_path / "out"
+    code = C.main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
+                   "--graph-file", relay_graph, "--graph", "stuck",
+                   "--record-topics", "/test/stuck_a", "/test/stuck_b", "--settle", "0.5",
+                   "--tail", "0.5", "--wait", "3", "--qos-depth", "200", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == C.EXIT_LINKS == 7, err
+    assert ("graph link not matched (nothing played): /test/stuck_a (/relay_stuck_a -> "
+            "/relay_stuck_b): no subscription of /relay_stuck_b") in err, err
+    with BagReader(out) as b:
+        assert b.message_count == 0
+
+
+@pytest.mark.timeout(60)
+def test_replay_without_the_description_reports_lost_messages(stuck_graph, in_bag, tmp_path,
+                                                              capsys):
+    """No graph description, so no link to wait for: the stage that never subscribed is
+    found after playing by --expect (exit 8 naming the topic), not reported as exit 0."""
+    out = tmp_path / "out"
+    code = C.main([str(in_bag), "--record", str(out), "--wait-for", "/odom",
+                   "--record-topics", "/test/stuck_a", "/test/stuck_b",
+                   "--expect", "/test/stuck_a=50", "/test/stuck_b=50", "--settle", "0.5",
+                   "--tail", "0.5", "--drain", "1", "--wait", "30", "--qos-depth", "200",
+                   "--quiet"])
+    err = capsys.readouterr().err
+    assert code == C.EXIT_LOST == 8, err
+    assert "replay: LOST messages: /test/stuck_b received 0 of 50 expected" in err, err

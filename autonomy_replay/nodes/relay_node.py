@@ -3,8 +3,12 @@ tests and the replay benchmark before the real stack runs).
 
 Parameters: input_topic, output_topic, message_type ('pkg/msg/Name'), stamp ('copy' keeps
 header.stamp; 'now' stamps with the node clock, i.e. sim time under use_sim_time),
-queue_depth (history depth, default 10), latency_topic ('' = off; else publishes an autonomy_interfaces/LatencyReport per message
-with stages 'receive' and 'publish' and total_ms = node clock now - input stamp).
+queue_depth (history depth, default 10), latency_topic ('' = off; else publishes an
+autonomy_interfaces/LatencyReport per message with stages 'receive' and 'publish' and
+total_ms = node clock now - input stamp), start_delay_s (0: the subscription is created
+first, before the publishers, so the node never looks ready before it can receive; > 0: a
+stand-in for a slow stage, the subscription is created that many seconds of wall time after
+the publishers, for the replay's late-subscriber tests).
 
     python -m autonomy_replay.nodes.relay_node --ros-args -p input_topic:=/odom ...
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 
 import time
 
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
 
@@ -29,6 +34,8 @@ PARAMS = [
     ParamSpec("latency_topic", "", "LatencyReport topic ('' = none)"),
     ParamSpec("queue_depth", 10, "history depth of the subscription and publishers",
               min=1, max=10000),
+    ParamSpec("start_delay_s", 0.0, "wall seconds between the publishers and the "
+              "subscription (0: subscription first)", min=0.0, max=3600.0),
 ]
 
 
@@ -42,12 +49,25 @@ class RelayNode(Node):
         self._stamp_now = p["stamp"] == "now"
         qos = QoSProfile(history=STATE.history, depth=p["queue_depth"],
                          reliability=STATE.reliability, durability=STATE.durability)
+        self._frames = 0
+        self._sub_args = (cls, p["input_topic"], self._on_msg, qos)
+        self._delay_timer = None
+        if p["start_delay_s"] <= 0:
+            self.create_subscription(*self._sub_args)
         self._pub = self.create_publisher(cls, p["output_topic"], qos)
         self._lat_pub = None
         if p["latency_topic"]:
             self._lat_pub = self.create_publisher(LatencyReport, p["latency_topic"], qos)
-        self._frames = 0
-        self.create_subscription(cls, p["input_topic"], self._on_msg, qos)
+        if p["start_delay_s"] > 0:
+            # wall time: under use_sim_time the clock stands still until playback starts
+            self._delay_timer = self.create_timer(
+                p["start_delay_s"], self._subscribe_late,
+                clock=Clock(clock_type=ClockType.STEADY_TIME))
+
+    def _subscribe_late(self):
+        self._delay_timer.cancel()
+        self.create_subscription(*self._sub_args)
+        self.get_logger().info(f"subscribed to {self._sub_args[1]} (start_delay_s)")
 
     def _on_msg(self, msg):
         t_in = time.perf_counter()
