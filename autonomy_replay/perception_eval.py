@@ -142,18 +142,43 @@ def move_objects(objs: List[ObjectState], in_ego: bool, own_ns: int, pose_msgs: 
             for o, p in zip(objs, xy)]
 
 
+def _lookup(grid, pts: np.ndarray) -> np.ndarray:
+    return grid.lookup(pts, fill=-1)
+
+
 def raster_on_grid(msg, pose_msgs: list, centres_odom: Optional[np.ndarray],
-                   centres_ego: np.ndarray, t_ns: int) -> Optional[np.ndarray]:
-    """OccupancyGrid sampled at the protocol grid's cell centres (nearest cell): [H, W]
-    int values (-1 unknown / outside). `centres_ego` in the ego frame at `t_ns`,
-    `centres_odom` the same points in odom (None: no odometry)."""
+                   centres_ego: np.ndarray, t_ns: int, res: float = 0.0,
+                   mode: str = "nearest") -> Optional[np.ndarray]:
+    """OccupancyGrid sampled on the protocol grid: [H, W] int values (-1 unknown /
+    outside). `centres_ego` [H, W, 2] cell centres in the ego frame at `t_ns`,
+    `centres_odom` the same points in odom (None: no odometry). A raster finer than the
+    protocol cells (`res`) is resampled the way the training labels are
+    (training.data.resample_layer): k x k points per cell, `mode` "max" (thin lines: any
+    line in the cell) or "mean" (areas: at least half the cell); else the nearest cell."""
     child = pose_msgs[0][1].child_frame_id if pose_msgs else "base_link"
     own = stamp_ns(msg.header.stamp)
-    if msg.header.frame_id == child and own == t_ns:
-        return grid_from_msg(msg).lookup(centres_ego, fill=-1)
-    if centres_odom is None or (msg.header.frame_id == child and _pose(pose_msgs, own) is None):
+    in_ego = msg.header.frame_id == child and own == t_ns
+    if not in_ego and (centres_odom is None or (msg.header.frame_id == child
+                                                and _pose(pose_msgs, own) is None)):
         return None
-    return grid_from_msg(msg, pose_msgs).lookup(centres_odom, fill=-1)
+    grid = grid_from_msg(msg) if in_ego else grid_from_msg(msg, pose_msgs)
+    pts = centres_ego if in_ego else centres_odom
+    k = int(round(res / float(msg.info.resolution))) if res > 0 else 1
+    if mode == "nearest" or k <= 1:
+        return _lookup(grid, pts)
+    # sub-cell offsets in the ego frame's axes, rotated into the frame of `pts`
+    sub = ((np.arange(k) + 0.5) / k - 0.5) * res
+    off = np.stack(np.meshgrid(sub, sub, indexing="ij"), -1).reshape(-1, 2)      # [k*k, 2]
+    if not in_ego:
+        c = centres_odom[0, 1] - centres_odom[0, 0]                               # +col step
+        r = centres_odom[1, 0] - centres_odom[0, 0]                               # +row step
+        ex, ey = -r / np.linalg.norm(r), -c / np.linalg.norm(c)                   # ego x, y axes
+        off = off[:, :1] * ex + off[:, 1:] * ey
+    vals = _lookup(grid, pts[:, :, None, :] + off[None, None])                    # [H, W, k*k]
+    known = (vals >= 0).any(-1)
+    v = np.maximum(vals, 0)
+    out = v.max(-1) if mode == "max" else np.where(v.mean(-1) >= 50, 100, 0)
+    return np.where(known, out, -1).astype(np.int16)
 
 
 @dataclass
@@ -244,7 +269,9 @@ def bag_frames(inp: BagData, out: BagData, protocol: EvaluationProtocol,
                 if pmsg is None or gmsg_l is None:
                     continue
                 pv = raster_on_grid(pmsg, pred_pose, c_odom_pr, centres_ego, t)
-                gv = raster_on_grid(gmsg_l, gt_pose, c_odom_gt, centres_ego, t)
+                # labels at the protocol's cells as training resamples them: lines "max"
+                gv = raster_on_grid(gmsg_l, gt_pose, c_odom_gt, centres_ego, t, protocol.grid.res,
+                                    "mean" if name == "drivable" else "max")
                 if pv is None or gv is None:
                     continue
                 f.rasters[name] = (np.maximum(pv, 0) / 100.0, np.maximum(gv, 0) / 100.0, gv >= 0)
