@@ -33,7 +33,7 @@ from autonomy_stack.vector_space import (AgentFuture, ObjectClass, ObjectState, 
 from autonomy_planning.maneuver_search import (Occupancy, SearchConfig, constant_accel_profiles,
                                                lateral_profiles, score)
 from autonomy_planning.path import ReferencePath, box_frenet_extents
-from autonomy_planning.scene import STATIC_CLASSES, Lane, PlanningScene, lane_path
+from autonomy_planning.scene import STATIC_CLASSES, Lane, PlanningScene, geometry_key, lane_path
 
 
 @dataclass
@@ -134,8 +134,7 @@ class FuturePredictor:
 
     # -------------------------------------------------------------- lanes
     def _update_lane_cache(self, lanes: Sequence[Lane]):
-        key = tuple((l.id, len(l.centerline), float(l.centerline[0][0]), float(l.centerline[-1][1]))
-                    for l in lanes)
+        key = tuple((l.id, geometry_key(l.centerline)) for l in lanes)
         if key == self._lane_key:
             return
         self._lane_key = key

@@ -9,6 +9,7 @@ projection onto the adjacent segment).
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -142,3 +143,40 @@ def box_frenet_extents(length, width, rel_yaw):
     hl = 0.5 * np.asarray(length)
     hw = 0.5 * np.asarray(width)
     return hl * c + hw * sn, hl * sn + hw * c
+
+
+class PathCache:
+    """Bounded least-recently-used cache of reference paths and their projections
+    (a dict for `scene.build_road_frame` and `scene.lane_path`): geometry from perception
+    changes every cycle, so entries keyed by it would otherwise pile up for ever. Reading
+    an entry makes it the most recent; storing one beyond `max_entries` evicts the least
+    recently used."""
+
+    def __init__(self, max_entries: int = 512):
+        if max_entries < 1:
+            raise ValueError("max_entries must be >= 1")
+        self.max_entries = int(max_entries)
+        self._d: "OrderedDict" = OrderedDict()
+
+    def __contains__(self, key) -> bool:
+        return key in self._d
+
+    def __getitem__(self, key):
+        value = self._d[key]
+        self._d.move_to_end(key)
+        return value
+
+    def get(self, key, default=None):
+        return self[key] if key in self._d else default
+
+    def __setitem__(self, key, value) -> None:
+        self._d[key] = value
+        self._d.move_to_end(key)
+        while len(self._d) > self.max_entries:
+            self._d.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def clear(self) -> None:
+        self._d.clear()

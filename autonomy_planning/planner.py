@@ -44,6 +44,7 @@ from autonomy_planning.futures import FuturePredictor, FuturesConfig, futures_to
 from autonomy_planning.maneuver_search import (SearchConfig, SearchResult, ego_lateral_specs,
                                                ego_longitudinal_sets, lateral_profiles,
                                                longitudinal_profiles, score)
+from autonomy_planning.path import PathCache
 from autonomy_planning.scene import PlanningScene, RoadFrame, build_road_frame
 from autonomy_planning.trajectory_optimizer import OptimizerConfig, TrajectoryOptimizer
 from autonomy_planning.maneuver_search import Occupancy
@@ -63,6 +64,9 @@ class PlannerConfig:
     # warm start: reuse the previous plan's speed/accel if the ego is this close to it
     consistency_position: float = 1.5
     consistency_speed: float = 1.0
+    # entries of the reference path cache (lane paths, route references, projections):
+    # least recently used ones go; must hold one cycle's (lanes + 3)
+    path_cache_size: int = 512
 
 
 @dataclass
@@ -124,7 +128,7 @@ class Planner:
         self.cfg = config or PlannerConfig()
         self.predictor = FuturePredictor(self.cfg.futures)
         self.optimizer = TrajectoryOptimizer(self.cfg.optimizer)
-        self._paths: Dict = {}
+        self._paths = PathCache(self.cfg.path_cache_size)
         self._prev: Optional[dict] = None
         self._served_stops: set = set()
         self._standing_since: Optional[float] = None

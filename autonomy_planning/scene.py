@@ -202,7 +202,7 @@ def scene_from_vector_space(v: VectorSpace, ego: EgoState, goal: Optional[Goal] 
 
 # ---------------------------------------------------------------- lanes, routes
 def locate_lane(lanes: Sequence[Lane], x: float, y: float, yaw: float,
-                max_dist: float = 4.0, paths: Optional[Dict[int, ReferencePath]] = None,
+                max_dist: float = 4.0, paths: Optional[Dict] = None,
                 heading_tol: float = 1.2):
     """Lane containing (x, y) driven in direction yaw -> (lane, s, d) or (None, 0, 0)."""
     best = (None, 0.0, 0.0)
@@ -275,13 +275,22 @@ def lane_index(lanes: Sequence[Lane], paths: Optional[Dict] = None) -> LaneIndex
     return li
 
 
-def lane_path(lane: Lane, cache: Optional[Dict[int, ReferencePath]] = None) -> ReferencePath:
-    if cache is not None and lane.id in cache:
-        return cache[lane.id]
+def lane_path(lane: Lane, cache: Optional[Dict] = None) -> ReferencePath:
+    """The lane's reference path, cached by id and geometry (a lane whose centreline
+    changes under the same id, as perception's do, gets a new path, never a stale one)."""
+    key = ("lane", lane.id, geometry_key(lane.centerline))
+    if cache is not None and key in cache:
+        return cache[key]
     p = ReferencePath(lane.centerline, ds=0.5, extend_before=20.0, extend_after=20.0)
     if cache is not None:
-        cache[lane.id] = p
+        cache[key] = p
     return p
+
+
+def geometry_key(points) -> tuple:
+    """Cache key of a polyline: its length and a hash of its vertices (mm)."""
+    a = np.ascontiguousarray(np.round(np.asarray(points, dtype=float), 3))
+    return (len(a), hash(a.tobytes()))
 
 
 def route_to_goal(scene: PlanningScene, start: Lane, goal_lane: Optional[Lane],
@@ -313,12 +322,7 @@ def route_to_goal(scene: PlanningScene, start: Lane, goal_lane: Optional[Lane],
 
 
 def _fingerprint(arrays) -> tuple:  # noqa: E302
-    out = []
-    for a in arrays:
-        a = np.asarray(a, dtype=float)
-        out.append((len(a), round(float(a[0, 0]), 2), round(float(a[0, 1]), 2),
-                    round(float(a[-1, 0]), 2), round(float(a[-1, 1]), 2)))
-    return tuple(out)
+    return tuple(geometry_key(a) for a in arrays)
 
 
 @dataclass
@@ -341,7 +345,7 @@ class RoadFrame:
     speed_limit: float
 
 
-def build_road_frame(scene: PlanningScene, paths: Optional[Dict[int, ReferencePath]] = None,
+def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
                      lookahead: float = 220.0) -> RoadFrame:
     """The ego's Frenet frame: the reference path along the route lanes (a straight line
     along the ego heading without a lane), the neighbouring lane centres, the drivable
@@ -466,11 +470,12 @@ def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[i
         key = ("heading", round(ego.x, -1), round(ego.y, -1))
         lane_width = 3.5
         speed_limit = scene.speed_limit
-    ref = (paths.get(("route",) + key) if paths is not None else None)
+    ckey = ("route",) + key + (geometry_key(ref_pts),)
+    ref = (paths.get(ckey) if paths is not None else None)
     if ref is None:
         ref = ReferencePath(ref_pts, ds=0.5, extend_before=30.0, extend_after=250.0)
         if paths is not None:
-            paths[("route",) + key] = ref
+            paths[ckey] = ref
     return ref, key, lane_width, speed_limit
 
 
