@@ -41,6 +41,8 @@ class ControllerConfig:
     steer_observer_gain: float = 0.1           # pull of the steering estimate towards the
                                                # angle implied by odometry's yaw rate
     warn_lateral_error: float = 0.5            # m -> diagnostics WARN
+    time_jump_back: float = 0.05               # s: `now` earlier than the last step by more
+                                               # than this is a backwards time jump
 
 
 @dataclass
@@ -77,6 +79,7 @@ class TrackingController:
         self.ego: Optional[EgoState] = None             # last good odometry
         self.odom_fault: Optional[str] = None
         self.last_now: Optional[float] = None
+        self.last_time_jump: Optional[tuple] = None      # (from, to) of the last jump back
         self.steer_cmd = 0.0
         self.accel_cmd = 0.0
         self.steer_est = 0.0
@@ -85,7 +88,8 @@ class TrackingController:
         self.history: deque = deque([(0.0, 0.0)] * n, maxlen=n) if n > 0 else None
         self.mode = "idle"
         self.counters = {"trajectories": 0, "trajectories_rejected": 0, "odometry": 0,
-                         "odometry_rejected": 0, "mpc_failures": 0, "fault_episodes": 0}
+                         "odometry_rejected": 0, "mpc_failures": 0, "fault_episodes": 0,
+                         "time_jumps_back": 0}
         self.lateral_fallbacks = 0
 
     # ---------------------------------------------------------------- inputs
@@ -127,6 +131,8 @@ class TrackingController:
     def step(self, now: float):
         t0, c0 = time.perf_counter(), time.thread_time()
         cfg = self.cfg
+        if self.last_now is not None and now < self.last_now - cfg.time_jump_back:
+            self._time_jumped_back(now)
         dt = self.dt_nominal if self.last_now is None else now - self.last_now
         if not (0.0 < dt < 0.5):
             dt = self.dt_nominal
@@ -181,6 +187,19 @@ class TrackingController:
                              target_speed=abs(target_speed), gear=gear,
                              emergency=bool(wd.faults))
         return cmd, st
+
+    def _time_jumped_back(self, now: float) -> None:
+        """The clock went backwards (a /clock restart, a bag looped): forget what was timed
+        on the old clock -- the watchdog's good-input interval, the step time, the PID and
+        lateral controller states -- and count it. The trajectory and odometry keep their
+        stamps: from the future now, the watchdog stops the car (commands keep coming)
+        until inputs stamped on the new clock arrive."""
+        self.counters["time_jumps_back"] += 1
+        self.last_time_jump = (self.last_now, now)
+        self.last_now = None
+        self.watchdog.good_since = None
+        self.longitudinal.reset()
+        self.lateral.reset()
 
     # ---------------------------------------------------------------- stopping
     def _stop_step(self, ego: Optional[EgoState], pr: Optional[Projection], faults: List[str],

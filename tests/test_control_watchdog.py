@@ -147,3 +147,47 @@ def test_controller_without_inputs_commands_a_stop_and_reports_error():
     cmd, st = ctl.step(0.0)
     assert cmd.emergency and cmd.acceleration == 0.0 and st.level == ERROR
     assert "no trajectory" in st.message and "no odometry" in st.message
+
+
+def test_time_jump_back_keeps_commanding_a_stop_then_resumes():
+    """The clock jumps back 5 s while tracking: every step still returns a command, a safe
+    stop while the trajectory / odometry are stamped on the old clock (now the future),
+    the jump is counted once and the time-dependent state starts afresh; inputs stamped on
+    the new clock bring tracking back after recovery_time."""
+    ctl = TrackingController(ControllerConfig(lateral="pure_pursuit"))
+    n = 60
+    t = np.arange(n) * 0.1
+
+    def feed(now, x):
+        ctl.set_trajectory(Trajectory(t=t, x=x + 8.0 * t, y=np.zeros(n), yaw=np.zeros(n),
+                                      speed=np.full(n, 8.0), accel=np.zeros(n),
+                                      curvature=np.zeros(n), stamp=now, frame_id="odom"), now)
+        ctl.set_odometry(EgoState(x=x, y=0.0, yaw=0.0, speed=8.0, stamp=now), now)
+
+    now, x = 100.0, 0.0
+    for k in range(100):                           # 2 s of tracking
+        if k % 5 == 0:
+            feed(now, x)
+        cmd, st = ctl.step(now)
+        now, x = now + DT, x + 8.0 * DT
+    assert st.mode == "tracking" and not cmd.emergency
+    ctl.longitudinal.integral = 1.0                # some PID state timed on the old clock
+    now -= 5.0                                     # the clock jumps back 5 s
+    cmd, st = ctl.step(now)
+    assert cmd is not None and cmd.emergency and st.level == ERROR, st.message
+    assert cmd.acceleration <= 0.0
+    assert any("future" in f for f in st.faults), st.faults
+    assert st.counters["time_jumps_back"] == 1
+    assert ctl.last_time_jump == pytest.approx((now + 5.0 - DT, now))
+    assert ctl.longitudinal.integral == 0.0 and ctl.watchdog.good_since is None
+    resumed = None
+    for k in range(1, 100):                        # inputs on the new clock
+        now, x = now + DT, x + 8.0 * DT
+        if k % 5 == 0:
+            feed(now, x)
+        cmd, st = ctl.step(now)
+        assert cmd is not None
+        if not cmd.emergency and resumed is None:
+            resumed = k * DT
+    assert resumed is not None and resumed < 0.5, resumed
+    assert st.mode == "tracking" and st.counters["time_jumps_back"] == 1

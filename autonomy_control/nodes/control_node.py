@@ -4,6 +4,8 @@
 every age check run on the node clock)."""
 from __future__ import annotations
 
+from rclpy.clock import JumpThreshold
+from rclpy.duration import Duration
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from nav_msgs.msg import Odometry
@@ -119,7 +121,13 @@ class ControlNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Trajectory, "/planning/trajectory", self.on_trajectory, OUTPUTS)
         self.create_subscription(Odometry, "/odom", self.on_odom, STATE)
-        self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
+        self.timer = self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
+        # a backwards /clock jump re-arms the timer on the new clock (commands never pause);
+        # the controller itself detects the jump in its step and resets its timing state
+        self._jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1),
+                          on_clock_change=False), post_callback=self.on_time_jump)
+        self.jumps_logged = 0
         self.diag_period = 1.0 / self.p["diagnostics_rate_hz"]
         self.last_diag = -1e18
         self.last_level = None
@@ -148,9 +156,18 @@ class ControlNode(Node):
         if reason:
             self.get_logger().error(f"/odom rejected: {reason}", throttle_duration_sec=1.0)
 
+    def on_time_jump(self, jump) -> None:
+        self.timer.reset()
+
     def on_timer(self) -> None:
         now = self.now()
         cmd, st = self.ctl.step(now)
+        if st.counters["time_jumps_back"] != self.jumps_logged:
+            self.jumps_logged = st.counters["time_jumps_back"]
+            a, b = self.ctl.last_time_jump
+            self.get_logger().warning(
+                f"control: clock jumped back {a - b:.3f} s ({a:.3f} -> {b:.3f}): timing state "
+                "reset; stopping until trajectory and odometry on the new clock arrive")
         m = CommandMsg()
         m.header.stamp = sec_to_stamp(now)
         m.header.frame_id = "base_link"
