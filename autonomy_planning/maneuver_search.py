@@ -93,9 +93,15 @@ class SearchConfig:
     w_goal: float = 4.0
     goal_blend: float = 10.0        # m short of the goal over which w_goal takes over
     w_wait: float = 8.0             # per s standing (short of the goal), ...
-    wait_cap: float = 12.0          # ... counted up to this many seconds
+    wait_cap: float = 30.0          # ... counted up to this many seconds (at 12 s = 96 it
+                                    # stayed below the cost of pulling out around a parked
+                                    # car from a standstill, ~100-250: waited for ever)
     wait_distance: float = 3.0      # m: moving less than this (now / over the horizon) is waiting
     w_approach: float = 1.0
+    # stopping behind a static obstacle that overlaps the ego's lane: at least `standoff`
+    # m between the fronts, else w_standoff per m short (room to pull out around it later)
+    standoff: float = 2.5
+    w_standoff: float = 1000.0
     w_consistency: float = 3.0
     ttc_tau: float = 3.0
     min_probability: float = 0.02
@@ -189,6 +195,7 @@ def score(lat: LateralSet, lon: LongitudinalSet, occ: Occupancy, cfg: SearchConf
     _add_progress_costs(cost, cfg, lon, S, V, s0, v_des, goal_station, approach_stop,
                         wait_time)
     _add_lane_costs(cost, cfg, D, V, hw, lane_offsets, oncoming_boundary)
+    _add_standoff_cost(cost, occ, cfg, lat.d, lon, s0, body)
     # ---- route: in the route lane (d ~ 0) by the deadline
     if np.isfinite(route_deadline) and route_deadline > s0:
         D = lat.d                                 # float64 offsets from here on
@@ -232,7 +239,13 @@ def _add_collision_costs(cost, occ: Occupancy, cfg: SearchConfig, D, S, V, Sr, s
     glat = np.abs(D[None] - od[:, None]) - (hw + ohd[:, None])
     # longitudinal gap (K, J, T): ego body [S-rear, S+front] vs [os-hs, os+hs]
     glon = np.maximum((os_ - ohs)[:, None] - (Sr[None] + front), (Sr[None] - rear) - (os_ + ohs)[:, None])
-    hl = (glat < cfg.lat_margin_hard).astype(f32)
+    # a static obstacle already closer than the hard margin now (the car stopped next to
+    # a cone) is a collision only for candidates that get closer still: else every
+    # candidate, standing included, would collide and the search could tell none apart
+    g0 = glat[:, 0, 0]
+    st = occ.static[keep] & (g0 > 0.0) & (g0 < cfg.lat_margin_hard)
+    margin = np.where(st, g0 - 0.02, cfg.lat_margin_hard).astype(f32)[:, None, None]
+    hl = (glat < margin).astype(f32)
     hn = (glon < cfg.lon_margin_hard).astype(f32) * wt[None, None].astype(f32)
     # hit[k, i, j] = sum_t w_t * overlap: a conflict at time t weighs exp(-t/tau)
     # (imminent conflicts cost most; far ones can still be re-planned away)
@@ -346,6 +359,33 @@ def _add_progress_costs(cost, cfg: SearchConfig, lon: LongitudinalSet, S, V, s0:
     if wait_time > 0.0:
         still = (reach < cfg.wait_distance).astype(float)
         cost += cfg.w_wait * min(wait_time, cfg.wait_cap) * still[None, :]
+
+
+def _add_standoff_cost(cost, occ: Occupancy, cfg: SearchConfig, D, lon: LongitudinalSet,
+                       s0: float, body) -> None:
+    """Candidates that end stopped less than `standoff` behind a static obstacle their body
+    overlaps laterally (then) cost w_standoff per metre short, added to `cost`: a car that
+    waits nose to tail behind a parked car cannot steer around it afterwards (no
+    candidate is both kinematically feasible and clear of it), so it would wait for ever.
+    Stop-line walls (agent -1) are exempt."""
+    if not len(occ):
+        return
+    front, _, hw = body
+    k = occ.static & (occ.agent != -1)
+    stopped = lon.v[:, -1] < 0.3
+    if not np.any(k) or not np.any(stopped):
+        return
+    os_, ohs, od, ohd = occ.s[k, -1] - s0, occ.hs[k, -1], occ.d[k, -1], occ.hd[k, -1]
+    nose = lon.s[:, -1] + front                                           # (J,) relative
+    gap = (os_ - ohs)[:, None] - nose[None, :]                            # (K, J)
+    ahead = (os_ + ohs)[:, None] > nose[None, :]                          # not passed yet
+    short = np.where(stopped[None, :] & ahead, np.clip(cfg.standoff - gap, 0.0, cfg.standoff),
+                     0.0)
+    overlap = (np.abs(D[:, -1][None, :] - od[:, None]) - (hw + ohd[:, None])) < cfg.lat_margin_hard
+    near = short.any(axis=1) & overlap.any(axis=1)         # usually none or one obstacle
+    if np.any(near):
+        cost += cfg.w_standoff * np.max(overlap[near][:, :, None] * short[near][:, None, :],
+                                        axis=0)
 
 
 def _add_lane_costs(cost, cfg: SearchConfig, D, V, hw: float, lane_offsets,
