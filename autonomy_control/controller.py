@@ -76,6 +76,10 @@ class TrackingController:
         self.ref: Optional[TrackingReference] = None       # last accepted trajectory
         self.good_ref: Optional[TrackingReference] = None  # last trajectory actually tracked
         self.traj_fault: Optional[str] = None           # latest trajectory was rejected
+        # after a rejection: valid trajectories in a row so far (None: no stop held)
+        self.valid_since_reject: Optional[int] = None
+        self.supervisor_stop: Optional[str] = None      # reason of a supervisor stop
+        self.supervisor_decel: Optional[float] = None   # m/s^2 it asks for (<= stop.decel)
         self.ego: Optional[EgoState] = None             # last good odometry
         self.odom_fault: Optional[str] = None
         self.last_now: Optional[float] = None
@@ -89,7 +93,7 @@ class TrackingController:
         self.mode = "idle"
         self.counters = {"trajectories": 0, "trajectories_rejected": 0, "odometry": 0,
                          "odometry_rejected": 0, "mpc_failures": 0, "fault_episodes": 0,
-                         "time_jumps_back": 0}
+                         "time_jumps_back": 0, "supervisor_stops": 0}
         self.lateral_fallbacks = 0
 
     # ---------------------------------------------------------------- inputs
@@ -101,8 +105,13 @@ class TrackingController:
         if reason is not None:
             self.counters["trajectories_rejected"] += 1
             self.traj_fault = reason
+            self.valid_since_reject = 0
             return reason
         self.traj_fault = None
+        if self.valid_since_reject is not None:
+            self.valid_since_reject += 1
+            if self.valid_since_reject >= self.cfg.watchdog.resume_after_valid:
+                self.valid_since_reject = None
         ref = TrackingReference(traj)
         if self.ref is not None and self.ref.active > 0:
             ref.carry_progress(self.ref)
@@ -127,6 +136,32 @@ class TrackingController:
                                          self.cfg.vehicle.max_steer) - self.steer_est)
         return None
 
+    def set_supervisor_stop(self, reason: str, decel: Optional[float] = None) -> None:
+        """A supervisor (autonomy_control.supervisor) found the car off the road / route /
+        ...: the same comfortable stop as a watchdog fault (at most `decel` m/s^2 when
+        given, never more than `stop.decel`), steering along the last good trajectory,
+        ERROR naming `reason`; held until `clear_supervisor_stop()`."""
+        if self.supervisor_stop is None:
+            self.counters["supervisor_stops"] += 1
+        self.supervisor_stop = reason
+        self.supervisor_decel = decel
+
+    def clear_supervisor_stop(self) -> None:
+        """The supervisor was reset (a new episode): tracking may resume."""
+        self.supervisor_stop = None
+        self.supervisor_decel = None
+
+    def _held_faults(self) -> List[str]:
+        """Faults the controller holds itself, beyond the watchdog's input checks."""
+        held = []
+        if self.supervisor_stop is not None:
+            held.append(f"supervisor: {self.supervisor_stop}")
+        if self.valid_since_reject is not None and self.traj_fault is None:
+            held.append(f"holding the stop after a rejected trajectory "
+                        f"({self.valid_since_reject}/{self.cfg.watchdog.resume_after_valid} "
+                        "valid in a row)")
+        return held
+
     # ---------------------------------------------------------------- step
     def step(self, now: float):
         t0, c0 = time.perf_counter(), time.thread_time()
@@ -149,7 +184,8 @@ class TrackingController:
             geometry_fault = self._geometry_fault(pr)
         wd = self.watchdog.evaluate(
             now, self.ref.stamp if self.ref is not None else None, self.traj_fault,
-            ego.stamp if ego is not None else None, self.odom_fault, geometry_fault)
+            ego.stamp if ego is not None else None, self.odom_fault, geometry_fault,
+            self._held_faults())
 
         odom_fresh = (ego is not None and self.odom_fault is None
                       and now - ego.stamp <= cfg.watchdog.max_odom_age)
@@ -209,7 +245,10 @@ class TrackingController:
         good again but not yet for `recovery_time`); keeps steering along the last good
         path where possible; sets the mode and the status."""
         cfg = self.cfg
-        accel = comfortable_stop_accel(v_meas, self.accel_cmd, dt, cfg.stop)
+        stop = cfg.stop
+        if self.supervisor_stop is not None and self.supervisor_decel is not None:
+            stop = replace(stop, decel=min(stop.decel, self.supervisor_decel))
+        accel = comfortable_stop_accel(v_meas, self.accel_cmd, dt, stop)
         accel = no_wrong_way(accel, v_meas, self.longitudinal.gear)
         steer = self.steer_cmd
         if odom_fresh and abs(v_meas) > 0.5:

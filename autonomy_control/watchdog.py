@@ -30,6 +30,9 @@ class WatchdogConfig:
     max_deviation: float = 3.0          # m, car farther than this from the path -> fault
     behind_tolerance: float = 1.0       # m the car may be past the trajectory's end
     recovery_time: float = 0.2          # s of good inputs before tracking resumes
+    resume_after_valid: int = 3         # after a rejected trajectory the stop holds until
+                                        # this many valid trajectories in a row arrived
+                                        # (bad and good interleaved -> no flip-flop)
     frames: Sequence[str] = ("odom", "world")
 
 
@@ -79,9 +82,11 @@ class Watchdog:
 
     def evaluate(self, now: float, traj_stamp: Optional[float], traj_fault: Optional[str],
                  odom_stamp: Optional[float], odom_fault: Optional[str],
-                 geometry_fault: Optional[str]) -> WatchdogResult:
+                 geometry_fault: Optional[str], extra: Sequence[str] = ()) -> WatchdogResult:
+        """`extra`: faults the caller holds itself (a supervisor stop, a stop held after a
+        rejected trajectory); they stop the car like the others."""
         c = self.cfg
-        faults = []
+        faults = list(extra)
         if traj_fault:
             faults.append(traj_fault)
         if traj_stamp is None:
