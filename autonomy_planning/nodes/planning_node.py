@@ -2,7 +2,9 @@
 /planning/trajectory (Trajectory), /planning/agent_futures (AgentFutureArray),
 /planning/path (nav_msgs/Path), /planning/corridor (Corridor), /planning/markers
 (MarkerArray: chosen maneuver, corridor, the others' futures coloured by probability)
-and /diagnostics, replanning at `rate_hz` on the node clock (use_sim_time works).
+and /diagnostics, replanning at `rate_hz` on the node clock (use_sim_time works), or with
+`trigger: objects` once per received /perception/objects message (no timer cycles; the
+lockstep simulator waits for the plan of each frame), stamped with the node clock's now.
 
 Thin: the work is in `autonomy_planning.planner.Planner.plan(scene)`.
 
@@ -92,7 +94,9 @@ def core_spec(name: str) -> ParamSpec:
 PARAMS = [
     ParamSpec("mode", "driving", "planner mode (parking: autonomy_planning.parking.mode)",
               choices=("driving", "parking")),
-    ParamSpec("rate_hz", 10.0, "replanning rate", min=0.5, max=50.0),
+    ParamSpec("rate_hz", 10.0, "replanning rate (trigger: timer)", min=0.5, max=50.0),
+    ParamSpec("trigger", "timer", "when to plan: 'timer' (every 1/rate_hz) or 'objects' (once "
+                                  "per /perception/objects message)", choices=("timer", "objects")),
     core_spec("frame_id"),
     ParamSpec("max_input_age", 0.5, "s: objects / road older than this are stale",
               min=0.05, max=10.0),
@@ -154,7 +158,8 @@ class PlanningNode(Node):
         self.create_subscription(Odometry, "/odom", self.on_odom, STATE)
         # the goal is published once (latched) or repeatedly: accept both
         self.create_subscription(PoseStamped, "/planning/goal", self.on_goal, LATCHED)
-        self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
+        if self.p["trigger"] == "timer":
+            self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
         self.objects = self.road = self.ego = None
         self.t_objects = self.t_road = self.t_odom = None
         self.goal = None
@@ -167,7 +172,9 @@ class PlanningNode(Node):
         self.diag_period = 1.0 / self.p["diagnostics_rate_hz"]
         self.last_diag, self.last_level = -1e18, None
         self.status = ("ERROR", "waiting for inputs")
-        self.get_logger().info(f"planning: mode {self.p['mode']} at {self.p['rate_hz']:.1f} Hz")
+        self.get_logger().info(f"planning: mode {self.p['mode']}, " + (
+            f"at {self.p['rate_hz']:.1f} Hz" if self.p["trigger"] == "timer"
+            else "once per /perception/objects message"))
 
     # ------------------------------------------------------------------ inputs
     def now(self) -> float:
@@ -196,6 +203,8 @@ class PlanningNode(Node):
         # parked cars: the message has no is_static flag (see StaticObjectTracker)
         now = self.now()
         self.objects, self.t_objects = self.static_tracker.update(objs, now), now
+        if self.p["trigger"] == "objects":
+            self.on_timer()
 
     def on_road(self, msg) -> None:
         if msg.header.frame_id not in (self.p["frame_id"], ""):

@@ -12,6 +12,22 @@
 Control: a command older than `command_timeout` (or none yet) -> the autopilot drives if
 `autopilot` is true, else the ego brakes to a stop. Bad input (non-finite command) is
 dropped, counted, logged (throttled) and reported in /diagnostics.
+
+Stepping: real time (`lockstep` false): one step per dt / real_time_factor of wall time.
+Lockstep (`lockstep` true, like CARLA's synchronous mode): the world steps as fast as the
+stack answers, no wall-clock pacing: after each step it waits for a /control/command
+stamped >= the step's time, after a step with a frame (cameras, or the ground-truth
+objects without cameras) first for a /planning/trajectory stamped >= the frame time and
+then for a command after it (`autonomy_simulator.lockstep.LockstepGate`). A wait past
+`lockstep_timeout_s` (wall) is logged naming what was awaited, counted, reported in
+/diagnostics (ERROR at the timeout, WARN with the count after) and the sim steps on with
+the latest command.
+
+Start (`start_on`): "immediately", "first_command" (the first /control/command) or
+"start_signal" (std_msgs/Empty on /simulator/start). Until then the initial state
+(/clock, /odom, /tf, goal, road, one camera frame / ground truth, diagnostics) is
+re-published every `hold_publish_period_s` of wall time without advancing time, so
+late joiners get it.
 """
 from __future__ import annotations
 
@@ -27,6 +43,7 @@ from geometry_msgs.msg import PoseStamped, TransformStamped
 from nav_msgs.msg import OccupancyGrid, Odometry
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, Imu
+from std_msgs.msg import Empty
 from tf2_msgs.msg import TFMessage
 
 from autonomy_simulator import labels as lab
@@ -34,8 +51,9 @@ from autonomy_simulator import scenarios
 from autonomy_stack.ros import ros_conversions as rc
 from autonomy_stack import vector_space as vs
 from autonomy_stack.ros.node_runtime import StartupError, run_node
-from autonomy_stack.params import ParamSpec, declare_parameters
-from autonomy_interfaces.msg import ControlCommand, ObjectArray, RoadStructure
+from autonomy_stack.params import ParamSpec, declare_parameters, spec_from_field
+from autonomy_interfaces.msg import ControlCommand, ObjectArray, RoadStructure, Trajectory
+from autonomy_simulator.lockstep import LockstepConfig, LockstepGate
 from autonomy_simulator.record import VehicleCameras
 from autonomy_simulator.simulation import command_is_finite
 from autonomy_stack.ros.qos import LATCHED, OUTPUTS, SENSOR_IMAGES, STATE
@@ -61,7 +79,16 @@ PARAMS = [
     ParamSpec("bev_cell", 0.5, "m", min=0.05, max=5.0),
     ParamSpec("max_duration", 0.0, "s of sim time, then the sim holds (0: unlimited)", min=0.0, max=1e6),
     ParamSpec("error_throttle_s", 2.0, "s between identical error logs", min=0.0, max=60.0),
+    ParamSpec("lockstep", False, "step as fast as the stack answers each step / frame "
+                                 "(synchronous mode) instead of in real time"),
+    spec_from_field(LockstepConfig, "timeout_s", name="lockstep_timeout_s"),
+    spec_from_field(LockstepConfig, "startup_timeout_s", name="lockstep_startup_timeout_s"),
+    ParamSpec("start_on", "immediately", "when the world starts moving",
+              choices=("immediately", "first_command", "start_signal")),
+    ParamSpec("hold_publish_period_s", 0.5, "s (wall) between re-publications of the initial "
+                                            "state before the start", min=0.05, max=10.0),
 ]
+LOCKSTEP_POLL_S = 0.01     # s (wall): timeout checks and the start between answers
 
 
 class SimulatorNode(Node):
@@ -91,6 +118,46 @@ class SimulatorNode(Node):
         self.msg_types = dict(Odometry=Odometry, Imu=Imu, TFMessage=TFMessage, Clock=ClockMsg,
                               OccupancyGrid=OccupancyGrid, PoseStamped=PoseStamped,
                               DiagnosticArray=DiagnosticArray, Image=Image, CameraInfo=CameraInfo)
+        self._make_publishers()
+        self.gate = None
+        if p["lockstep"]:
+            self.gate = LockstepGate(LockstepConfig(timeout_s=p["lockstep_timeout_s"],
+                                                    startup_timeout_s=p["lockstep_startup_timeout_s"]))
+            # created before the command subscription: when a trajectory and the command
+            # answering it are both waiting, the executor serves subscriptions in creation
+            # order, so the trajectory is seen first (the command counts as its answer)
+            self.create_subscription(Trajectory, "/planning/trajectory", self._on_trajectory, OUTPUTS)
+        self.create_subscription(ControlCommand, "/control/command", self._on_command, STATE)
+        if p["start_on"] == "start_signal":
+            self.create_subscription(Empty, "/simulator/start",
+                                     lambda _m: self._start("start signal on /simulator/start"), 10)
+        self.started = False
+        self.last_hold_publish = -1e9
+        self.timeout_pending = False       # a lockstep timeout not yet in /diagnostics
+        self.cmd = None
+        self.cmd_time = -1e9
+        self.rejected = 0
+        self.received = 0
+        self._last_err = {}
+        self.step_every = {
+            "gt": max(1, int(round(1.0 / (p["ground_truth_rate"] * self.sim.dt)))),
+            "cam": max(1, int(round(1.0 / (p["camera_rate"] * self.sim.dt)))),
+            "slow": max(1, int(round(1.0 / self.sim.dt))),
+        }
+        self.render_s = 0.0
+        self.last_visibility = None        # per-object pixel counts of the latest camera frame
+        self._publish_goal_and_road()
+        period = LOCKSTEP_POLL_S if self.gate else self.sim.dt / p["real_time_factor"]
+        self.timer = self.create_timer(period, self._tick,
+                                       clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(
+            f"scenario '{p['scenario']}' seed {p['seed']}: {len(self.sim.agents)} agents, "
+            f"dt {self.sim.dt} s, cameras {list(self.pub_img) or 'off'}, "
+            f"{'lockstep' if self.gate else 'real time'}, start on {p['start_on']}")
+        if p["start_on"] == "immediately":
+            self._start("start_on immediately")
+
+    def _make_publishers(self):
         self.pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
         self.pub_odom = self.create_publisher(Odometry, "/odom", STATE)
         self.pub_imu = self.create_publisher(Imu, "/imu/kinematics", STATE)
@@ -109,25 +176,6 @@ class SimulatorNode(Node):
                 self.pub_img[name] = self.create_publisher(Image, f"/cameras/{name}/image_raw", SENSOR_IMAGES)
                 self.pub_info[name] = self.create_publisher(CameraInfo, f"/cameras/{name}/camera_info", SENSOR_IMAGES)
             self._publish_tf_static()
-        self.create_subscription(ControlCommand, "/control/command", self._on_command, STATE)
-        self.cmd = None
-        self.cmd_time = -1e9
-        self.rejected = 0
-        self.received = 0
-        self._last_err = {}
-        self.step_every = {
-            "gt": max(1, int(round(1.0 / (p["ground_truth_rate"] * self.sim.dt)))),
-            "cam": max(1, int(round(1.0 / (p["camera_rate"] * self.sim.dt)))),
-            "slow": max(1, int(round(1.0 / self.sim.dt))),
-        }
-        self.render_s = 0.0
-        self.last_visibility = None        # per-object pixel counts of the latest camera frame
-        self._publish_goal_and_road()
-        self.timer = self.create_timer(self.sim.dt / p["real_time_factor"], self._tick,
-                                       clock=Clock(clock_type=ClockType.STEADY_TIME))
-        self.get_logger().info(
-            f"scenario '{p['scenario']}' seed {p['seed']}: {len(self.sim.agents)} agents, "
-            f"dt {self.sim.dt} s, cameras {list(self.pub_img) or 'off'}")
 
     # ------------------------------------------------------------------ input
     def _error(self, key: str, text: str):
@@ -149,12 +197,70 @@ class SimulatorNode(Node):
         self.received += 1
         self.cmd = c
         self.cmd_time = self.sim.t
+        if not self.started and self.p["start_on"] == "first_command":
+            self._start(f"first /control/command (stamp {c.stamp:.3f} s)")
+        if self.gate is not None and self.started:
+            self.gate.on_command(c.stamp, time.monotonic())
+            self._lockstep_advance()
+
+    def _on_trajectory(self, msg):
+        self.gate.on_trajectory(rc.stamp_to_sec(msg.header.stamp), time.monotonic())
+        if self.started:
+            self._lockstep_advance()
+
+    def _start(self, why: str):
+        if self.started:
+            return
+        self.started = True
+        self.get_logger().info(f"world starts at sim t {self.sim.t:.3f} s: {why}")
 
     # ------------------------------------------------------------------ loop
     def _tick(self):
-        sim, p = self.sim, self.p
-        if p["max_duration"] > 0 and sim.t >= p["max_duration"]:
+        if not self.started:
+            self._hold()
             return
+        if self.gate is None:
+            self._step()
+            return
+        what = self.gate.timed_out(time.monotonic())
+        if what is not None:
+            self.timeout_pending = True
+            self._error("lockstep", f"lockstep: waited for {what}; stepping on with the latest "
+                                    f"command ({self.gate.total_timeouts} timeouts so far)")
+            self._publish_diagnostics()
+        self._lockstep_advance()
+
+    def _hold(self):
+        """Before the start: re-publish the initial state (no time passes)."""
+        now = time.monotonic()
+        if now - self.last_hold_publish < self.p["hold_publish_period_s"]:
+            return
+        self.last_hold_publish = now
+        self._publish_state()
+        if self.cams is not None:
+            self.last_visibility = self._publish_cameras()
+        self._publish_ground_truth(self.last_visibility)
+        self._publish_goal_and_road()
+        self._publish_diagnostics()
+
+    def _lockstep_advance(self):
+        """One step if the stack answered the last one (the gate is open)."""
+        if not self.gate.ready() or self._at_max_duration():
+            return
+        now = time.monotonic()
+        self.gate.finish(now)
+        frame = self._step()
+        self.gate.stepped(self.sim.t, frame, time.monotonic())
+
+    def _at_max_duration(self) -> bool:
+        return self.p["max_duration"] > 0 and self.sim.t >= self.p["max_duration"] - 1e-9
+
+    def _step(self) -> bool:
+        """One simulation step and its outputs; True if a frame (camera images, or the
+        ground-truth objects without cameras) went out."""
+        sim, p = self.sim, self.p
+        if self._at_max_duration():
+            return False
         fresh = self.cmd is not None and sim.t - self.cmd_time <= p["command_timeout"]
         if fresh:
             sim.step(self.cmd)
@@ -166,13 +272,17 @@ class SimulatorNode(Node):
                                        gear=1 if sim.ego.speed >= 0 else -1))
         self._publish_state()
         n = sim.steps
+        frame = False
         if self.cams is not None and n % self.step_every["cam"] == 0:
             self.last_visibility = self._publish_cameras()
+            frame = True
         if n % self.step_every["gt"] == 0:
             self._publish_ground_truth(self.last_visibility)
+            frame = frame or self.cams is None
         if n % self.step_every["slow"] == 0:
             self._publish_goal_and_road()
             self._publish_diagnostics()
+        return frame
 
     def _stamp(self):
         return rc.sec_to_stamp(self.sim.t)
@@ -270,13 +380,30 @@ class SimulatorNode(Node):
             self.pub_goal.publish(g)
 
     def _publish_diagnostics(self):
-        st = DiagnosticStatus(name="simulator", hardware_id="sim",
-                              level=DiagnosticStatus.WARN if self.rejected else DiagnosticStatus.OK,
-                              message=f"sim t {self.sim.t:.2f} s")
-        st.values = [KeyValue(key="sim_time", value=f"{self.sim.t:.3f}"),
-                     KeyValue(key="commands_received", value=str(self.received)),
-                     KeyValue(key="commands_rejected", value=str(self.rejected)),
-                     KeyValue(key="render_s", value=f"{self.render_s:.3f}")]
+        level, msg = DiagnosticStatus.WARN if self.rejected else DiagnosticStatus.OK, ""
+        kv = {"sim_time": f"{self.sim.t:.3f}", "commands_received": str(self.received),
+              "commands_rejected": str(self.rejected), "render_s": f"{self.render_s:.3f}",
+              "started": str(self.started), "stepping": "lockstep" if self.gate else "real time"}
+        if not self.started:
+            msg = f"; holding the world until the start ({self.p['start_on']})"
+        if self.gate is not None:
+            g = self.gate
+            kv.update(lockstep_timeouts=str(g.total_timeouts),
+                      lockstep_timeouts_command=str(g.timeouts["command"]),
+                      lockstep_timeouts_trajectory=str(g.timeouts["trajectory"]),
+                      lockstep_steps=str(g.waits),
+                      lockstep_wait_mean_ms=f"{1e3 * g.wait_sum_s / max(g.waits, 1):.2f}",
+                      lockstep_wait_max_ms=f"{1e3 * g.wait_max_s:.1f}",
+                      lockstep_waiting_for=g.waiting_for())
+            if g.total_timeouts:
+                level = max(level, DiagnosticStatus.WARN)
+                msg += f"; {g.total_timeouts} lockstep timeouts (stack did not answer)"
+            if self.timeout_pending:
+                level = DiagnosticStatus.ERROR
+                self.timeout_pending = False
+        st = DiagnosticStatus(name="simulator", hardware_id="sim", level=level,
+                              message=f"sim t {self.sim.t:.2f} s{msg}")
+        st.values = [KeyValue(key=k, value=v) for k, v in kv.items()]
         arr = self.msg_types["DiagnosticArray"]()
         arr.header.stamp = self._stamp()
         arr.status = [st]
