@@ -187,6 +187,18 @@ class StaticObjectTracker:
         return out
 
 
+def road_from_lines(lines: Sequence[RoadLine], ego: Optional[EgoState], speed_limit: float):
+    """What the planning node derives from /perception/road (odom frame): lanes from the
+    painted lines / edges (`lanes_from_road_lines`) at the configured speed limit, and the
+    road edges / curbs as boundaries. Returns (lanes, boundaries)."""
+    lanes = lanes_from_road_lines(lines, ego)
+    for ln in lanes:
+        ln.speed_limit = speed_limit
+    boundaries = [np.asarray(l.points, dtype=float)[:, :2] for l in lines
+                  if l.line_type in (LineType.ROAD_EDGE, LineType.CURB) and len(l.points) >= 2]
+    return lanes, boundaries
+
+
 def scene_from_vector_space(v: VectorSpace, ego: EgoState, goal: Optional[Goal] = None,
                             lanes: Optional[List[Lane]] = None,
                             speed_limit: float = 13.9) -> PlanningScene:
