@@ -6,7 +6,10 @@ Per camera <cam> (parameter `cameras`):
   out: /cameras/<cam>/image_rect (virtual camera, same encoding, same stamp, frame
        virtual_camera_<cam>), /cameras/<cam>/camera_info_rect (zero distortion, virtual K, P)
 Also: /tf_static base_link -> virtual_camera_<cam> (the fixed virtual frames),
-/diagnostics (per camera rate, received/published/dropped frames, processing time).
+/diagnostics (per camera rate, received/published/dropped frames, processing time, and
+the age of its last image: a camera silent for `camera_silent_warn_s` is WARN, for
+`camera_silent_error_s` ERROR, naming the age; ages on the node's clock, so a replay that
+holds /clock is not a dead camera).
 
 Warp maps are built once per calibration (rebuilt only when CameraInfo or the mounting
 changes). The per-frame path is allocation-free: the input is a zero-copy view of the
@@ -63,6 +66,10 @@ PARAMS = [
     ParamSpec("diagnostics_period", 1.0, "seconds between /diagnostics messages", min=0.05, max=60.0),
     ParamSpec("error_throttle_s", 2.0, "minimum seconds between two identical error logs "
               "for one camera", min=0.0, max=3600.0),
+    ParamSpec("camera_silent_warn_s", 1.0, "a camera without an image this long is WARN "
+              "in /diagnostics (node clock)", min=0.01, max=3600.0),
+    ParamSpec("camera_silent_error_s", 3.0, "... and this long ERROR (a dead camera)",
+              min=0.01, max=3600.0),
     ParamSpec("publish_virtual_tf", True, "publish base_frame -> virtual_camera_<cam> on /tf_static"),
 ]
 
@@ -89,6 +96,7 @@ class _Camera:
         self.pub_image = None
         self.pub_info = None
         self.dropped_reported = 0
+        self.last_image_s: Optional[float] = None   # node-clock time of the last image
 
 
 class RectificationNode(Node):
@@ -97,6 +105,12 @@ class RectificationNode(Node):
 
         p = declare_parameters(self, PARAMS)
         self.p = p
+        if p["camera_silent_error_s"] < p["camera_silent_warn_s"]:
+            raise ParameterError("parameter 'camera_silent_error_s': must be >= "
+                                 f"camera_silent_warn_s ({p['camera_silent_warn_s']})")
+        # silence of a camera that never sent counts from the first diagnostics tick
+        # (under use_sim_time: once /clock runs)
+        self._silence_origin_s: Optional[float] = None
         if p["cv_threads"] > 0:
             # lazy: OpenCV only on this path (start-up time)
             import cv2
@@ -203,6 +217,7 @@ class RectificationNode(Node):
             cam.dirty = True
 
     def _on_image(self, cam: _Camera, msg):
+        cam.last_image_s = self.get_clock().now().nanoseconds * 1e-9
         out = self.process_image(cam, msg)
         if out is not None:
             cam.pub_image.publish(out[0])
@@ -305,6 +320,9 @@ class RectificationNode(Node):
     # ------------------------------------------------------------------ diagnostics
     def _publish_diagnostics(self):
         now = time.monotonic()
+        clock_s = self.get_clock().now().nanoseconds * 1e-9
+        if self._silence_origin_s is None or clock_s < self._silence_origin_s:
+            self._silence_origin_s = clock_s        # first tick, or the clock jumped back
         arr = self._diag_type()
         arr.header.stamp = self.get_clock().now().to_msg()
         for cam in self.cams.values():
@@ -323,11 +341,13 @@ class RectificationNode(Node):
                 st.level, st.message = DiagnosticStatus.WARN, "no images received"
             else:
                 st.level, st.message = DiagnosticStatus.OK, "rectifying"
+            age = self._silence(cam, st, clock_s)
             values = {"rate_hz": f"{rate:.2f}", "received": str(s.received),
                       "published": str(s.published), "dropped": str(s.dropped),
                       "processing_ms_mean": f"{mean * 1e3:.3f}",
                       "processing_ms_max": f"{mx * 1e3:.3f}",
-                      "device": cam.rectifier.device, "map_builds": str(s.map_builds)}
+                      "device": cam.rectifier.device, "map_builds": str(s.map_builds),
+                      "image_age_s": f"{age:.2f}"}
             for reason, n in sorted(s.drop_reasons.items()):
                 values[f"dropped_{reason}"] = str(n)
             if s.last_error:
@@ -335,6 +355,24 @@ class RectificationNode(Node):
             st.values = [KeyValue(key=k, value=v) for k, v in values.items()]
             arr.status.append(st)
         self.diag_pub.publish(arr)
+
+    def _silence(self, cam: _Camera, st, clock_s: float) -> float:
+        """Seconds since the camera's last image (since the first tick if none yet);
+        raises `st` to WARN/ERROR past the silence limits, naming the age."""
+        if cam.last_image_s is not None and cam.last_image_s > clock_s:
+            cam.last_image_s = clock_s                 # the clock jumped back (replay loop)
+        since = cam.last_image_s if cam.last_image_s is not None else self._silence_origin_s
+        age = max(0.0, clock_s - since)
+        what = "no image" if cam.last_image_s is not None else "no image ever"
+        for limit, level in ((self.p["camera_silent_error_s"], DiagnosticStatus.ERROR),
+                             (self.p["camera_silent_warn_s"], DiagnosticStatus.WARN)):
+            if age > limit:
+                if st.level < level:
+                    st.level = level
+                    st.message = f"camera silent: {what} for {age:.1f} s (0 Hz; limit " \
+                                 f"{limit:g} s)" + (f"; {st.message}" if st.message else "")
+                break
+        return age
 
 
 def main(args=None):

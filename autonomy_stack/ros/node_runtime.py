@@ -4,6 +4,7 @@ non-zero exit code instead of a traceback."""
 from __future__ import annotations
 
 import sys
+import time
 from typing import Callable, Optional, Sequence
 
 from autonomy_stack.params import ParameterError
@@ -28,9 +29,11 @@ def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = No
     # without timers is never.
     rclpy.init(args=list(args) if args is not None else sys.argv)
     node = None
+    spinning = False
     code = 0
     try:
         node = factory()
+        spinning = True
         if executor_threads > 1:
             executor = MultiThreadedExecutor(num_threads=executor_threads)
             executor.add_node(node)
@@ -44,19 +47,44 @@ def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = No
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as exc:  # noqa: BLE001
-        # a shutdown requested while the node was still being built invalidates its handles
-        if rclpy.ok():
+        # Ctrl-C/SIGTERM shut the context down from rclpy's signal thread while the
+        # executor was taking a message or a callback publishing (RuntimeError/RCLError on
+        # an invalidated handle): that is the requested shutdown, not a failure. Anything
+        # else (the context still up) is a real error and propagates.
+        if not _shutdown_requested(rclpy):
             raise
-        print(f"[{_node_name_from_args()}]: shut down during start-up ({type(exc).__name__})",
-              file=sys.stderr, flush=True)
+        if not spinning:
+            print(f"[{_node_name_from_args()}]: shut down during start-up "
+                  f"({type(exc).__name__})", file=sys.stderr, flush=True)
     finally:
         if node is not None:
-            close = getattr(node, "close", None)
-            if callable(close):
-                close()
-            node.destroy_node()
+            _close(node, rclpy)
         rclpy.try_shutdown()
     return code
+
+
+def _shutdown_requested(rclpy, grace_s: float = 0.5) -> bool:
+    """True once the context is shut down; waits up to `grace_s` for a shutdown that the
+    signal thread has started (handles are invalidated before rclpy.ok() turns False)."""
+    deadline = time.monotonic() + grace_s
+    while rclpy.ok() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not rclpy.ok()
+
+
+def _close(node, rclpy) -> None:
+    """node.close() (if any) then destroy_node(); after a shutdown, a failure here (handles
+    already invalid) is reported in one line instead of turning Ctrl-C into exit code 1."""
+    for step in (getattr(node, "close", None), node.destroy_node):
+        if not callable(step):
+            continue
+        try:
+            step()
+        except Exception as exc:  # noqa: BLE001
+            if rclpy.ok():
+                raise
+            print(f"[{_node_name_from_args()}]: {getattr(step, '__name__', 'close')} after "
+                  f"shutdown: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
 
 
 def _node_name_from_args() -> str:
