@@ -24,6 +24,11 @@ class LockstepConfig:
     timeout_s: float = param(2.0, "s (wall) the lockstep simulator waits for an answer of the "
                                   "stack before it steps on with the latest command (reported)",
                              min=0.01, max=600.0)
+    resend_s: float = param(0.5, "s (wall) of an open wait after which the simulator publishes "
+                                 "again what the stack answers (the frame while the plan is "
+                                 "awaited, else the odometry), same stamp: a dropped frame or "
+                                 "a command that never came costs this, not the timeout",
+                            min=0.01, max=600.0)
     startup_timeout_s: float = param(60.0, "s (wall) for the stack's first command and first "
                                            "trajectory (model loading, discovery)",
                                      min=0.01, max=3600.0)
@@ -35,6 +40,7 @@ class Wait:
     t: float
     frame: bool
     since: float                      # wall time the current phase began
+    sent: float = 0.0                 # wall time of the last (re)publication
     trajectory_ok: bool = False
     command_ok: bool = False
 
@@ -46,6 +52,7 @@ class LockstepGate:
     timeouts: Dict[str, int] = field(default_factory=lambda: {"command": 0, "trajectory": 0})
     commands_answered: int = 0        # commands that answered a wait
     trajectories_answered: int = 0
+    resends: int = 0                  # re-publications of an unanswered step / frame
     waits: int = 0                    # steps waited for (answered or timed out)
     wait_sum_s: float = 0.0           # wall s spent waiting, over all steps
     wait_max_s: float = 0.0
@@ -54,7 +61,7 @@ class LockstepGate:
     def stepped(self, t: float, frame: bool, wall: float) -> None:
         """The simulator stepped to sim time `t` and published its outputs at wall time
         `wall`; `frame`: a camera frame / ground truth went out with this step."""
-        self.wait = Wait(t=t, frame=frame, since=wall, trajectory_ok=not frame)
+        self.wait = Wait(t=t, frame=frame, since=wall, sent=wall, trajectory_ok=not frame)
         self._step_wall = wall
 
     def on_command(self, stamp: float, wall: float) -> None:
@@ -73,6 +80,16 @@ class LockstepGate:
     def ready(self) -> bool:
         """True when the stack answered the last step (or nothing is awaited)."""
         return self.wait is None or (self.wait.trajectory_ok and self.wait.command_ok)
+
+    def resend_due(self, wall: float) -> Optional[str]:
+        """'frame' or 'state' when the open wait should be re-published now (and marks it
+        sent), else None."""
+        w = self.wait
+        if w is None or self.ready() or wall - w.sent < self.cfg.resend_s:
+            return None
+        w.sent = wall
+        self.resends += 1
+        return "frame" if not w.trajectory_ok else "state"
 
     def waiting_for(self) -> str:
         w = self.wait

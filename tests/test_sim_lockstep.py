@@ -115,6 +115,15 @@ def test_gate_orders_frame_answers_and_counts_timeouts():
     assert what and "/control/command stamped >= 0.120" in what and "0.50 s" in what
     assert g.timeouts == {"command": 1, "trajectory": 0} and g.ready() and g.waits == 3
     assert abs(g.wait_max_s - 2.95) < 1e-9
+    # an open wait asks for its input again every resend_s: the frame, then the state
+    g = LockstepGate(LockstepConfig(timeout_s=5.0, startup_timeout_s=5.0, resend_s=0.5))
+    g.stepped(0.1, frame=True, wall=0.0)
+    assert g.resend_due(0.4) is None and g.resend_due(0.6) == "frame"
+    assert g.resend_due(0.9) is None and g.resend_due(1.2) == "frame"
+    g.on_trajectory(0.1, wall=1.3)
+    assert g.resend_due(1.5) is None and g.resend_due(1.8) == "state"
+    g.on_command(0.1, wall=1.9)
+    assert g.ready() and g.resend_due(5.0) is None and g.resends == 3
 
 
 def _start_sim(timeout_s: float = TIMEOUT_S):
@@ -122,7 +131,7 @@ def _start_sim(timeout_s: float = TIMEOUT_S):
                       params={"publish_images": False, "scenario": "narrow_street_oncoming",
                               "scenario_params": "ego_speed=0.0", "lockstep": True,
                               "start_on": "first_command", "lockstep_timeout_s": timeout_s,
-                              "lockstep_startup_timeout_s": timeout_s,
+                              "lockstep_startup_timeout_s": timeout_s, "lockstep_resend_s": 0.2,
                               "hold_publish_period_s": 0.1, "error_throttle_s": 0.0})
 
 
@@ -173,6 +182,10 @@ def test_lockstep_holds_until_first_command_waits_for_answers_and_reports_timeou
             f"world advanced without an answer: {t_stop} -> {clocks_meanwhile[-3:]}"
         d = [d for d in stack.diags if d[0] == b"\x02"][-1]
         assert "lockstep timeouts" in d[1], d
+        # the unanswered step's odometry went out again (same stamp) before the timeout
+        again = [o for o in stack.odom if abs(o[0] - round(t_stop, 3)) < 1e-6]
+        assert len(again) >= 2, f"/odom at {t_stop} not re-published while unanswered"
+        assert int(d[2]["lockstep_resends"]) >= 1, d
     finally:
         node.destroy_node()
         rclpy.try_shutdown()

@@ -21,7 +21,10 @@ objects without cameras) first for a /planning/trajectory stamped >= the frame t
 then for a command after it (`autonomy_simulator.lockstep.LockstepGate`). A wait past
 `lockstep_timeout_s` (wall) is logged naming what was awaited, counted, reported in
 /diagnostics (ERROR at the timeout, WARN with the count after) and the sim steps on with
-the latest command.
+the latest command. Every `lockstep_resend_s` of an open wait the awaited input is
+published again with the same stamp (the frame while the plan is awaited, else /odom and
+the state), counted as lockstep_resends: a dropped frame or an unanswered trajectory (control
+rejects it) costs that, not the timeout.
 
 Start (`start_on`): "immediately", "first_command" (the first /control/command) or
 "start_signal" (std_msgs/Empty on /simulator/start). Until then the initial state
@@ -83,6 +86,7 @@ PARAMS = [
                                  "(synchronous mode) instead of in real time"),
     spec_from_field(LockstepConfig, "timeout_s", name="lockstep_timeout_s"),
     spec_from_field(LockstepConfig, "startup_timeout_s", name="lockstep_startup_timeout_s"),
+    spec_from_field(LockstepConfig, "resend_s", name="lockstep_resend_s"),
     ParamSpec("start_on", "immediately", "when the world starts moving",
               choices=("immediately", "first_command", "start_signal")),
     ParamSpec("hold_publish_period_s", 0.5, "s (wall) between re-publications of the initial "
@@ -122,7 +126,8 @@ class SimulatorNode(Node):
         self.gate = None
         if p["lockstep"]:
             self.gate = LockstepGate(LockstepConfig(timeout_s=p["lockstep_timeout_s"],
-                                                    startup_timeout_s=p["lockstep_startup_timeout_s"]))
+                                                    startup_timeout_s=p["lockstep_startup_timeout_s"],
+                                                    resend_s=p["lockstep_resend_s"]))
             # created before the command subscription: when a trajectory and the command
             # answering it are both waiting, the executor serves subscriptions in creation
             # order, so the trajectory is seen first (the command counts as its answer)
@@ -222,7 +227,13 @@ class SimulatorNode(Node):
         if self.gate is None:
             self._step()
             return
-        what = self.gate.timed_out(time.monotonic())
+        now = time.monotonic()
+        resend = self.gate.resend_due(now)
+        if resend == "frame":
+            self._publish_frame()
+        elif resend == "state":
+            self._publish_state()
+        what = self.gate.timed_out(now)
         if what is not None:
             self.timeout_pending = True
             self._error("lockstep", f"lockstep: waited for {what}; stepping on with the latest "
@@ -237,11 +248,15 @@ class SimulatorNode(Node):
             return
         self.last_hold_publish = now
         self._publish_state()
+        self._publish_frame()
+        self._publish_goal_and_road()
+        self._publish_diagnostics()
+
+    def _publish_frame(self):
+        """The current frame again (same stamp): cameras if any, and the ground truth."""
         if self.cams is not None:
             self.last_visibility = self._publish_cameras()
         self._publish_ground_truth(self.last_visibility)
-        self._publish_goal_and_road()
-        self._publish_diagnostics()
 
     def _lockstep_advance(self):
         """One step if the stack answered the last one (the gate is open)."""
@@ -391,7 +406,7 @@ class SimulatorNode(Node):
             kv.update(lockstep_timeouts=str(g.total_timeouts),
                       lockstep_timeouts_command=str(g.timeouts["command"]),
                       lockstep_timeouts_trajectory=str(g.timeouts["trajectory"]),
-                      lockstep_steps=str(g.waits),
+                      lockstep_steps=str(g.waits), lockstep_resends=str(g.resends),
                       lockstep_wait_mean_ms=f"{1e3 * g.wait_sum_s / max(g.waits, 1):.2f}",
                       lockstep_wait_max_ms=f"{1e3 * g.wait_max_s:.1f}",
                       lockstep_waiting_for=g.waiting_for())
