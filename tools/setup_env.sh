@@ -97,6 +97,43 @@ else
   stamp_set package "$HS"
 fi
 
+# 6b. ament index: `pip install -e` (PEP 660) installs no data_files, so launch_ros would
+# not find the package. Register it in the venv prefix (on AMENT_PREFIX_PATH) the way
+# colcon does: the package marker, share/autonomy_stack/{package.xml,launch,config,rviz,
+# models} as links into this tree, and lib/autonomy_stack/<node> linking the console
+# scripts (setup.py NODES). Links only: idempotent, ~0.1 s, always run.
+"$PY" - "$ROOT" "$VENV" >"$LOGDIR/ament_index.log" 2>&1 <<'PYEOF' || fail ament-index "$LOGDIR/ament_index.log"
+import ast, os, sys
+from pathlib import Path
+root, prefix = Path(sys.argv[1]), Path(sys.argv[2])
+pkg = "autonomy_stack"
+nodes = next(ast.literal_eval(n.value) for n in ast.parse((root / "setup.py").read_text()).body
+             if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "NODES")
+def link(target, path):
+    if path.is_symlink() and os.readlink(path) == str(target):
+        return
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+marker = prefix / "share/ament_index/resource_index/packages" / pkg
+marker.parent.mkdir(parents=True, exist_ok=True)
+marker.touch()
+for item in ("package.xml", "launch", "config", "rviz", "models"):
+    if (root / item).exists():
+        link(root / item, prefix / "share" / pkg / item)
+missing = []
+for exe in nodes:
+    script = prefix / "bin" / exe
+    if script.exists():
+        link(script, prefix / "lib" / pkg / exe)
+    else:
+        missing.append(exe)
+print(f"registered {pkg}: {len(nodes) - len(missing)} executables in {prefix / 'lib' / pkg}"
+      + (f"; console scripts missing (reinstall the package): {missing}" if missing else ""))
+PYEOF
+echo "setup: [ament-index] $(tail -n 1 "$LOGDIR/ament_index.log")"
+
 # 7. env file that nodes, tests and benchmarks source
 ENVF="$VENV/autonomy_env.sh"
 cat >"$ENVF.tmp" <<ENVEOF
