@@ -250,3 +250,34 @@ def test_real_time_start_signal_holds_the_world_until_the_signal():
         rclpy.try_shutdown()
         out = stop(proc)
     assert "world starts at sim t 0.000 s: start signal on /simulator/start" in out, out[-2000:]
+
+
+@pytest.mark.timeout(60)
+def test_first_plan_start_waits_for_a_command_after_a_trajectory():
+    """start_on first_plan (the vision graph): a command alone does not start the world;
+    the first command after a /planning/trajectory does."""
+    proc = start_node("simulator_node", name="simulator", params_files=["simulator.yaml"],
+                      params={"publish_images": False, "lockstep": True, "start_on": "first_plan",
+                              "hold_publish_period_s": 0.1})
+    rclpy.init()
+    node = rclpy.create_node("first_plan_probe")
+    stack = FakeStack(node)
+    try:
+        assert wait_for_subscribers(node, stack.cmd_pub, 10.0)
+        assert wait_for_subscribers(node, stack.traj_pub, 10.0)
+        assert spin_until(node, lambda: stack.last is not None and stack.diags, 20.0)
+        stack.cmd_pub.publish(stack.command(0.0))
+        n = len(stack.diags)
+        assert spin_until(node, lambda: len(stack.diags) >= n + 3, 10.0)
+        assert max(stack.clock) == 0.0 and stack.diags[-1][2]["started"] == "False", \
+            "a command without a plan started the world"
+        tr = stack.Traj()
+        stack.traj_pub.publish(tr)
+        spin_until(node, lambda: False, 0.1)
+        stack.first_command()                   # answers from now on
+        assert spin_until(node, lambda: stack.clock[-1] >= 0.5, 10.0), "world did not start"
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        out = stop(proc)
+    assert "after the first /planning/trajectory (stamp 0.000 s)" in out, out[-2000:]

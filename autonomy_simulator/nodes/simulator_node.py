@@ -26,8 +26,10 @@ published again with the same stamp (the frame while the plan is awaited, else /
 the state), counted as lockstep_resends: a dropped frame or an unanswered trajectory (control
 rejects it) costs that, not the timeout.
 
-Start (`start_on`): "immediately", "first_command" (the first /control/command) or
-"start_signal" (std_msgs/Empty on /simulator/start). Until then the initial state
+Start (`start_on`): "immediately", "first_command" (the first /control/command),
+"first_plan" (the first command after the first /planning/trajectory: with perception in
+the loop control commands long before the network has answered a frame) or "start_signal"
+(std_msgs/Empty on /simulator/start). Until then the initial state
 (/clock, /odom, /tf, goal, road, one camera frame / ground truth, diagnostics) is
 re-published every `hold_publish_period_s` of wall time without advancing time, so
 late joiners get it.
@@ -87,8 +89,10 @@ PARAMS = [
     spec_from_field(LockstepConfig, "timeout_s", name="lockstep_timeout_s"),
     spec_from_field(LockstepConfig, "startup_timeout_s", name="lockstep_startup_timeout_s"),
     spec_from_field(LockstepConfig, "resend_s", name="lockstep_resend_s"),
-    ParamSpec("start_on", "immediately", "when the world starts moving",
-              choices=("immediately", "first_command", "start_signal")),
+    ParamSpec("start_on", "immediately", "when the world starts moving: immediately, at the "
+              "first /control/command, at the first command after a /planning/trajectory "
+              "(first_plan: the whole stack answered the held frame) or at /simulator/start",
+              choices=("immediately", "first_command", "first_plan", "start_signal")),
     ParamSpec("hold_publish_period_s", 0.5, "s (wall) between re-publications of the initial "
                                             "state before the start", min=0.05, max=10.0),
 ]
@@ -128,6 +132,7 @@ class SimulatorNode(Node):
             self.gate = LockstepGate(LockstepConfig(timeout_s=p["lockstep_timeout_s"],
                                                     startup_timeout_s=p["lockstep_startup_timeout_s"],
                                                     resend_s=p["lockstep_resend_s"]))
+        if p["lockstep"] or p["start_on"] == "first_plan":
             # created before the command subscription: when a trajectory and the command
             # answering it are both waiting, the executor serves subscriptions in creation
             # order, so the trajectory is seen first (the command counts as its answer)
@@ -137,6 +142,7 @@ class SimulatorNode(Node):
             self.create_subscription(Empty, "/simulator/start",
                                      lambda _m: self._start("start signal on /simulator/start"), 10)
         self.started = False
+        self.plan_seen = None              # stamp of the first /planning/trajectory (first_plan)
         self.last_hold_publish = -1e9
         self.timeout_pending = False       # a lockstep timeout not yet in /diagnostics
         self.cmd = None
@@ -204,13 +210,19 @@ class SimulatorNode(Node):
         self.cmd_time = self.sim.t
         if not self.started and self.p["start_on"] == "first_command":
             self._start(f"first /control/command (stamp {c.stamp:.3f} s)")
+        elif not self.started and self.p["start_on"] == "first_plan" and self.plan_seen is not None:
+            self._start(f"first /control/command (stamp {c.stamp:.3f} s) after the first "
+                        f"/planning/trajectory (stamp {self.plan_seen:.3f} s)")
         if self.gate is not None and self.started:
             self.gate.on_command(c.stamp, time.monotonic())
             self._lockstep_advance()
 
     def _on_trajectory(self, msg):
-        self.gate.on_trajectory(rc.stamp_to_sec(msg.header.stamp), time.monotonic())
-        if self.started:
+        stamp = rc.stamp_to_sec(msg.header.stamp)
+        if self.plan_seen is None:
+            self.plan_seen = stamp
+        if self.gate is not None and self.started:
+            self.gate.on_trajectory(stamp, time.monotonic())
             self._lockstep_advance()
 
     def _start(self, why: str):
@@ -229,10 +241,12 @@ class SimulatorNode(Node):
             return
         now = time.monotonic()
         resend = self.gate.resend_due(now)
+        if resend is not None:
+            # the state too while a frame is awaited: nodes that age odometry on the wall
+            # clock keep a fresh one while the world waits
+            self._publish_state()
         if resend == "frame":
             self._publish_frame()
-        elif resend == "state":
-            self._publish_state()
         what = self.gate.timed_out(now)
         if what is not None:
             self.timeout_pending = True
