@@ -4,7 +4,10 @@ Pure: no rclpy. Intact bags are read with `rosbags` (sorted by log time). A bag 
 `rosbags` refuses (truncated MCAP without footer/summary, a damaged SQLite3 file) is read
 by a sequential fallback that keeps every message before the damage and records a
 `BagProblem` saying where it stopped. Problems found while reading (out-of-order stamps,
-a chunk that fails its checksum, ...) are appended to `BagReader.problems` as they occur.
+...) are appended to `BagReader.problems` as they occur. MCAP chunks are checked against
+their CRCs when the bag is opened (`damaged_chunks`, one `corrupt_chunk` problem naming
+each chunk's byte and time range); reading then skips the damaged chunks and returns
+every intact one, in log-time order.
 
 Messages stay raw CDR bytes; decoding (reports, regression) goes through `make_typestore`.
 The sequential fallback scanners (and `BagTopic`) live in `bag_scan.py`.
@@ -19,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
-from autonomy_replay.bag_scan import BagTopic, McapScan, SqliteScan
+from autonomy_replay.bag_scan import (BagTopic, DamagedChunk, McapScan, SqliteScan,
+                                      read_intact_chunks, verify_mcap_chunks)
 
 HEADER_TYPE = "std_msgs/msg/Header"
 
@@ -30,7 +34,7 @@ class BagError(RuntimeError):
 
 @dataclass
 class BagProblem:
-    kind: str            # truncated | corrupt | unknown_type | missing_topic | out_of_order | metadata
+    kind: str            # truncated | corrupt | corrupt_chunk | unknown_type | missing_topic | out_of_order | metadata
     message: str
     topic: Optional[str] = None
     count: int = 1
@@ -137,6 +141,8 @@ class BagReader:
         self._reader = None
         self._files: List[Path] = []
         self._fallback_conns: Dict[int, BagTopic] = {}
+        self.damaged_chunks: List[DamagedChunk] = []
+        self.chunks_checked = 0        # MCAP chunks verified against a CRC at opening
         self._open()
 
     # -- opening
@@ -188,6 +194,8 @@ class BagReader:
 
     def _use_rosbags(self, reader) -> None:
         self._reader = reader
+        if self.storage == "mcap" and len(self._files) == 1:
+            self._check_chunks(self._files[0])
         for c in reader.connections:
             t = self.topics.get(c.topic)
             if t is None:
@@ -201,6 +209,19 @@ class BagReader:
         self.message_count = reader.message_count
         if self.message_count:
             self.start_ns, self.end_ns = reader.start_time, reader.end_time - 1
+
+    def _check_chunks(self, path: Path) -> None:
+        check = verify_mcap_chunks(path)
+        if check is None:
+            return
+        self.chunks_checked = check.with_crc
+        self.damaged_chunks = check.damaged
+        if check.damaged:
+            lost = sum(d.messages for d in check.damaged)
+            self.problems.append(BagProblem(
+                "corrupt_chunk", f"{path.name}: {len(check.damaged)} of {check.chunks} "
+                f"chunks damaged ({lost} messages): " + "; ".join(str(d) for d in check.damaged),
+                count=1))
 
     def _open_fallback(self, reason: str) -> None:
         self.tolerant = True
@@ -238,6 +259,10 @@ class BagReader:
         """Yield (topic, log_time_ns, raw CDR) in bag order; damage ends the stream with a
         problem recorded (what came before is yielded)."""
         want = set(topics) if topics is not None else None
+        if self._reader is not None and self.damaged_chunks:
+            yield from read_intact_chunks(self._files[0], [d.index for d in self.damaged_chunks],
+                                          want, start_ns, stop_ns)
+            return
         if self._reader is not None:
             conns = [c for c in self._reader.connections if want is None or c.topic in want]
             if not conns:

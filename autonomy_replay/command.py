@@ -7,6 +7,9 @@ report, and (regression mode) compares the outputs to a reference bag.
 
 Exit codes (when several apply, the first in this list wins):
   2  usage error, or the bag cannot be read at all (nothing was replayed)
+  9  corrupted bag: MCAP chunks that fail their CRC (or do not decompress to their size)
+     are named with their byte and log-time ranges and nothing is played; with
+     --skip-corrupt the intact chunks are played instead (then exit 3)
   6  the graph could not be started (--nodes), a node of it died during the replay, or
      the output bag could not be written
   7  graph not ready: a link between two nodes of the mode (--nodes/--graph) that carries
@@ -14,7 +17,8 @@ Exit codes (when several apply, the first in this list wins):
      the subscribing node's subscription or the publishing node's publisher missing, or
      incompatible QoS; the links are named and nothing was played
   1  regression mode: outputs differ from the reference beyond the tolerances
-  3  damaged bag (truncated / corrupt): the readable part was replayed
+  3  damaged bag (truncated / corrupt / corrupted chunks skipped with --skip-corrupt):
+     the readable part was replayed
   4  incomplete input: topics of unknown message type skipped, or topics the graph
      consumes are missing from the bag (with --strict also: out-of-order stamps)
   5  undeliverable messages: a topic consumed when playback began (or a --wait-for
@@ -55,16 +59,16 @@ EXIT_UNDELIVERED = 5
 EXIT_GRAPH = 6
 EXIT_LINKS = 7
 EXIT_LOST = 8
+EXIT_CORRUPT_CHUNKS = 9
 EXIT_INTERRUPTED = 130
-_PRECEDENCE = [EXIT_USAGE, EXIT_GRAPH, EXIT_LINKS, EXIT_REGRESSION, EXIT_DAMAGED,
+_PRECEDENCE = [EXIT_USAGE, EXIT_CORRUPT_CHUNKS, EXIT_GRAPH, EXIT_LINKS, EXIT_REGRESSION, EXIT_DAMAGED,
                EXIT_INCOMPLETE, EXIT_UNDELIVERED, EXIT_LOST]
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="autonomy-stack replay",
-        description="Play a rosbag2 (MCAP or SQLite3) into the running graph with sim time, "
-                    "record the outputs, report metrics, compare to a reference.",
+        description="Play a rosbag2 into the graph with sim time; record, report, compare.",
         epilog=__doc__.split("\n\n", 2)[2] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("bag", help="rosbag2 directory, .mcap or .db3 file")
@@ -136,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerances", metavar="FILE", default=None,
                    help="YAML tolerances for regression mode (see autonomy_replay."
                         "regression); default: exact counts, 1e-6 on numbers")
+    p.add_argument("--skip-corrupt", action="store_true", help="play the intact chunks (3)")
     p.add_argument("--strict", action="store_true",
                    help="out-of-order stamps count as incomplete input (exit 4)")
     p.add_argument("--quiet", action="store_true")
@@ -218,6 +223,10 @@ def _replay(args, graph_runner, log, err) -> int:
     _check_options(args, err)
     tolerances = _load_reference(args, err) if args.reference else None
     bag = _open_bag(args.bag, err)
+    if bag.damaged_chunks and not args.skip_corrupt:
+        err(f"replay: ERROR: {len(bag.damaged_chunks)} corrupted chunk(s) in {args.bag} "
+            "(listed above); nothing played (--skip-corrupt plays the intact chunks)")
+        raise _Exit(EXIT_CORRUPT_CHUNKS)
     n_open_problems = len(bag.problems)
     specs = _graph_specs(args, err)
     report_dir, record, tmp = _output_paths(args, err)
@@ -410,7 +419,7 @@ def _stop_graph(runner, report_dir: Optional[Path], err) -> List[int]:
 def _classify(args, problems, stats, undelivered_consumed) -> List[int]:
     """Exit codes of the bag's and the player's problems (see the module docstring)."""
     codes = []
-    if any(p.kind in ("truncated", "corrupt") for p in problems):
+    if any(p.kind in ("truncated", "corrupt", "corrupt_chunk") for p in problems):
         codes.append(EXIT_DAMAGED)
     if any(p.kind in ("unknown_type", "missing_topic") for p in problems):
         codes.append(EXIT_INCOMPLETE)

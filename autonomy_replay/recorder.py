@@ -1,7 +1,8 @@
 """Writing raw CDR messages into a new rosbag2 (MCAP storage) with `rosbags`. Pure: no rclpy.
 
 `BagRecorder(path)` creates the rosbag2 directory `path` (metadata.yaml + one .mcap),
-like `ros2 bag record -s mcap -o path`. Topics are added lazily with their type name; the
+like `ros2 bag record -s mcap -o path`, with chunk CRCs and zstd chunks
+(`autonomy_stack.bag_writer`). Topics are added lazily with their type name; the
 message definition and type hash come from the typestore (Kilted + custom packages).
 """
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from autonomy_replay.bag import make_typestore
+from autonomy_stack.bag_writer import open_mcap_writer
 
 
 class RecorderError(RuntimeError):
@@ -19,14 +21,12 @@ class RecorderError(RuntimeError):
 
 class BagRecorder:
     def __init__(self, path, typestore=None):
-        # lazy: rosbags only when reading/writing bags (start-up time)
-        from rosbags.rosbag2 import StoragePlugin, Writer
         self.path = Path(path)
         if self.path.exists():
             raise RecorderError(f"{self.path} exists already; choose a new output path")
         self.typestore = typestore or make_typestore()
-        self._writer = Writer(self.path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self._writer.open()
+        # chunk CRCs (a corrupted chunk is detected on reading) and zstd compression
+        self._writer = open_mcap_writer(self.path)
         self._conns: Dict[str, object] = {}
         self.counts: Dict[str, int] = {}
         self.skipped: Dict[str, str] = {}

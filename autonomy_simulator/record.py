@@ -42,6 +42,7 @@ from autonomy_simulator import labels as lab
 from autonomy_simulator import scenarios
 from autonomy_simulator.simulation import Simulation
 from autonomy_stack.vector_space import ObjectState, VectorSpace
+from autonomy_stack.bag_writer import open_mcap_writer
 from autonomy_simulator.rendering import RigRenderer
 from autonomy_vehicle.camera_models import load_rig, sample_mounting_error
 
@@ -267,8 +268,6 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
            bev: lab.BevSpec = lab.BevSpec(), mounting_seed: Optional[int] = None,
            progress: bool = False) -> Path:
     """Run `scenario` for `duration` s and write the bag; returns the bag directory."""
-    # lazy: rosbags only when reading/writing bags (start-up time)
-    from rosbags.rosbag2 import StoragePlugin, Writer
     out = Path(out)
     bag_dir = out.with_suffix("") if out.suffix == ".mcap" else out
     if bag_dir.exists():
@@ -280,8 +279,7 @@ def record(scenario: str, seed: int, duration: float, out: Path, params: Optiona
     vc = VehicleCameras(width, height, cameras, seed if mounting_seed is None else mounting_seed) \
         if images else None
     bag_dir.parent.mkdir(parents=True, exist_ok=True)
-    writer = Writer(bag_dir, version=9, storage_plugin=StoragePlugin.MCAP)
-    writer.open()
+    writer = open_mcap_writer(bag_dir)      # chunk CRCs + zstd (autonomy_stack.bag_writer)
     conns: Dict[str, object] = {}
 
     def put(topic: str, typename: str, msg, t: float):

@@ -72,7 +72,7 @@ def test_truncated_mcap_replays_readable_part_exit_3(tmp_path, capsys):
     assert rep["replay"]["played"]["/odom"] == reader.topics["/odom"].count
 
 
-def test_corrupted_chunk_replays_what_precedes_it_exit_3(tmp_path, capsys):
+def test_corrupted_chunk_is_named_exit_9_and_skipped_on_request_exit_3(tmp_path, capsys):
     bag = _bag(tmp_path)
     f = next(bag.glob("*.mcap"))
     chunks = _chunks(f)
@@ -81,11 +81,19 @@ def test_corrupted_chunk_replays_what_precedes_it_exit_3(tmp_path, capsys):
     # a wrong CRC: the chunk fails its checksum (as after a bit flip in its data)
     struct.pack_into("<I", raw, pos + 9 + 24, 0xDEADBEEF)
     f.write_bytes(bytes(raw))
+    damaged = BagReader(bag).damaged_chunks
+    assert [d.index for d in damaged] == [1] and "CRC mismatch" in damaged[0].reason
+    # issue 18: a corrupted chunk has its own exit code and nothing is played
     code, err, rep = _replay(bag, tmp_path, capsys)
+    assert code == C.EXIT_CORRUPT_CHUNKS == 9
+    assert f"chunk 1 at bytes [{pos}, " in err and "nothing played" in err
+    assert rep is None
+    # asked to: every other chunk (before and after it) is played, exit 3
+    code, err, rep = _replay(bag, tmp_path, capsys, "--skip-corrupt")
     assert code == C.EXIT_DAMAGED
-    assert "corrupt" in err
     played = rep["replay"]["messages_played"]
-    assert 0 < played < BagReader(_bag(tmp_path, "fresh")).message_count - 50
+    total = BagReader(_bag(tmp_path, "fresh")).message_count - 50   # /clock not replayed
+    assert total - damaged[0].messages <= played < total
 
 
 def test_not_a_bag_and_missing_bag_exit_2(tmp_path, capsys):
