@@ -35,6 +35,9 @@ def diagnose(tr: EpisodeTrace, extra: dict, metrics: Dict[str, float]) -> str:
         lens = [max(c.get("lane_len") or [0.0]) for c in cycles]
         parts.append(f"no lane from road lines in {np.mean(n_lanes == 0):.0%} of cycles, "
                      f"longest lane median {np.median(lens):.0f} m")
+    back = sum(1 for c in cycles if c.get("plan_backward"))
+    if back:
+        parts.append(f"planned path ran backwards in {back} cycles")
     for t_hit, oid in collision_events(tr)[:1]:
         k = int(np.searchsorted(tr.t, t_hit))
         k = min(k, len(tr.objects) - 1)
