@@ -281,3 +281,43 @@ def test_first_plan_start_waits_for_a_command_after_a_trajectory():
         rclpy.try_shutdown()
         out = stop(proc)
     assert "after the first /planning/trajectory (stamp 0.000 s)" in out, out[-2000:]
+
+
+@pytest.mark.timeout(60)
+def test_episode_restart_keeps_the_clock_running_and_counts_the_episode():
+    """restart_episodes (the soak): an ego braked to a standstill for episode_stall_s ends
+    the episode; the scenario starts again (ego back near its start, next seed), the
+    published time runs on and /diagnostics count the episode."""
+    proc = start_node("simulator_node", name="simulator", params_files=["simulator.yaml"],
+                      params={"publish_images": False, "lockstep": True,
+                              "start_on": "first_command", "restart_episodes": True,
+                              "episode_stall_s": 0.5, "hold_publish_period_s": 0.1})
+    rclpy.init()
+    node = rclpy.create_node("episode_probe")
+    stack = FakeStack(node)
+    stack.command = lambda stamp, _c=stack.command: _brake(_c(stamp))
+    try:
+        assert wait_for_subscribers(node, stack.cmd_pub, 10.0)
+        assert wait_for_subscribers(node, stack.traj_pub, 10.0)
+        assert spin_until(node, lambda: stack.last is not None, 10.0)
+        x0 = stack.odom[-1][1]
+        stack.first_command()
+
+        def restarted():
+            return any(d[2].get("episode") == "1" for d in stack.diags)
+        assert spin_until(node, restarted, 30.0), "no episode restart after the standstill"
+        assert all(b >= a for a, b in zip(stack.clock, stack.clock[1:])), "clock went back"
+        xs = [o[1] for o in stack.odom]
+        assert max(xs) > x0 + 1.0, "the braking ego did not roll on before stopping"
+        assert spin_until(node, lambda: abs(stack.odom[-1][1] - x0) < 1.0, 5.0), \
+            f"ego not back near its start {x0:.1f} after the restart ({stack.odom[-1][1]:.1f})"
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+        out = stop(proc)
+    assert "episode 0 ended" in out and "episode 1: seed 1" in out, out[-2000:]
+
+
+def _brake(cmd):
+    cmd.acceleration, cmd.target_speed = -4.0, 0.0
+    return cmd

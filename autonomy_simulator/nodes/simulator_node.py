@@ -26,6 +26,11 @@ published again with the same stamp (the frame while the plan is awaited, else /
 the state), counted as lockstep_resends: a dropped frame or an unanswered trajectory (control
 rejects it) costs that, not the timeout.
 
+Episodes (`restart_episodes`, for soaks): when the ego has stood still for
+`episode_stall_s` or the episode ran `episode_timeout_s` of sim time, the scenario is built
+again with the next seed; the published time runs on (an offset), the diagnostics count
+the episode.
+
 Start (`start_on`): "immediately", "first_command" (the first /control/command),
 "first_plan" (the first command after the first /planning/trajectory: with perception in
 the loop control commands long before the network has answered a frame) or "start_signal"
@@ -93,6 +98,12 @@ PARAMS = [
               "first /control/command, at the first command after a /planning/trajectory "
               "(first_plan: the whole stack answered the held frame) or at /simulator/start",
               choices=("immediately", "first_command", "first_plan", "start_signal")),
+    ParamSpec("restart_episodes", False, "restart the scenario with the next seed when an "
+              "episode ends (ego stopped for episode_stall_s, or episode_timeout_s); the clock "
+              "runs on across episodes"),
+    ParamSpec("episode_stall_s", 10.0, "s (sim) the ego stands still (goal, supervisor stop, "
+              "stuck) before the episode ends", min=0.5, max=3600.0),
+    ParamSpec("episode_timeout_s", 120.0, "s (sim) of one episode at most", min=1.0, max=1e6),
     ParamSpec("hold_publish_period_s", 0.5, "s (wall) between re-publications of the initial "
                                             "state before the start", min=0.05, max=10.0),
 ]
@@ -103,16 +114,8 @@ class SimulatorNode(Node):
     def __init__(self):
         super().__init__("simulator")
         p = self.p = declare_parameters(self, PARAMS)
-
-        try:
-            sp = scenarios.parse_params([s for s in p["scenario_params"].split(",") if s.strip()])
-            self.sc = scenarios.make(p["scenario"], seed=p["seed"], **sp)
-        except (TypeError, ValueError) as exc:
-            raise StartupError(f"parameter 'scenario_params': {exc}") from None
-        self.sim = self.sc.sim
-        self.sim_autopilot = self.sim.autopilot
-        self.sim.autopilot = None
-        self.sim.dt = p["dt"]
+        self.episode, self.t_offset, self.still_since = 0, 0.0, None
+        self._make_scenario(p["seed"])
         self.bev = lab.BevSpec(p["bev_extent"], p["bev_extent"], p["bev_cell"],
                                -p["bev_extent"] / 2, -p["bev_extent"] / 2)
         self.cams = None
@@ -167,6 +170,46 @@ class SimulatorNode(Node):
             f"{'lockstep' if self.gate else 'real time'}, start on {p['start_on']}")
         if p["start_on"] == "immediately":
             self._start("start_on immediately")
+
+    def _make_scenario(self, seed: int):
+        p = self.p
+        try:
+            sp = scenarios.parse_params([s for s in p["scenario_params"].split(",") if s.strip()])
+            self.sc = scenarios.make(p["scenario"], seed=seed, **sp)
+        except (TypeError, ValueError) as exc:
+            raise StartupError(f"parameter 'scenario_params': {exc}") from None
+        self.sim = self.sc.sim
+        self.sim_autopilot = self.sim.autopilot
+        self.sim.autopilot = None
+        self.sim.dt = p["dt"]
+
+    def now(self) -> float:
+        """Published time: the episode's sim time plus the offset of the earlier episodes."""
+        return self.sim.t + self.t_offset
+
+    def _episode_over(self) -> str:
+        sim, p = self.sim, self.p
+        if not p["restart_episodes"]:
+            return ""
+        if abs(sim.ego.speed) > 0.05:
+            self.still_since = None
+        elif self.still_since is None:
+            self.still_since = sim.t
+        if self.still_since is not None and sim.t - self.still_since >= p["episode_stall_s"]:
+            return f"the ego stood still for {p['episode_stall_s']:g} s"
+        if sim.t >= p["episode_timeout_s"]:
+            return f"episode time {p['episode_timeout_s']:g} s spent"
+        return ""
+
+    def _restart(self, why: str):
+        self.t_offset += self.sim.t + self.sim.dt
+        self.episode += 1
+        seed = self.p["seed"] + self.episode
+        self.get_logger().info(f"episode {self.episode - 1} ended at sim t {self.now():.2f} s "
+                               f"({why}); episode {self.episode}: seed {seed}")
+        self._make_scenario(seed)
+        self.still_since, self.cmd, self.cmd_time = None, None, -1e9
+        self._publish_goal_and_road()
 
     def _make_publishers(self):
         self.pub_clock = self.create_publisher(ClockMsg, "/clock", 10)
@@ -229,7 +272,7 @@ class SimulatorNode(Node):
         if self.started:
             return
         self.started = True
-        self.get_logger().info(f"world starts at sim t {self.sim.t:.3f} s: {why}")
+        self.get_logger().info(f"world starts at sim t {self.now():.3f} s: {why}")
 
     # ------------------------------------------------------------------ loop
     def _tick(self):
@@ -279,17 +322,20 @@ class SimulatorNode(Node):
         now = time.monotonic()
         self.gate.finish(now)
         frame = self._step()
-        self.gate.stepped(self.sim.t, frame, time.monotonic())
+        self.gate.stepped(self.now(), frame, time.monotonic())
 
     def _at_max_duration(self) -> bool:
-        return self.p["max_duration"] > 0 and self.sim.t >= self.p["max_duration"] - 1e-9
+        return self.p["max_duration"] > 0 and self.now() >= self.p["max_duration"] - 1e-9
 
     def _step(self) -> bool:
         """One simulation step and its outputs; True if a frame (camera images, or the
         ground-truth objects without cameras) went out."""
-        sim, p = self.sim, self.p
         if self._at_max_duration():
             return False
+        why = self._episode_over()
+        if why:
+            self._restart(why)
+        sim, p = self.sim, self.p
         fresh = self.cmd is not None and sim.t - self.cmd_time <= p["command_timeout"]
         if fresh:
             sim.step(self.cmd)
@@ -314,7 +360,7 @@ class SimulatorNode(Node):
         return frame
 
     def _stamp(self):
-        return rc.sec_to_stamp(self.sim.t)
+        return rc.sec_to_stamp(self.now())
 
     def _publish_state(self):
         T = self.msg_types
@@ -379,7 +425,7 @@ class SimulatorNode(Node):
     def _publish_ground_truth(self, vis):
         sim = self.sim
         objs = lab.object_labels(sim.objects(), vis)
-        v = vs.VectorSpace(stamp=sim.t, frame_id="odom", objects=objs)
+        v = vs.VectorSpace(stamp=self.now(), frame_id="odom", objects=objs)
         msg_objs, _ = rc.vector_space_to_msgs(v)
         self.pub_gt_obj.publish(msg_objs)
         rasters = lab.bev_rasters(sim.ground_truth("base_link"), self.bev)
@@ -399,7 +445,7 @@ class SimulatorNode(Node):
 
     def _publish_goal_and_road(self):
         sim = self.sim
-        _, road = rc.vector_space_to_msgs(sim.world.vector_space(sim.t))
+        _, road = rc.vector_space_to_msgs(sim.world.vector_space(self.now()))
         self.pub_gt_road.publish(road)
         if sim.goal is not None:
             g = self.msg_types["PoseStamped"]()
@@ -410,7 +456,8 @@ class SimulatorNode(Node):
 
     def _publish_diagnostics(self):
         level, msg = DiagnosticStatus.WARN if self.rejected else DiagnosticStatus.OK, ""
-        kv = {"sim_time": f"{self.sim.t:.3f}", "commands_received": str(self.received),
+        kv = {"sim_time": f"{self.now():.3f}", "episode": str(self.episode),
+              "commands_received": str(self.received),
               "commands_rejected": str(self.rejected), "render_s": f"{self.render_s:.3f}",
               "started": str(self.started), "stepping": "lockstep" if self.gate else "real time"}
         if not self.started:
@@ -431,7 +478,7 @@ class SimulatorNode(Node):
                 level = DiagnosticStatus.ERROR
                 self.timeout_pending = False
         st = DiagnosticStatus(name="simulator", hardware_id="sim", level=level,
-                              message=f"sim t {self.sim.t:.2f} s{msg}")
+                              message=f"sim t {self.now():.2f} s{msg}")
         st.values = [KeyValue(key=k, value=v) for k, v in kv.items()]
         arr = self.msg_types["DiagnosticArray"]()
         arr.header.stamp = self._stamp()
