@@ -14,6 +14,7 @@ NODES = {
     "perception_node": "autonomy_perception.nodes.perception_node:main",
     "planning_node": "autonomy_planning.nodes.planning_node:main",
     "control_node": "autonomy_control.nodes.control_node:main",
+    "supervisor_node": "autonomy_control.nodes.supervisor_node:main",
 }
 TOOLS = {
     "autonomy-stack": "autonomy_tools.cli:main",

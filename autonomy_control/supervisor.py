@@ -43,7 +43,9 @@ REASONS = ("off_road", "off_route", "over_speed", "no_progress", "goal_passed")
 class SupervisorConfig:
     max_off_road_m: float = param(0.3, "m the ego footprint may leave the drivable area",
                                   min=0.0, max=10.0)
-    max_route_deviation_m: float = param(2.5, "m of the rear axle from the route",
+    # measured in-process on the catalogue's scenario routes (19 runs): a nudge around
+    # parked cars reaches 2.7 m, a double lane change 4.8 m from the route polyline
+    max_route_deviation_m: float = param(6.0, "m of the rear axle from the route",
                                          min=0.1, max=100.0)
     max_heading_error_rad: float = param(0.7, "rad between direction of travel and route",
                                          min=0.05, max=3.2)
@@ -73,18 +75,25 @@ class DrivableArea:
 
     def __init__(self, lanes=None, raster=None):
         self._lanes = lanes or []
+        self._polygons = []
         self._raster = raster
 
     @classmethod
-    def from_lanes(cls, lanes: Sequence[Tuple[np.ndarray, float]]) -> "DrivableArea":
+    def from_lanes(cls, lanes: Sequence[Tuple[np.ndarray, float]],
+                   polygons: Sequence[np.ndarray] = ()) -> "DrivableArea":
         """[(centreline (N,2) odom, width m)]: the union of the lanes' rectangles along
-        each centreline segment (points beyond a lane's ends are outside it)."""
+        each centreline segment (points beyond a lane's ends are outside it), and of the
+        optional `polygons` ((M,2) odom outlines, e.g. the map's drivable area). Lanes
+        alone miss the corners of an intersection between its turning lanes (up to
+        0.36 m measured in double_lane_change_left_turn): pass the road outline there."""
         prepared = []
         for centreline, width in lanes:
             c = remove_duplicate_points(np.asarray(centreline, float)[:, :2])
             if len(c) >= 2 and width > 0:
                 prepared.append((c, arc_length(c), float(width) / 2.0))
-        return cls(lanes=prepared)
+        area = cls(lanes=prepared)
+        area._polygons = [np.asarray(p, float)[:, :2] for p in polygons if len(p) >= 3]
+        return area
 
     @classmethod
     def from_raster(cls, mask: np.ndarray, grid: BEVGrid, pose: Tuple[float, float, float]
@@ -107,9 +116,9 @@ class DrivableArea:
         pts = np.atleast_2d(np.asarray(points, float))[:, :2]
         if self._raster is not None:
             return self._raster_outside(pts)
-        if not self._lanes:
-            return np.full(len(pts), np.inf)
         best = np.full(len(pts), np.inf)
+        for poly in self._polygons:
+            best = np.minimum(best, _polygon_outside(poly, pts))
         for c, s_cum, half in self._lanes:
             s, d = project_to_polyline(c, s_cum, pts)
             lateral = np.maximum(np.abs(d) - half, 0.0)
@@ -136,6 +145,23 @@ class DrivableArea:
         dc = np.maximum(np.maximum(nc - rc[k, 1], rc[k, 1] - (nc + 1)), 0.0)
         out[k] = np.hypot(dr, dc) * grid.res
         return out
+
+
+def _polygon_outside(poly: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    """Metres of each point outside the simple polygon `poly` (0 inside; even-odd rule)."""
+    a, b = poly, np.roll(poly, -1, axis=0)
+    px, py = pts[:, 0:1], pts[:, 1:2]
+    crosses = ((a[:, 1] > py) != (b[:, 1] > py)) & \
+        (px < a[:, 0] + (py - a[:, 1]) * (b[:, 0] - a[:, 0]) /
+         np.where(b[:, 1] == a[:, 1], 1e-12, b[:, 1] - a[:, 1]))
+    inside = np.count_nonzero(crosses, axis=1) % 2 == 1
+    # exact distance to the nearest edge (segment, ends included)
+    ab = b - a
+    t = ((px - a[:, 0]) * ab[:, 0] + (py - a[:, 1]) * ab[:, 1]) / \
+        np.maximum((ab * ab).sum(1), 1e-12)
+    t = np.clip(t, 0.0, 1.0)
+    d = np.hypot(px - a[:, 0] - t * ab[:, 0], py - a[:, 1] - t * ab[:, 1]).min(axis=1)
+    return np.where(inside, 0.0, d)
 
 
 def footprint_points(ego: EgoState, front: float, rear: float, half_width: float,

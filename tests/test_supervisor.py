@@ -77,6 +77,21 @@ def test_off_road_from_lanes_left_by_half_a_metre():
     assert d[0] == pytest.approx(5.0)
 
 
+def test_lanes_with_a_road_outline_polygon():
+    """An L-shaped outline (a side street off to the LEFT at x in [40, 50]) adds to the
+    lanes: inside it is on the road, beyond its corner the distance is to the corner."""
+    outline = from_frame(np.array([[40.0, 0.0], [50.0, 0.0], [50.0, 30.0], [40.0, 30.0]]),
+                         *FRAME)
+    area = DrivableArea.from_lanes(road_lanes(), polygons=[outline])
+    d = area.outside_distance(np.array([odom(45.0, 20.0), odom(45.0, -20.0), odom(53.0, 34.0),
+                                        odom(45.0, 31.0), odom(20.0, 4.0)]))
+    assert d[0] == 0.0                                   # in the side street
+    assert d[1] == pytest.approx(20.0 - 3.5 - 1.75)      # right of the right lane
+    assert d[2] == pytest.approx(5.0)                    # diagonal from its far corner
+    assert d[3] == pytest.approx(1.0)
+    assert d[4] == pytest.approx(4.0 - 1.75)             # left of the lanes, before it
+
+
 def test_raster_convention_hot_front_left_quadrant():
     grid = BEVGrid((-20.0, 20.0), (-20.0, 20.0), 0.5)
     mask = np.zeros(grid.shape, bool)
@@ -140,10 +155,11 @@ def test_off_route_distance_and_heading_error_sign():
                                       route=route)).level == "OK"
     st = Supervisor().update(inputs(ego_at(30.0, 0.0, dyaw=math.pi, speed=-2.0), route=route))
     assert st.values["heading_error_rad"] == pytest.approx(0.0, abs=1e-9)
-    # 3 m to the left of the route
-    st = Supervisor().update(inputs(ego_at(30.0, 3.0), route=route))
+    # 4 m to the left of the route (the next lane) is fine, 6.5 m is not
+    assert Supervisor().update(inputs(ego_at(30.0, 4.0), route=route)).level == "OK"
+    st = Supervisor().update(inputs(ego_at(30.0, 6.5), route=route))
     assert st.reasons == ["off_route"]
-    assert "3.00 m from the route" in st.message and "limit 2.50 m" in st.message
+    assert "6.50 m from the route" in st.message and "limit 6.00 m" in st.message
 
 
 def test_over_speed_only_after_it_persists():
@@ -224,7 +240,7 @@ def test_stop_latched_until_reset_and_one_event_per_reason():
     assert st.stop and st.level == "ERROR" and st.reasons == ["off_road"]
     assert st.values["off_road_m"] == 0.0
     # a second reason adds a second event; both named
-    st = sup.update(inputs(ego_at(40.0, 3.0, stamp=2.1), drivable=area, route=route))
+    st = sup.update(inputs(ego_at(40.0, 6.5, stamp=2.1), drivable=area, route=route))
     assert st.reasons == ["off_road", "off_route"]
     assert "off_road" in st.message and "off_route" in st.message
     assert [e.reasons for e in sup.events] == [["off_road"], ["off_route"]]

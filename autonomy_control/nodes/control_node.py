@@ -1,7 +1,13 @@
 """Control node: /planning/trajectory + /odom -> /control/command at `rate_hz`, plus
 /diagnostics (lateral / heading / speed error, watchdog faults). Thin: the work is in
 `autonomy_control.controller.TrackingController`. Works with use_sim_time (the timer and
-every age check run on the node clock)."""
+every age check run on the node clock).
+
+/supervisor/status (DiagnosticStatus from supervisor_node): ERROR -> the controlled stop,
+held until the status is OK again (the supervisor was reset). A missing or stale status is
+not a stop unless `require_supervisor` is set. Lockstep triggers: `command_on_odom` /
+`command_on_trajectory` also publish a command right after every accepted /odom /
+/planning/trajectory (the timer runs in every case)."""
 from __future__ import annotations
 
 from rclpy.clock import JumpThreshold
@@ -81,6 +87,17 @@ PARAMS = [
     ParamSpec("stop_decel", _S.decel, "m/s^2, comfortable stop bound", min=0.1, max=10.0),
     ParamSpec("stop_jerk", _S.jerk, "m/s^3, comfortable stop bound", min=0.1, max=50.0),
     ParamSpec("trajectory_frames", list(_W.frames), "accepted trajectory frame_ids"),
+    ParamSpec("resume_after_valid", _W.resume_after_valid, "valid trajectories in a row "
+              "before tracking resumes after a rejected one", min=1, max=1000),
+    # lockstep triggers (the simulator waits for a command after each odometry message)
+    ParamSpec("command_on_odom", False, "also publish a command after every accepted /odom"),
+    ParamSpec("command_on_trajectory", False,
+              "also publish a command after every accepted /planning/trajectory"),
+    # supervisor (autonomy_control.supervisor, supervisor_node)
+    ParamSpec("require_supervisor", False, "stop while /supervisor/status is missing or "
+              "older than supervisor_timeout (else the supervisor is optional)"),
+    ParamSpec("supervisor_timeout", 1.0, "s: a /supervisor/status older than this is stale",
+              min=0.05, max=60.0),
 ]
 
 _LEVELS = {OK: b"\x00", WARN: b"\x01", ERROR: b"\x02"}
@@ -107,7 +124,8 @@ def config_from_params(p: dict) -> ControllerConfig:
             max_trajectory_age=p["max_trajectory_age"], max_odom_age=p["max_odom_age"],
             max_curvature=p["max_curvature"], max_speed=p["max_speed"],
             max_deviation=p["max_deviation"], behind_tolerance=p["behind_tolerance"],
-            recovery_time=p["recovery_time"], frames=tuple(p["trajectory_frames"])),
+            recovery_time=p["recovery_time"], frames=tuple(p["trajectory_frames"]),
+            resume_after_valid=p["resume_after_valid"]),
         extra_latency=p["extra_latency"])
 
 
@@ -121,6 +139,10 @@ class ControlNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_subscription(Trajectory, "/planning/trajectory", self.on_trajectory, OUTPUTS)
         self.create_subscription(Odometry, "/odom", self.on_odom, STATE)
+        self.create_subscription(DiagnosticStatus, "/supervisor/status", self.on_supervisor,
+                                 STATE)
+        self.supervisor_seen = None          # node time of the last /supervisor/status
+        self.supervisor_missing = False      # the stop is ours: require_supervisor, stale
         self.timer = self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
         # a backwards /clock jump re-arms the timer on the new clock (commands never pause);
         # the controller itself detects the jump in its step and resets its timing state
@@ -150,17 +172,57 @@ class ControlNode(Node):
         if reason:
             self.get_logger().error(f"/planning/trajectory rejected: {reason}",
                                     throttle_duration_sec=1.0)
+        elif self.p["command_on_trajectory"]:
+            self.publish_command()
 
     def on_odom(self, msg) -> None:
         reason = self.ctl.set_odometry(odometry_to_ego(msg), self.now())
         if reason:
             self.get_logger().error(f"/odom rejected: {reason}", throttle_duration_sec=1.0)
+        elif self.p["command_on_odom"]:
+            self.publish_command()
+
+    def on_supervisor(self, msg) -> None:
+        """ERROR -> hold the supervisor stop (logged once per new reason); OK -> the
+        supervisor was reset: clear it."""
+        self.supervisor_seen = self.now()
+        self.supervisor_missing = False
+        if msg.level == DiagnosticStatus.ERROR:
+            values = {kv.key: kv.value for kv in msg.values}
+            try:
+                decel = float(values.get("stop_decel_mps2", "nan"))
+            except ValueError:
+                decel = float("nan")
+            reason = msg.message or "supervisor ERROR (no message)"
+            if reason != self.ctl.supervisor_stop:
+                self.get_logger().error(f"control: supervisor stop: {reason}")
+            self.ctl.set_supervisor_stop(reason, decel if decel == decel and decel > 0 else None)
+        elif self.ctl.supervisor_stop is not None:
+            self.get_logger().info("control: supervisor OK again: stop cleared")
+            self.ctl.clear_supervisor_stop()
+
+    def check_supervisor_alive(self, now: float) -> None:
+        """require_supervisor: a missing or stale /supervisor/status is a stop."""
+        if not self.p["require_supervisor"]:
+            return
+        age = None if self.supervisor_seen is None else now - self.supervisor_seen
+        if age is None or age > self.p["supervisor_timeout"] or age < -1.0:
+            if not self.supervisor_missing:
+                what = "no /supervisor/status received" if age is None else \
+                    f"/supervisor/status is stale ({age:.2f} s old)"
+                self.get_logger().error(f"control: {what}; require_supervisor: stopping")
+                self.ctl.set_supervisor_stop(what)
+                self.supervisor_missing = True
 
     def on_time_jump(self, jump) -> None:
         self.timer.reset()
 
     def on_timer(self) -> None:
+        self.publish_command()
+
+    def publish_command(self) -> None:
         now = self.now()
+        self.check_supervisor_alive(now)
         cmd, st = self.ctl.step(now)
         if st.counters["time_jumps_back"] != self.jumps_logged:
             self.jumps_logged = st.counters["time_jumps_back"]
