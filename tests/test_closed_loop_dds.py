@@ -1,7 +1,11 @@
-"""The closed loop over DDS (graph mode `sim_closed_loop`): simulator_node
+"""The closed loop over DDS (graph mode `sim_closed_loop`, lockstep: the world starts at
+the first command and steps when the stack has answered): simulator_node
 (narrow_street_oncoming, seed 0: parked cars and cones on both sides, an oncoming car)
 -> planning_node on /ground_truth/objects + /ground_truth/road -> control_node ->
-/control/command -> simulator, all on sim time, started with the standalone runner.
+/control/command -> simulator, all on sim time, started with the standalone runner;
+once with every node started together, once with the stack started late (the simulator
+alone first, holding the world at t = 0 until the stack's first command: the held
+/clock is checked before the stack starts).
 
 Observed from outside over DDS (/odom, /ground_truth/objects, /control/command,
 /planning/trajectory), from the stack's first plan on (the test waits for it, bounded,
@@ -130,12 +134,43 @@ class _Probe:
                     break                                   # parked at the goal
 
 
+def _start(late: bool, tmp_path, node, probe):
+    """The graph's runners: all nodes at once, or the simulator first and the rest of the
+    stack once the simulator's held initial state (/clock at 0, repeated) was seen."""
+    from rosgraph_msgs.msg import Clock
+    from autonomy_tools.runner import Runner
+
+    overrides = {"simulator": {"scenario": "narrow_street_oncoming", "seed": 0}}
+    stack = Runner("sim_closed_loop", log_dir=tmp_path, overrides=overrides)
+    if not late:
+        stack.start()
+        stack.wait_until_up(timeout=30.0)
+        return [stack]
+    sim = Runner("sim_closed_loop", log_dir=tmp_path / "sim", overrides=overrides)
+    sim.specs = [s for s in sim.specs if s.key == "simulator"]
+    stack.specs = [s for s in stack.specs if s.key != "simulator"]
+    clocks = []
+    node.create_subscription(Clock, "/clock", lambda m: clocks.append(
+        m.clock.sec + m.clock.nanosec * 1e-9), 10)
+    sim.start()
+    t0 = time.monotonic()
+    while len(clocks) < 4 and time.monotonic() - t0 < 30.0:
+        rclpy.spin_once(node, timeout_sec=0.05)
+        sim._check_alive()
+    assert len(clocks) >= 4, "the simulator alone published no held initial state"
+    assert max(clocks) == 0.0, f"the world moved before the stack was up: {clocks}"
+    assert not probe.cmds
+    stack.start()
+    stack.wait_until_up(timeout=30.0)
+    return [sim, stack]
+
+
 @pytest.mark.timeout(200)
-def test_sim_closed_loop_over_dds(tmp_path):
+@pytest.mark.parametrize("late", [False, True], ids=["together", "stack_late"])
+def test_sim_closed_loop_over_dds(tmp_path, late):
     from autonomy_vehicle.vehicle_model import VehicleParams
     from autonomy_planning.path import ReferencePath
     from autonomy_simulator import scenarios
-    from autonomy_tools.runner import Runner
 
     sc = scenarios.make("narrow_street_oncoming", seed=0)
     route = ReferencePath(np.asarray(sc.route_path)[:, :2], ds=1.0)
@@ -148,18 +183,21 @@ def test_sim_closed_loop_over_dds(tmp_path):
     probe = _Probe(node, vp)
     odom, cmds, plans, gaps, state = probe.odom, probe.cmds, probe.plans, probe.gaps, probe.state
 
-    runner = Runner("sim_closed_loop", log_dir=tmp_path, overrides={
-        "simulator": {"scenario": "narrow_street_oncoming", "seed": 0}})
     t_wall = time.monotonic()
+    runners = []
+
+    def alive():
+        for r in runners:
+            r._check_alive()
     try:
-        runner.start()
-        runner.wait_until_up(timeout=30.0)
-        assert probe.wait_first_plan(node, runner._check_alive), \
+        runners += _start(late, tmp_path, node, probe)
+        assert probe.wait_first_plan(node, alive), \
             f"no /planning/trajectory within {FIRST_PLAN_WALL:.0f} s of start-up"
         probe.observe(node, (gx, gy))
-        runner._check_alive()
+        alive()
     finally:
-        runner.stop()
+        for r in reversed(runners):
+            r.stop()
         node.destroy_node()
         rclpy.shutdown()
     probe.match_ground_truth()
@@ -178,7 +216,7 @@ def test_sim_closed_loop_over_dds(tmp_path):
     min_gap = min(g[0] for g in gaps)
     k_plans = max(p[2] for p in plans)
     sim_span = ts[-1] - ts[0]
-    print(f"closed loop over DDS: first plan at {t_first:.1f} s sim, progress {progress:.1f} m "
+    print(f"closed loop over DDS ({'stack late' if late else 'together'}): first plan at {t_first:.1f} s sim, progress {progress:.1f} m "
           f"in {sim_span:.1f} s sim ({time.monotonic() - t_wall:.0f} s wall), "
           f"goal distance {goal_dist:.1f} m, "
           f"min footprint clearance {min_gap:.2f} m, emergency share {emergency:.3f}, "
