@@ -144,6 +144,15 @@ def test_standing_or_backwards_plan_is_not_a_route():
     assert usable_route(None, ego) is None
 
 
+def test_episode_restart_is_detected_from_an_ego_jump():
+    from autonomy_control.nodes.supervisor_node import is_teleport
+    from autonomy_stack.vector_space import EgoState
+    prev = (20.0, 150.0, -1.75, 0.0)
+    assert is_teleport(prev, EgoState(x=5.0, y=-1.75, speed=0.0, stamp=20.02))
+    assert not is_teleport(prev, EgoState(x=150.3, y=-1.75, speed=14.0, stamp=20.02))
+    assert not is_teleport(prev, EgoState(x=5.0, y=-1.75, speed=0.0, stamp=25.0))  # a gap
+
+
 def values(status):
     return {kv.key: kv.value for kv in status.values}
 

@@ -10,8 +10,8 @@ reason with its value and limit, values with the figures) at `rate_hz` and on ev
 change; /diagnostics (the same status) at `diagnostics_rate_hz` and on every change.
 An ERROR (latched until the episode ends) makes control_node stop the car. Each event is
 logged once. A missing or stale input switches its check off and says so (WARN, value
-`checks_off`), never silently. A new goal or a clock that jumps back starts a new
-episode (`Supervisor.reset`)."""
+`checks_off`), never silently. A new goal, a clock that jumps back or an ego that
+jumps (the simulator restarted the episode) starts a new episode (`Supervisor.reset`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -66,6 +66,16 @@ PARAMS = CORE_PARAMS + [
 
 _LEVEL = {"OK": DiagnosticStatus.OK, "WARN": DiagnosticStatus.WARN,
           "ERROR": DiagnosticStatus.ERROR}
+
+
+def is_teleport(prev, ego, max_jump_m: float = 10.0) -> bool:
+    """The ego moved farther than `max_jump_m` (plus 3x what its speed allows) between two
+    odometry messages less than 1 s apart: the simulator restarted the episode (the clock
+    runs on, the goal may stay the same)."""
+    t, x, y, _ = prev
+    dt = ego.stamp - t
+    return 0.0 <= dt < 1.0 and \
+        math.hypot(ego.x - x, ego.y - y) > max_jump_m + 3.0 * abs(ego.speed) * dt
 
 
 def usable_route(path: Optional[np.ndarray], ego, min_length: float = 2.0):
@@ -141,6 +151,9 @@ class SupervisorNode(Node):
             return
         if self.poses and ego.stamp < self.poses[-1][0] - 1.0:
             self.get_logger().warning("supervisor: odometry time jumped back: new episode")
+            self.new_episode()
+        elif self.poses and is_teleport(self.poses[-1], ego):
+            self.get_logger().warning("supervisor: the ego jumped (episode restart): new episode")
             self.new_episode()
         self.ego = ego
         self.poses.append((ego.stamp, ego.x, ego.y, ego.yaw))
