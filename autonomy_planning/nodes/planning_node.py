@@ -9,7 +9,7 @@ lockstep simulator waits for the plan of each frame), stamped with the node cloc
 Thin: the work is in `autonomy_planning.planner.Planner.plan(scene)`.
 
 Inputs: objects and road structure must be in the odometry frame (`frame_id`, "odom");
-lanes are derived from the painted lines and road edges (`scene.lanes_from_road_lines`;
+lanes are derived from the painted lines and road edges (`scene.road_from_lines` -> `lanes_from_road_lines`;
 an unmarked two-way street becomes two lanes). The ObjectArray message has no is_static
 flag: cars never seen moving are flagged parked by `scene.StaticObjectTracker`. A missing,
 stale (older than `max_input_age` / `max_odom_age`), malformed or wrong-frame input makes
@@ -46,11 +46,10 @@ from autonomy_planning.futures import FuturesConfig
 from autonomy_planning.maneuver_search import SearchConfig
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.trajectory_optimizer import OptimizerConfig
-from autonomy_planning.scene import (Goal, PlanningScene, StaticObjectTracker,
-                                     lanes_from_road_lines)
+from autonomy_planning.scene import Goal, PlanningScene, StaticObjectTracker, road_from_lines
 from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters, spec_from_field
-from autonomy_stack.vector_space import EgoState, LineType
+from autonomy_stack.vector_space import EgoState
 from autonomy_interfaces.msg import (AgentFuture, AgentFutureArray, Corridor, CorridorSlice,
                                      ObjectArray, ObjectClass, PredictedPath, RoadStructure,
                                      Trajectory)
@@ -265,11 +264,8 @@ class PlanningNode(Node):
         key = (len(self.road), tuple((len(l.points), round(float(l.points[0][0]), 1),
                                       round(float(l.points[-1][1]), 1)) for l in self.road[:50]))
         if key != self.road_key or not self.lanes:
-            self.lanes = lanes_from_road_lines(self.road, self.ego)
-            for ln in self.lanes:
-                ln.speed_limit = self.p["speed_limit"]
-            self.boundaries = [np.asarray(l.points)[:, :2] for l in self.road
-                               if l.line_type in (LineType.ROAD_EDGE, LineType.CURB)]
+            # the same derivation as the in-process closed loop (one implementation)
+            self.lanes, self.boundaries = road_from_lines(self.road, self.ego, self.p["speed_limit"])
             self.road_key = key
 
     def on_timer(self) -> None:
