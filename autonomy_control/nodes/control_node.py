@@ -150,6 +150,7 @@ class ControlNode(Node):
             JumpThreshold(min_forward=None, min_backward=Duration(nanoseconds=-1),
                           on_clock_change=False), post_callback=self.on_time_jump)
         self.jumps_logged = 0
+        self.last_odom_command = None     # node-clock time of the last odometry-paced command
         self.diag_period = 1.0 / self.p["diagnostics_rate_hz"]
         self.last_diag = -1e18
         self.last_level = None
@@ -172,7 +173,9 @@ class ControlNode(Node):
         if reason:
             self.get_logger().error(f"/planning/trajectory rejected: {reason}",
                                     throttle_duration_sec=1.0)
-        elif self.p["command_on_trajectory"]:
+        if self.p["command_on_trajectory"]:
+            # answer a rejected trajectory too (with the held stop): a lockstep simulator
+            # waits for a command after every plan
             self.publish_command()
 
     def on_odom(self, msg) -> None:
@@ -181,6 +184,7 @@ class ControlNode(Node):
             self.get_logger().error(f"/odom rejected: {reason}", throttle_duration_sec=1.0)
         elif self.p["command_on_odom"]:
             self.publish_command()
+            self.last_odom_command = self.now()
 
     def on_supervisor(self, msg) -> None:
         """ERROR -> hold the supervisor stop (logged once per new reason); OK -> the
@@ -218,6 +222,13 @@ class ControlNode(Node):
         self.timer.reset()
 
     def on_timer(self) -> None:
+        # with command_on_odom the odometry paces the commands; the timer is the fallback
+        # when odometry stops (it still commands the stop). Two sources at one stamp would
+        # make a lockstep run depend on which message the simulator sees first.
+        if self.p["command_on_odom"] and self.last_odom_command is not None:
+            age = self.now() - self.last_odom_command
+            if 0.0 <= age < 2.0 / self.p["rate_hz"]:
+                return
         self.publish_command()
 
     def publish_command(self) -> None:
