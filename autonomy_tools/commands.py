@@ -16,8 +16,9 @@ DELEGATED = {
     "replay": ("autonomy_tools.replay", "play a rosbag2 into the graph, record outputs, report"),
     "record": ("autonomy_simulator.record", "record a simulator scenario into an MCAP bag"),
     "dataset": ("autonomy_simulator.dataset", "write simulator training sequences to disk"),
-    "demo": ("autonomy_tools.demo", "end-to-end demo: record/reuse a scenario bag, run the "
-                                    "full graph, replay, write report + video"),
+    "demo": ("autonomy_tools.demo", "the car drives a scenario in closed loop on its cameras "
+                                    "(mode sim_vision, lockstep), records it, writes report + "
+                                    "closed-loop figures; --open-loop: the bag-replay demo"),
 }
 
 
