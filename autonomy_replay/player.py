@@ -319,9 +319,14 @@ class Player:
                 last_state, last_change = state, now
             last_matched = matched
             outs_ready = all(t in self._rec_subs and self._rec_subs[t].get_publisher_count() > 0
-                             for t in outputs)
+                             for t in outputs + self._graph_outputs())
+            # every node on sim time must get /clock before the first message: a node whose
+            # /clock subscription matches late stays at time 0 and its timers never fire
+            clock_subs = [i for i in self.node.get_subscriptions_info_by_topic("/clock")
+                          if i.node_name != me]
+            clock_ready = self.clock_pub.get_subscription_count() >= len(clock_subs)
             ready = (all(r in matched for r in required) and (required or matched)
-                     and outs_ready and not pending and not missing)
+                     and outs_ready and clock_ready and not pending and not missing)
             # repeat the start time: late /clock subscribers (best effort, depth 1) get it
             self._publish_clock(first_ns, force=True)
             if ready and now - last_change >= settle:
@@ -334,7 +339,7 @@ class Player:
                 break
             if now >= deadline:
                 self.stats.not_ready = [r for r in required if r not in matched] + [
-                    t for t in outputs if t not in self._rec_subs
+                    t for t in outputs + self._graph_outputs() if t not in self._rec_subs
                     or self._rec_subs[t].get_publisher_count() == 0]
                 if self.stats.not_ready:
                     self.log(f"replay: WARNING: not matched (no subscriber / no publisher): "
@@ -349,6 +354,22 @@ class Player:
         self.stats.wait_s = time.monotonic() - t0
         self.stats.had_subscribers = sorted(last_matched or ())
         self._find_unfed_topics()
+
+    def _graph_outputs(self) -> List[str]:
+        """Topics the graph description's nodes publish that are recorded (not bag topics):
+        the recorder must be subscribed to each before playing, else the first outputs of a
+        short replay are lost while discovery catches up on a loaded machine."""
+        if self._recorder is None or not self.opt.graph:
+            return []
+        out = set()
+        for spec in self.opt.graph:
+            for t in spec.publishes:
+                if (t not in self.bag.topics and t not in IGNORED_OUTPUTS
+                        and t not in self.stats.record_skipped
+                        and _match(t, self.opt.record_topics)
+                        and not (self.opt.record_exclude and _match(t, self.opt.record_exclude))):
+                    out.add(t)
+        return sorted(out)
 
     def _missing_links(self) -> Dict[str, str]:
         """{link: why} for the graph links that are not matched yet (see links.py)."""
