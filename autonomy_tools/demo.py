@@ -17,7 +17,9 @@ this machine, in a few minutes.
 
 Exit code 0 when the episode completed (goal, supervisor stop or sim budget), 3 when a node
 died, 4 when no /control/command arrived or the world did not start within
---startup-limit, 5 when the wall-time limit ended the run first.
+--startup-limit, 5 when the wall-time limit ended the run first, 6 (nothing started) when
+another graph already runs on this ROS_DOMAIN_ID (a node of the same name, or another
+publisher of a topic the mode publishes: the demo would drive a foreign car).
 
 `autonomy-stack demo --open-loop` (the former demo) replays a recorded scenario bag into
 mode `demo` instead; see OPEN_LOOP_DOC.
@@ -188,8 +190,13 @@ def closed_loop_main(argv=None) -> int:
     t0 = time.monotonic()
     print(f"[demo] closed loop on vision: {args.scenario} (seed {args.seed}), mode {args.mode}, "
           f"up to {args.sim_seconds:g} s of sim time; recording {bag}", flush=True)
-    rec = GraphRecorder(bag, RECORD, RECORD_EXCLUDE)
     runner = Runner(args.mode, overrides=overrides, log_dir=out / "logs")
+    busy = runner.refuse_if_domain_busy()
+    if busy is not None:
+        print("[demo] refused: the demo's graph would join the graph already running",
+              file=sys.stderr)
+        return busy
+    rec = GraphRecorder(bag, RECORD, RECORD_EXCLUDE)
     try:
         runner.start()
         code, end = _drive(runner, rec, args, t0)

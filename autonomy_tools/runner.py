@@ -22,6 +22,9 @@ from typing import Dict, List, Optional, Sequence
 from autonomy_stack.graph import NodeSpec, nodes_for_mode
 
 EXIT_NODE_DIED = 3
+EXIT_DOMAIN_BUSY = 6
+# topics that many nodes publish by design: another publisher there is no conflict
+SHARED_TOPICS = ("/diagnostics", "/rosout", "/parameter_events", "/tf", "/tf_static")
 
 
 def find_executable(name: str) -> str:
@@ -78,6 +81,54 @@ class Runner:
             self._print(f"[runner] started {spec.fully_qualified_name} "
                         f"({spec.executable}, pid {proc.pid})")
         return self
+
+    def domain_conflicts(self, wait_s: float = 2.0) -> List[str]:
+        """What already runs on this ROS domain that this mode's graph would collide with:
+        nodes with the same names, or other publishers of the topics the mode publishes (a
+        second simulator or planner would drive the same car). Discovery is watched for
+        `wait_s` s. [] without rclpy (nothing can be checked)."""
+        try:
+            # lazy: rclpy only on this path: the module imports without ROS
+            import rclpy
+        except ImportError:
+            return []
+        ctx = rclpy.context.Context()
+        rclpy.init(context=ctx, args=[])
+        node = rclpy.create_node("_autonomy_runner_probe", context=ctx,
+                                 enable_rosout=False, start_parameter_services=False)
+        names = {s.fully_qualified_name for s in self.specs}
+        topics = sorted({t for s in self.specs for t in s.publishes if t not in SHARED_TOPICS})
+        found: Dict[str, str] = {}
+        try:
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                for n, ns in node.get_node_names_and_namespaces():
+                    fq = f"{ns.rstrip('/')}/{n}"
+                    if fq in names:
+                        found[fq] = f"node {fq} is already running"
+                for t in topics:
+                    for info in node.get_publishers_info_by_topic(t):
+                        if info.node_name != node.get_name():
+                            who = f"{info.node_namespace.rstrip('/')}/{info.node_name}"
+                            found.setdefault(f"{t}:{who}", f"{who} already publishes {t}")
+                time.sleep(0.1)
+        finally:
+            node.destroy_node()
+            rclpy.shutdown(context=ctx)
+        return sorted(found.values())
+
+    def refuse_if_domain_busy(self, wait_s: float = 2.0) -> Optional[int]:
+        """EXIT_DOMAIN_BUSY (after saying why) when `domain_conflicts` finds anything,
+        else None: joining a foreign graph would mix two cars' messages silently."""
+        conflicts = self.domain_conflicts(wait_s)
+        if not conflicts:
+            return None
+        domain = os.environ.get("ROS_DOMAIN_ID", "0")
+        self._print(f"[runner] ERROR: another graph runs on ROS_DOMAIN_ID={domain}; mode "
+                    f"'{self.mode}' would join it: " + "; ".join(conflicts[:8])
+                    + (f" (+{len(conflicts) - 8} more)" if len(conflicts) > 8 else "")
+                    + ". Stop it, or start this one with another ROS_DOMAIN_ID.")
+        return EXIT_DOMAIN_BUSY
 
     def wait_until_up(self, timeout: float = 30.0) -> List[str]:
         """Wait until every node name is visible in the ROS graph (needs rclpy); returns the
@@ -177,6 +228,9 @@ def run_foreground(mode: str, overrides=None, log_dir=None, up_timeout: float = 
         runner._stopping = True
         stop_event.set()
 
+    busy = runner.refuse_if_domain_busy()
+    if busy is not None:
+        return busy
     signal.signal(signal.SIGINT, _request_stop)
     signal.signal(signal.SIGTERM, _request_stop)
     runner.start()

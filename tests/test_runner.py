@@ -119,3 +119,35 @@ def test_runner_passes_the_same_ros_args_as_launch():
         assert cmd[1:3] == ["--ros-args", "-r"] and cmd[3] == f"__node:={spec.name}"
         for f in spec.parameter_files:
             assert str(f) in cmd and Path(f).exists()
+
+
+@pytest.mark.timeout(90)
+def test_up_and_demo_refuse_to_join_a_graph_already_on_the_domain(tmp_path):
+    """A node of the mode's name, or another publisher of a topic the mode publishes, already
+    on the domain: `up` exits 6 naming it and starts nothing; the demo refuses the same way;
+    with the foreign node gone the check finds nothing."""
+    import rclpy
+    from visualization_msgs.msg import MarkerArray
+
+    from autonomy_tools.demo import main as demo_main
+    from autonomy_tools.runner import EXIT_DOMAIN_BUSY, Runner
+    ctx = rclpy.context.Context()
+    rclpy.init(context=ctx, args=[])
+    foreign = rclpy.create_node("stack_monitor", context=ctx)
+    other = rclpy.create_node("someone_elses_car", context=ctx)
+    other.create_publisher(MarkerArray, "/vehicle/markers", 1)
+    try:
+        proc = subprocess.run([AUTONOMY_STACK, "up", "--mode", "smoke", "--up-timeout", "30"],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == EXIT_DOMAIN_BUSY, proc.stdout + proc.stderr
+        assert "node /stack_monitor is already running" in proc.stdout
+        assert "/someone_elses_car already publishes /vehicle/markers" in proc.stdout
+        assert "[runner] started" not in proc.stdout
+        code = demo_main(["--mode", "smoke", "--out", str(tmp_path / "demo")])
+        assert code == EXIT_DOMAIN_BUSY
+        assert not (tmp_path / "demo" / "run").exists()     # nothing recorded
+    finally:
+        foreign.destroy_node()
+        other.destroy_node()
+        rclpy.shutdown(context=ctx)
+    assert Runner("smoke").domain_conflicts(wait_s=1.0) == []
