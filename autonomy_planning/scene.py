@@ -23,6 +23,7 @@ from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, Object
 from autonomy_stack.geometry import polyline_length, resample_polyline, wrap_angle
 from autonomy_planning.path import MIN_SEGMENT, ReferencePath
 
+NO_LANE_SPEED_LIMIT = 13.9     # m/s when the ego is on no lane and the scene gives no limit
 STATIC_CLASSES = (ObjectClass.CONE, ObjectClass.POLE, ObjectClass.BARRIER)
 VEHICLE_CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK, ObjectClass.CYCLIST,
                    ObjectClass.UNKNOWN)
@@ -30,11 +31,15 @@ VEHICLE_CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK, ObjectClass.CYCLIST,
 
 @dataclass
 class Lane:
-    """One lane: centreline in the driving direction (Nx2, odom frame)."""
+    """One lane: centreline in the driving direction (Nx2, odom frame, m), width (m), its
+    own speed limit (m/s), the ids of the lanes it leads to."""
     id: int
     centerline: np.ndarray
     width: float = 3.5
-    speed_limit: float = 13.9
+    # param(...): also the planning node's `speed_limit` (the limit of the lanes it derives
+    # from perception, which carry none)
+    speed_limit: float = param(13.9, "m/s, speed limit of lanes derived from perception",
+                               min=0.5, max=60.0)
     successors: List[int] = field(default_factory=list)
     # lanes driven in the opposite direction of a two-way road may be entered to go
     # around an obstacle, never changed into as a lane
@@ -60,8 +65,10 @@ class PlanningScene:
     boundaries: List[np.ndarray] = field(default_factory=list)  # curbs / road edges (Nx2)
     goal: Optional[Goal] = None
     route_lane_ids: List[int] = field(default_factory=list)     # optional explicit route
+    # a scene-wide speed limit (m/s) on top of every lane's own, only when given (None: the
+    # lanes' limits; without a lane, NO_LANE_SPEED_LIMIT)
+    speed_limit: Optional[float] = None
     # param(...): also planning node parameters (planning_node.PARAMS)
-    speed_limit: float = param(13.9, "m/s, default lane speed limit", min=0.5, max=60.0)
     frame_id: str = param("odom", "planning frame (inputs must be in it)")
 
     def lane(self, lane_id: int) -> Optional[Lane]:
@@ -69,6 +76,17 @@ class PlanningScene:
             if ln.id == lane_id:
                 return ln
         return None
+
+    def speed_limit_on(self, lane_id: Optional[int]) -> float:
+        """Speed limit (m/s) on lane `lane_id`: the lane's own, capped by the scene-wide
+        limit when one is given; off any lane the scene-wide limit or
+        NO_LANE_SPEED_LIMIT."""
+        ln = self.lane(lane_id) if lane_id is not None else None
+        if ln is None:
+            return NO_LANE_SPEED_LIMIT if self.speed_limit is None else float(self.speed_limit)
+        if self.speed_limit is None:
+            return float(ln.speed_limit)
+        return min(float(ln.speed_limit), float(self.speed_limit))
 
 
 # ---------------------------------------------------------------- vector space -> scene
@@ -201,7 +219,7 @@ def road_from_lines(lines: Sequence[RoadLine], ego: Optional[EgoState], speed_li
 
 def scene_from_vector_space(v: VectorSpace, ego: EgoState, goal: Optional[Goal] = None,
                             lanes: Optional[List[Lane]] = None,
-                            speed_limit: float = 13.9) -> PlanningScene:
+                            speed_limit: Optional[float] = None) -> PlanningScene:
     """Planning scene from perception output (objects + road lines) and odometry."""
     if lanes is None:
         lanes = lanes_from_road_lines(v.lines, ego)
@@ -473,7 +491,9 @@ def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[i
         ref_pts = np.vstack(pts)
         key = tuple(route)
         lane_width = float(by_id[route[0]].width)
-        speed_limit = min(scene.speed_limit, by_id[route[0]].speed_limit)
+        speed_limit = float(by_id[route[0]].speed_limit)
+        if scene.speed_limit is not None:
+            speed_limit = min(speed_limit, float(scene.speed_limit))
     else:
         # no lane: a straight reference along the ego heading
         L = 200.0
@@ -481,7 +501,7 @@ def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[i
                             [ego.x + L * np.cos(ego.yaw), ego.y + L * np.sin(ego.yaw)]])
         key = ("heading", round(ego.x, -1), round(ego.y, -1))
         lane_width = 3.5
-        speed_limit = scene.speed_limit
+        speed_limit = NO_LANE_SPEED_LIMIT if scene.speed_limit is None else float(scene.speed_limit)
     ckey = ("route",) + key + (geometry_key(ref_pts),)
     ref = (paths.get(ckey) if paths is not None else None)
     if ref is None:

@@ -6,8 +6,10 @@ arc length"): the problem is split into two convex QPs that are solved alternate
 
 * Path QP over arc length (piecewise-jerk spline d(sigma) of the lateral offset, states
   d, d', d'' per knot; d'' ~ curvature minus the reference's, d''' ~ curvature rate):
-  cost = tracking the chosen maneuver + staying centred in the corridor (distance to
-  obstacles) + d'^2 (heading) + v^2 d''^2 (lateral acceleration) + d'''^2 (lateral jerk);
+  cost = tracking the chosen maneuver's offset (the lane centre it keeps or changes to,
+  a nudge's offset) + clearance (towards that offset, moved away from a corridor bound
+  closer than `clearance`; the corridor's midpoint is never a target: lanes beside an
+  empty road would pull the car off its lane centre) + d'^2 (heading) + v^2 d''^2 (lateral acceleration) + d'''^2 (lateral jerk);
   constraints = body inside the corridor's lateral bounds over its whole length (soft),
   |curvature| <= min(steering limit, a_lat_max / v^2) (hard), |d'''| bounded, initial state.
 * Speed QP over time (piecewise-jerk s(t), states s, v, a at 0.1 s): cost = tracking the
@@ -67,7 +69,8 @@ class OptimizerConfig:
     w_j: float = 3.0
     w_slack: float = 2000.0
     w_ref: float = 1.0
-    w_center: float = 0.15
+    w_center: float = 0.15               # weight of the clearance target
+    clearance: float = 0.3               # m kept from the corridor's body bounds if free
     w_d1: float = 5.0
     w_d2: float = 50.0
     w_d3: float = 2000.0
@@ -164,6 +167,14 @@ def _path_matrices(K: int, h: float, front: float = 3.8, rear: float = 0.9):
     A.sort_indices()
     rows["n_eq"], rows["jerk"] = nr, nr
     return A, rows
+
+
+def clearance_target(d_ref, lo, hi, clearance: float):
+    """Per knot: the maneuver's offset d_ref, moved to `clearance` inside the body bounds
+    [lo, hi] where it is closer to one; their midpoint where they are narrower than two
+    clearances."""
+    lo_c, hi_c = lo + clearance, hi - clearance
+    return np.where(lo_c <= hi_c, np.clip(d_ref, lo_c, hi_c), 0.5 * (lo + hi))
 
 
 def _solved(res) -> bool:
@@ -275,7 +286,7 @@ class TrajectoryOptimizer:
         self._prev_path = None
 
     # -------------------------------------------------------------- path QP
-    def _path_qp(self, sig, lo, hi, d_ref, mid, v_at, kref, d0, d1_0, d2_0, fix_d2, warm=None,
+    def _path_qp(self, sig, lo, hi, d_ref, clear, v_at, kref, d0, d1_0, d2_0, fix_d2, warm=None,
                  corners=None, body=(3.8, 0.9)):
         """Piecewise-jerk path QP with soft lateral / curvature bounds (slacks with a
         large penalty: always feasible; a non-zero slack is reported). The OSQP workspace
@@ -286,7 +297,7 @@ class TrajectoryOptimizer:
         A, R = _path_matrices(K, h, body[0], body[1])
         l, u = self._path_bounds(A.shape[0], R, h, lo, hi, corners, v_at, kref, d0, d1_0,
                                  d2_0, fix_d2)
-        P, q = self._path_cost(K, h, v_at, d_ref, mid)
+        P, q = self._path_cost(K, h, v_at, d_ref, clear)
         if self._path_solver is None or self._path_K != K:
             solver = osqp.OSQP()
             solver.setup(P, q, A, l, u, verbose=False, eps_abs=cfg.eps, eps_rel=cfg.eps,
@@ -361,8 +372,8 @@ class TrajectoryOptimizer:
         l[R["e2"]:R["e2"] + K], u[R["e2"]:R["e2"] + K] = 0.0, e2_max + 1e-3
         return l, u
 
-    def _path_cost(self, K: int, h: float, v_at, d_ref, mid):
-        """(P, q) of the path QP: tracking d_ref, centring on mid, heading, lateral
+    def _path_cost(self, K: int, h: float, v_at, d_ref, clear):
+        """(P, q) of the path QP: tracking d_ref, the clearance target clear, heading, lateral
         acceleration (weighted with v^2), lateral jerk, slacks."""
         cfg = self.cfg
         wv = 1.0 + v_at ** 2
@@ -376,7 +387,7 @@ class TrajectoryOptimizer:
         P = sp.diags([diag, off], [0, 1], format="csc")
         P.sort_indices()
         q = np.zeros(5 * K)
-        q[:K] = -(cfg.w_ref * d_ref + cfg.w_center * mid)
+        q[:K] = -(cfg.w_ref * d_ref + cfg.w_center * clear)
         q[3 * K:4 * K] = cfg.w_slack_lat
         q[4 * K:] = cfg.w_slack_kappa
         return P, q
@@ -457,7 +468,8 @@ class TrajectoryOptimizer:
             warm_p = np.concatenate([np.interp(sig_abs, ps, pp[:, 0]),
                                      np.interp(sig_abs, ps, pp[:, 1]),
                                      np.interp(sig_abs, ps, pp[:, 2]), np.zeros(2 * len(sig))])
-        path = self._path_qp(sig, lo, hi, d_ref, 0.5 * (lo + hi), v_at, kref, d_e, d1_0,
+        clear = clearance_target(d_ref, lo, hi, self.cfg.clearance)
+        path = self._path_qp(sig, lo, hi, d_ref, clear, v_at, kref, d_e, d1_0,
                              kappa_e - float(kref[0]), fix_d2=v0 > 3.0,
                              corners=corners, body=(body[0], body[1]),
                              warm=warm_p)

@@ -46,7 +46,7 @@ from autonomy_planning.futures import FuturesConfig
 from autonomy_planning.maneuver_search import SearchConfig
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.trajectory_optimizer import OptimizerConfig
-from autonomy_planning.scene import Goal, PlanningScene, StaticObjectTracker, road_from_lines
+from autonomy_planning.scene import Goal, Lane, PlanningScene, StaticObjectTracker, road_from_lines
 from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters, spec_from_field
 from autonomy_stack.vector_space import EgoState
@@ -60,15 +60,15 @@ from autonomy_stack.ros.ros_conversions import (ego_state_is_finite, msg_to_obje
                                                 quaternion_to_yaw, sec_to_stamp, trajectory_to_msg,
                                                 yaw_to_quaternion)
 
-# node parameter -> the core config fields it sets ("<PlannerConfig path>"; "scene." and
-# "goal." are the node's PlanningScene / Goal). The first field is the declaration:
+# node parameter -> the core config fields it sets ("<PlannerConfig path>"; "scene.", "lane." and
+# "goal." are the node's PlanningScene / Lane / Goal). The first field is the declaration:
 # default, type, range and description (`autonomy_stack.params.param`); the others take
 # the same value.
 _SOURCES = {"": PlannerConfig, "search": SearchConfig, "optimizer": OptimizerConfig,
-            "futures": FuturesConfig, "scene": PlanningScene, "goal": Goal}
+            "futures": FuturesConfig, "scene": PlanningScene, "goal": Goal, "lane": Lane}
 CORE_PARAMS = {
     "frame_id": ("scene.frame_id",),
-    "speed_limit": ("scene.speed_limit",),
+    "speed_limit": ("lane.speed_limit",),
     "desired_speed": ("desired_speed",),
     "goal_tolerance": ("goal.tolerance",),
     "safe_stop_decel": ("safe_stop_decel",),
@@ -120,7 +120,7 @@ def config_from_params(p: dict) -> PlannerConfig:
             value = tuple(float(x) for x in value)
         for path in paths:
             owner, _, attr = path.rpartition(".")
-            if owner in ("scene", "goal"):
+            if owner in ("scene", "goal", "lane"):
                 continue
             setattr(getattr(cfg, owner) if owner else cfg, attr, value)
     cfg.optimizer.emergency_decel = max(p["emergency_decel"], p["max_decel"])
