@@ -258,8 +258,7 @@ class FuturePredictor:
         s0, d0 = (float(x[0]) for x in ref.project([[a.x, a.y]]))
         rel = float(ref.frenet_heading(s0, a.yaw))
         dd0 = v0 * math.sin(rel)
-        v_lim = max(v0, scene.speed_limit if lane_id is None else
-                    (scene.lane(lane_id).speed_limit if scene.lane(lane_id) else scene.speed_limit))
+        v_lim = max(v0, scene.speed_limit_on(lane_id))
         # static obstacles of this agent in its frame
         occ, stops, span = self._static_occupancy(ref, statics, s0, a)
         hl = (0.5 * a.length, 0.5 * a.length, 0.5 * a.width)
