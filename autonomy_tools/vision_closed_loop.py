@@ -42,6 +42,7 @@ from autonomy_control.supervisor import (DrivableArea, Supervisor, SupervisorCon
 from autonomy_planning.planner import Planner, PlannerConfig
 from autonomy_planning.scene import Goal, PlanningScene, StaticObjectTracker, road_from_lines
 from autonomy_simulator import scenarios
+from autonomy_simulator.junction_scenarios import TIME_BUDGET_S as JUNCTION_TIME_BUDGET_S
 from autonomy_tools.closed_loop_metrics import EpisodeTrace
 from autonomy_tools.planning_closed_loop import (boundaries_from_world, lanes_from_world,
                                                  make_tracker, scene_from_simulation)
@@ -50,7 +51,8 @@ MODES = ("vision", "ground_truth")
 # sim-time budget per catalogue scenario (s): bench/planner.py's budgets
 TIME_BUDGET_S = {"narrow_street_oncoming": 40.0, "double_lane_change_left_turn": 70.0,
                  "intersection_occlusion": 60.0, "highway_cut_in": 50.0,
-                 "pedestrian_crossing": 45.0, "random": 60.0, "parking_lot": 25.0}
+                 "pedestrian_crossing": 45.0, "random": 60.0, "parking_lot": 25.0,
+                 **JUNCTION_TIME_BUDGET_S}
 DEFAULT_CHECKPOINT = "models/perception_tiny.pt"
 
 

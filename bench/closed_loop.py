@@ -3,7 +3,8 @@
     bench/run closed_loop [--quick] [--seeds 0,1,2] [--workers 2] [--out DIR]
 
 Every catalogue scenario (narrow street yield / proceed, double lane change + left turn,
-intersection with occlusion, pedestrian crossing, highway cut-in, random) for each seed,
+intersection with occlusion, pedestrian crossing, highway cut-in, on-ramp merge,
+roundabout, unsignalised junction at three densities, unprotected left turn, random) for each seed,
 twice: planning on ground truth (simulator objects and map lanes) and planning on
 perception (8 cameras -> rectification -> network -> post-processing -> lanes from road
 lines), in process (`autonomy_tools.vision_closed_loop.run_episode`, lockstep, supervisor
@@ -44,6 +45,13 @@ CATALOGUE = [
     ("intersection_occlusion", "intersection_occlusion", {}),
     ("pedestrian_crossing", "pedestrian_crossing", {}),
     ("highway_cut_in", "highway_cut_in", {}),
+    # junctions and merges (issue 16)
+    ("on_ramp_merge", "on_ramp_merge", {}),
+    ("roundabout", "roundabout", {}),
+    ("unsignalised_junction[0.3]", "unsignalised_junction", {"density": 0.3}),
+    ("unsignalised_junction[0.6]", "unsignalised_junction", {"density": 0.6}),
+    ("unsignalised_junction[1.0]", "unsignalised_junction", {"density": 1.0}),
+    ("unprotected_left_turn", "unprotected_left_turn", {}),
     ("random", "random", {}),
 ]
 
