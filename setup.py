@@ -31,6 +31,7 @@ setup(
         "autonomy_control", "autonomy_control.*",
         "autonomy_simulator", "autonomy_simulator.*",
         "autonomy_replay", "autonomy_replay.*",
+        "autonomy_autolabel", "autonomy_autolabel.*",
         "autonomy_tools", "autonomy_tools.*",
     ]),
     # *.glsl: the renderer's shader sources (autonomy_simulator/rendering/), read at run time

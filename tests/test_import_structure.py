@@ -23,6 +23,7 @@ LAYERS = [
     ("autonomy_simulator", 3, "simulator"),
     ("autonomy_replay", 4, "tools: bag replay harness"),
     ("autonomy_tools", 4, "tools: CLI, runner, demo, docs, evaluation harnesses"),
+    ("autonomy_autolabel", 4, "tools: offline auto-labeling of recorded clips (data engine)"),
     ("autonomy_perception.training", 4, "tools: perception training entry points"),
     ("autonomy_perception.evaluation.evaluate", 4, "tools: perception evaluation entry point"),
     ("autonomy_planning.parking.train", 4, "tools: parking policy training entry point"),
@@ -35,7 +36,7 @@ PENDING = {}
 # the rule was introduced). Keep shrinking this.
 LAZY_PENDING = ("autonomy_perception/evaluation/evaluate.py",)
 PACKAGES = ["autonomy_stack", "autonomy_vehicle", "autonomy_perception", "autonomy_planning",
-            "autonomy_control", "autonomy_simulator", "autonomy_replay", "autonomy_tools"]
+            "autonomy_control", "autonomy_simulator", "autonomy_replay", "autonomy_tools", "autonomy_autolabel"]
 
 
 def _matches(module: str, prefix: str) -> bool:

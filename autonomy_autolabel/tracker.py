@@ -1,0 +1,285 @@
+"""Offline global tracker with hindsight (pure numpy + scipy, no ROS, no torch).
+
+Input: the detections of every frame of a clip, in `odom` (a fixed ground frame), as the
+perception network decoded them. Output: tracks with one size each and smoothed
+kinematics at every frame between their first and last detection, gaps included.
+
+1. **Forward tracklets**: per frame, Hungarian assignment (scipy) of detections to the
+   tracklets seen within `max_gap_s`, cost = distance to the constant-velocity prediction,
+   gated by `gate_m + gate_per_s * gap` (a longer occlusion -> a wider gate).
+2. **Global stitching (past and future)**: a tracklet that ends is joined to one that
+   starts later (within `max_gap_s`) when the forward extrapolation of the first and the
+   backward extrapolation of the second meet (mean of both distances < the gate): the
+   future track decides, which an online tracker cannot do.
+3. **Pruning**: tracklets with fewer than `min_detections` or a mean score below
+   `min_mean_score` are dropped (flicker / false positives).
+4. **One size per track** (score-weighted median of length, width, height), one class
+   (score-weighted vote) and one score: the evidence of all its detections,
+   `1 - exp(-sum(scores) / evidence_scale)` (a car seen in 30 frames at 0.25 is surer
+   than one seen once at 0.5).
+5. **Smoothing**: a Rauch-Tung-Striebel smoother with a constant-acceleration model per
+   axis on the frame times from the first to the last detection; frames without a
+   detection are prediction steps, so occlusion gaps are bridged by the smoothed path.
+   Velocity, acceleration and yaw rate come from the smoothed state.
+6. **Static / parked**: a track whose smoothed path stays within `static_extent_m` and
+   whose smoothed speed stays below `static_speed` gets one position (median), velocity,
+   acceleration and yaw rate exactly 0.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from autonomy_stack.geometry import wrap_angle
+from autonomy_stack.vector_space import ObjectClass, ObjectState
+
+
+@dataclass
+class TrackerConfig:
+    gate_m: float = 2.5              # association gate at one frame's gap (m)
+    gate_per_s: float = 1.5          # extra gate per second of gap (m/s)
+    max_gate_m: float = 6.0
+    max_gap_s: float = 3.0           # longest occlusion bridged
+    min_detections: int = 4
+    min_mean_score: float = 0.22
+    evidence_scale: float = 2.0      # track score = 1 - exp(-sum of detection scores / this)
+    velocity_window: int = 5         # detections used for a tracklet's prediction velocity
+    accel_noise: float = 2.0         # RTS process noise: jerk density (m/s^3)
+    position_noise_m: float = 0.5    # RTS measurement noise (m, 1 sigma)
+    static_extent_m: float = 1.5     # a parked object's smoothed path stays within this
+    static_speed: float = 0.6        # ... and its smoothed speed below this (m/s)
+    moving_heading_speed: float = 1.5  # above: yaw from the smoothed velocity
+
+
+@dataclass
+class Detection:
+    frame: int
+    t: float
+    obj: ObjectState                 # odom frame
+
+
+@dataclass
+class Track:
+    id: int
+    detections: List[Detection] = field(default_factory=list)
+    object_class: ObjectClass = ObjectClass.UNKNOWN
+    size: tuple = (0.0, 0.0, 0.0)    # length, width, height
+    score: float = 0.0
+    static: bool = False
+    frames: np.ndarray = None        # frame indices covered (first..last detection)
+    states: List[ObjectState] = None  # smoothed labels at `frames` (odom)
+    observed: np.ndarray = None      # per covered frame: a detection was associated
+
+    @property
+    def first(self) -> Detection:
+        return self.detections[0]
+
+    @property
+    def last(self) -> Detection:
+        return self.detections[-1]
+
+    def velocity(self, window: int, at_end: bool = True) -> np.ndarray:
+        """Mean over-ground velocity of the last (or first) `window` detections: from the
+        positions when they span time, else the network's velocity."""
+        d = self.detections[-window:] if at_end else self.detections[:window]
+        if len(d) >= 2 and d[-1].t - d[0].t > 0.05:
+            return np.array([d[-1].obj.x - d[0].obj.x, d[-1].obj.y - d[0].obj.y]) / (d[-1].t - d[0].t)
+        return np.array([d[-1].obj.vx, d[-1].obj.vy])
+
+
+def _gate(cfg: TrackerConfig, gap_s: float) -> float:
+    return min(cfg.max_gate_m, cfg.gate_m + cfg.gate_per_s * max(0.0, gap_s))
+
+
+def forward_tracklets(frames: Sequence[Sequence[ObjectState]], stamps: Sequence[float],
+                      cfg: TrackerConfig) -> List[Track]:
+    """Step 1: Hungarian association frame by frame with gap-dependent gates."""
+    tracks: List[Track] = []
+    alive: List[Track] = []
+    for k, (dets, t) in enumerate(zip(frames, stamps)):
+        alive = [tr for tr in alive if t - tr.last.t <= cfg.max_gap_s]
+        used = set()
+        if alive and dets:
+            cost = np.full((len(alive), len(dets)), 1e6)
+            for i, tr in enumerate(alive):
+                gap = t - tr.last.t
+                p = np.array([tr.last.obj.x, tr.last.obj.y]) + tr.velocity(cfg.velocity_window) * gap
+                g = _gate(cfg, gap)
+                for j, d in enumerate(dets):
+                    dist = math.hypot(d.x - p[0], d.y - p[1])
+                    if dist < g:
+                        cost[i, j] = dist
+            rows, cols = linear_sum_assignment(cost)
+            for i, j in zip(rows, cols):
+                if cost[i, j] < 1e6:
+                    alive[i].detections.append(Detection(k, t, dets[j]))
+                    used.add(j)
+        for j, d in enumerate(dets):
+            if j not in used:
+                tr = Track(len(tracks) + 1, [Detection(k, t, d)])
+                tracks.append(tr)
+                alive.append(tr)
+    return tracks
+
+
+def _group(o: ObjectState) -> int:
+    c = ObjectClass(int(o.object_class))
+    return {ObjectClass.TRUCK: ObjectClass.CAR, ObjectClass.CONE: ObjectClass.BARRIER,
+            ObjectClass.POLE: ObjectClass.BARRIER, ObjectClass.UNKNOWN: ObjectClass.BARRIER}.get(c, c)
+
+
+def stitch(tracks: List[Track], cfg: TrackerConfig) -> List[Track]:
+    """Step 2: join tracklet ends to later tracklet starts, cheapest pair first, when the
+    forward extrapolation of one and the backward extrapolation of the other agree."""
+    tracks = sorted(tracks, key=lambda tr: tr.first.t)
+    pairs = []
+    for a in tracks:
+        va = a.velocity(cfg.velocity_window)
+        for b in tracks:
+            gap = b.first.t - a.last.t
+            if b is a or gap <= 0 or gap > cfg.max_gap_s or _group(a.last.obj) != _group(b.first.obj):
+                continue
+            vb = b.velocity(cfg.velocity_window, at_end=False)
+            fwd = math.hypot(a.last.obj.x + va[0] * gap - b.first.obj.x,
+                             a.last.obj.y + va[1] * gap - b.first.obj.y)
+            bwd = math.hypot(b.first.obj.x - vb[0] * gap - a.last.obj.x,
+                             b.first.obj.y - vb[1] * gap - a.last.obj.y)
+            cost = 0.5 * (fwd + bwd)
+            if cost < _gate(cfg, gap):
+                pairs.append((cost, a.id, b.id))
+    pairs.sort()
+    by_id = {tr.id: tr for tr in tracks}
+    head_of = {tr.id: tr.id for tr in tracks}        # tracklet -> the track it now belongs to
+    has_next, has_prev = set(), set()
+    for _, ia, ib in pairs:
+        if ia in has_next or ib in has_prev:
+            continue
+        ha = head_of[ia]
+        if by_id[ha].last.t >= by_id[ib].first.t:     # the chain already reaches past b
+            continue
+        by_id[ha].detections += by_id[ib].detections
+        for k, h in head_of.items():
+            if h == ib:
+                head_of[k] = ha
+        has_next.add(ia)
+        has_prev.add(ib)
+    merged = [by_id[i] for i in sorted(set(head_of.values()))]
+    for tr in merged:
+        tr.detections.sort(key=lambda d: d.t)
+    return merged
+
+
+def rts_smooth(t: np.ndarray, z: np.ndarray, observed: np.ndarray, accel_noise: float,
+               meas_noise: float) -> np.ndarray:
+    """Constant-acceleration Kalman filter + Rauch-Tung-Striebel smoother of one axis.
+    t [N] times, z [N] measurements (ignored where not `observed`) -> [N, 3] smoothed
+    (position, velocity, acceleration)."""
+    n = len(t)
+    x = np.array([z[observed][0], 0.0, 0.0])
+    P = np.diag([meas_noise ** 2, 25.0, 9.0])
+    R = meas_noise ** 2
+    xs_f, Ps_f, xs_p, Ps_p, Fs = np.zeros((n, 3)), np.zeros((n, 3, 3)), np.zeros((n, 3)), \
+        np.zeros((n, 3, 3)), np.zeros((n, 3, 3))
+    for k in range(n):
+        dt = 0.0 if k == 0 else float(t[k] - t[k - 1])
+        F = np.array([[1.0, dt, 0.5 * dt * dt], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
+        q = accel_noise ** 2
+        Q = q * np.array([[dt ** 5 / 20, dt ** 4 / 8, dt ** 3 / 6], [dt ** 4 / 8, dt ** 3 / 3, dt ** 2 / 2],
+                          [dt ** 3 / 6, dt ** 2 / 2, dt]])
+        if k > 0:
+            x, P = F @ x, F @ P @ F.T + Q
+        Fs[k], xs_p[k], Ps_p[k] = F, x, P
+        if observed[k]:
+            S = P[0, 0] + R
+            K = P[:, 0] / S
+            x = x + K * (z[k] - x[0])
+            P = P - np.outer(K, P[0])
+        xs_f[k], Ps_f[k] = x, P
+    xs = xs_f.copy()
+    for k in range(n - 2, -1, -1):
+        C = Ps_f[k] @ Fs[k + 1].T @ np.linalg.inv(Ps_p[k + 1])
+        xs[k] = xs_f[k] + C @ (xs[k + 1] - xs_p[k + 1])
+    return xs
+
+
+def _weighted_median(v: np.ndarray, w: np.ndarray) -> float:
+    o = np.argsort(v)
+    c = np.cumsum(w[o])
+    return float(v[o][np.searchsorted(c, 0.5 * c[-1])])
+
+
+def _circular_mean(a: np.ndarray, w: np.ndarray) -> float:
+    return math.atan2(float(np.sum(w * np.sin(a))), float(np.sum(w * np.cos(a))))
+
+
+def finish_track(tr: Track, stamps: np.ndarray, cfg: TrackerConfig) -> None:
+    """Steps 4-6 on one track: size, class, score, smoothed states at every covered frame,
+    the static decision."""
+    ds = tr.detections
+    w = np.array([d.obj.score for d in ds])
+    tr.size = tuple(_weighted_median(np.array([getattr(d.obj, f) for d in ds]), w)
+                    for f in ("length", "width", "height"))
+    votes: Dict[int, float] = {}
+    for d in ds:
+        votes[int(d.obj.object_class)] = votes.get(int(d.obj.object_class), 0.0) + d.obj.score
+    tr.object_class = ObjectClass(max(votes, key=votes.get))
+    tr.score = float(1.0 - math.exp(-float(w.sum()) / cfg.evidence_scale))
+    tr.frames = np.arange(ds[0].frame, ds[-1].frame + 1)
+    tt = stamps[tr.frames]
+    obs = np.zeros(len(tr.frames), bool)
+    zx, zy = np.zeros(len(tr.frames)), np.zeros(len(tr.frames))
+    for d in ds:                                      # one detection per frame (Hungarian)
+        i = d.frame - ds[0].frame
+        obs[i], zx[i], zy[i] = True, d.obj.x, d.obj.y
+    tr.observed = obs
+    sx = rts_smooth(tt, zx, obs, cfg.accel_noise, cfg.position_noise_m)
+    sy = rts_smooth(tt, zy, obs, cfg.accel_noise, cfg.position_noise_m)
+    speed = np.hypot(sx[:, 1], sy[:, 1])
+    extent = np.hypot(sx[:, 0] - sx[:, 0].mean(), sy[:, 0] - sy[:, 0].mean()).max()
+    tr.static = bool(extent <= cfg.static_extent_m and speed.max() <= cfg.static_speed)
+    det_yaw = _circular_mean(np.array([d.obj.yaw for d in ds]), w)
+    L, W, Hh = tr.size
+    tr.states = []
+    if tr.static:
+        x0, y0 = float(np.median(zx[obs])), float(np.median(zy[obs]))
+        for k in range(len(tr.frames)):
+            tr.states.append(ObjectState(tr.id, tr.object_class, x0, y0, det_yaw, L, W, Hh, z=Hh / 2,
+                                         score=tr.score, occluded=not obs[k], is_static=True))
+        return
+    # heading: of the velocity where the object moves, else the detections' heading
+    vel_yaw = np.arctan2(sy[:, 1], sx[:, 1])
+    yaw = np.where(speed >= cfg.moving_heading_speed, vel_yaw, det_yaw)
+    acc_long = (sx[:, 2] * np.cos(yaw) + sy[:, 2] * np.sin(yaw))
+    yaw_rate = np.where(speed >= cfg.moving_heading_speed,
+                        (sx[:, 1] * sy[:, 2] - sy[:, 1] * sx[:, 2]) / np.maximum(speed, 1e-6) ** 2, 0.0)
+    for k in range(len(tr.frames)):
+        tr.states.append(ObjectState(
+            tr.id, tr.object_class, float(sx[k, 0]), float(sy[k, 0]), float(wrap_angle(float(yaw[k]))),
+            L, W, Hh, z=Hh / 2, speed=float(speed[k]), accel=float(acc_long[k]),
+            yaw_rate=float(yaw_rate[k]), score=tr.score, occluded=not obs[k]))
+
+
+def track_clip(frames: Sequence[Sequence[ObjectState]], stamps: Sequence[float],
+               cfg: TrackerConfig = TrackerConfig()) -> List[Track]:
+    """The whole offline tracker: detections per frame (odom) -> finished tracks."""
+    stamps = np.asarray(stamps, float)
+    tracks = stitch(forward_tracklets(frames, stamps, cfg), cfg)
+    keep = [tr for tr in tracks if len(tr.detections) >= cfg.min_detections
+            and np.mean([d.obj.score for d in tr.detections]) >= cfg.min_mean_score]
+    for i, tr in enumerate(keep):
+        tr.id = i + 1
+        finish_track(tr, stamps, cfg)
+    return keep
+
+
+def labels_per_frame(tracks: Sequence[Track], n_frames: int) -> List[List[ObjectState]]:
+    """Track states regrouped by frame (odom)."""
+    out: List[List[ObjectState]] = [[] for _ in range(n_frames)]
+    for tr in tracks:
+        for k, s in zip(tr.frames, tr.states):
+            out[int(k)].append(s)
+    return out
