@@ -16,6 +16,8 @@ DELEGATED = {
     "replay": ("autonomy_tools.replay", "play a rosbag2 into the graph, record outputs, report"),
     "record": ("autonomy_simulator.record", "record a simulator scenario into an MCAP bag"),
     "dataset": ("autonomy_simulator.dataset", "write simulator training sequences to disk"),
+    "autolabel": ("autonomy_autolabel.command", "label recorded clips offline (tracks with hindsight, "
+                                                "fused road) -> /autolabel/* MCAP + training data set"),
     "demo": ("autonomy_tools.demo", "the car drives a scenario in closed loop on its cameras "
                                     "(mode sim_vision, lockstep), records it, writes report + "
                                     "closed-loop figures; --open-loop: the bag-replay demo"),
