@@ -78,9 +78,14 @@ class OptimizerConfig:
     sqp_speed_tol: float = 1.0           # m/s: re-shape the path if the speed moved more
     w_slack_lat: float = 2000.0
     w_slack_kappa: float = 2000.0
+    # solver budget in iterations (deterministic: the same inputs give the same plan on
+    # an idle and a loaded machine); OSQP's rho adaptation counted in iterations too
     max_iter: int = 1500
+    adaptive_rho_interval: int = 50
     eps: float = 1e-3
-    time_limit: float = 0.03             # s per QP solve
+    # s of wall clock per QP solve: only a safety net against a hung solve (max_iter takes
+    # ~20 ms here); a result cut by it is not reproducible and is counted as such
+    time_limit: float = 0.25
     accept_prim_res: float = 0.02        # m: accept an unfinished path QP below this residual
     wheelbase: float = 2.9
 
@@ -167,6 +172,15 @@ def _path_matrices(K: int, h: float, front: float = 3.8, rear: float = 0.9):
     A.sort_indices()
     rows["n_eq"], rows["jerk"] = nr, nr
     return A, rows
+
+
+def solver_settings(cfg: OptimizerConfig) -> dict:
+    """OSQP settings of both QPs: iteration-bounded (max_iter; rho adapted every
+    adaptive_rho_interval iterations, never by its timing), the wall-clock time_limit only
+    as a safety net."""
+    return dict(verbose=False, eps_abs=cfg.eps, eps_rel=cfg.eps, max_iter=cfg.max_iter,
+                polishing=True, warm_starting=True, time_limit=cfg.time_limit,
+                adaptive_rho=True, adaptive_rho_interval=cfg.adaptive_rho_interval)
 
 
 def clearance_target(d_ref, lo, hi, clearance: float):
@@ -261,9 +275,7 @@ class SpeedQP:
         u[rid + 3 * K:rid + 4 * K] = np.inf
         if self.solver is None:
             self.solver = osqp.OSQP()
-            self.solver.setup(self.P, q, self.A, l, u, verbose=False, eps_abs=cfg.eps,
-                              eps_rel=cfg.eps, max_iter=cfg.max_iter, polishing=True,
-                              warm_starting=True, time_limit=cfg.time_limit)
+            self.solver.setup(self.P, q, self.A, l, u, **solver_settings(cfg))
         else:
             self.solver.update(q=q, l=l, u=u)
         if warm is not None:
@@ -300,9 +312,7 @@ class TrajectoryOptimizer:
         P, q = self._path_cost(K, h, v_at, d_ref, clear)
         if self._path_solver is None or self._path_K != K:
             solver = osqp.OSQP()
-            solver.setup(P, q, A, l, u, verbose=False, eps_abs=cfg.eps, eps_rel=cfg.eps,
-                         max_iter=cfg.max_iter, polishing=True, warm_starting=True,
-                         time_limit=cfg.time_limit)
+            solver.setup(P, q, A, l, u, **solver_settings(cfg))
             self._path_solver, self._path_K = solver, K
         else:
             solver = self._path_solver
