@@ -541,15 +541,19 @@ class TrajectoryOptimizer:
 
     @staticmethod
     def _braking_curve(v0, a0, t, decel, jerk):
-        """Lowest speed reachable under the comfortable limits (keeps the QP feasible)."""
+        """Lowest speed reachable under the comfortable limits (keeps the QP feasible:
+        integrated as the speed QP integrates, v_k+1 = v_k + (a_k + a_k+1) dt / 2; an
+        explicit-Euler curve lies ~decel dt / 2 below what the QP can reach, which made
+        braking from above the speed limit infeasible and flagged it an emergency)."""
         v = np.empty(len(t))
-        a = min(a0, 0.0) if a0 < 0 else a0
+        a = float(np.clip(a0, -decel, None))
         vk = max(v0, 0.0)
         dt = t[1] - t[0]
         v[0] = vk
         for k in range(1, len(t)):
-            a = max(a - jerk * dt, -decel)
-            vk = max(vk + a * dt, 0.0)
+            a_next = max(a - jerk * dt, -decel)
+            vk = max(vk + 0.5 * (a + a_next) * dt, 0.0)
+            a = a_next
             v[k] = vk
         return v
 
