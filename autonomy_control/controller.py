@@ -249,7 +249,7 @@ class TrackingController:
         if self.supervisor_stop is not None and self.supervisor_decel is not None:
             stop = replace(stop, decel=min(stop.decel, self.supervisor_decel))
         accel = comfortable_stop_accel(v_meas, self.accel_cmd, dt, stop)
-        accel = no_wrong_way(accel, v_meas, self.longitudinal.gear)
+        accel = no_wrong_way(accel, v_meas, self.longitudinal.gear, dt)
         steer = self.steer_cmd
         if odom_fresh and abs(v_meas) > 0.5:
             path = self._stop_path(ego, geometry_fault)

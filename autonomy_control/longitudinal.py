@@ -75,17 +75,21 @@ class LongitudinalPID:
             a = -math.copysign(0.5, v) if abs(v) > 1e-3 else 0.0
             self.integral = 0.0
         a = rate_limit(a, a_prev, cfg.max_jerk * dt)
-        return no_wrong_way(a, v, self.gear)
+        return no_wrong_way(a, v, self.gear, dt)
 
 
-def no_wrong_way(a: float, v: float, gear: int) -> float:
-    """At (or past) zero speed, never command an acceleration that drives the car against
-    the gear (a plain kinematic plant would start rolling the other way)."""
-    if gear >= 0 and v <= 0.0:
-        return max(a, 0.0)
-    if gear < 0 and v >= 0.0:
+def no_wrong_way(a: float, v: float, gear: int, dt: float = 0.0) -> float:
+    """Never command an acceleration that drives the car against the gear: none at (or
+    past) zero speed, and with the command held for `dt` s, no more braking than takes
+    the speed left to zero in that time (a plant that does not clamp the speed at zero,
+    v += a dt, would otherwise roll backwards after a stop)."""
+    if gear >= 0:
+        if v <= 0.0:
+            return max(a, 0.0)
+        return max(a, -v / dt) if dt > 0.0 else a
+    if v >= 0.0:
         return min(a, 0.0)
-    return a
+    return min(a, -v / dt) if dt > 0.0 else a
 
 
 def rate_limit(value: float, prev: float, max_step: float) -> float:
