@@ -12,8 +12,10 @@ within `velocity_match_m`, matched greedily by score as `DetectionEvaluator` mat
 * `parked_accuracy`: vehicle matches whose parked decision is right; a ground-truth
   vehicle is parked when its speed stays below 0.1 m/s in every ground-truth frame of the
   clip; auto-labels: the track's static flag; online: speed < `ONLINE_PARKED_SPEED`;
-* `occluded_persistence`: of the ground-truth objects fully occluded for >= 1 s inside
-  the extent (visible right before and right after), the share whose track survives:
+* `occluded_persistence`: of the ground-truth objects hidden for >= 1 s inside the extent
+  (not visible by the protocol's rule: fewer than `min_visible_px` pixels, i.e. fully or
+  all but fully occluded; visible right before and right after), the share whose track
+  survives:
   the track id matched at the last visible frame is matched again at the first visible
   frame after, and an object of that id lies within 4 m of the hidden object in every
   occluded frame in between.
@@ -127,7 +129,7 @@ class ExtraFigures:
         self.track_of.append(match)
         self.near.append({int(g.id): {int(d.id) for d in dets if p.group(d) == p.group(g) and
                                       math.hypot(d.x - g.x, d.y - g.y) <= PERSISTENCE_RADIUS_M}
-                          for g in gin if not p.visible(g) and g.occluded})
+                          for g in gin if not p.visible(g)})
 
     def persistence(self, gt_frames: List[EvalFrame]) -> Tuple[float, int]:
         """(share of >= 1 s occlusion episodes whose track survives, episodes)."""
@@ -136,7 +138,7 @@ class ExtraFigures:
         for k, f in enumerate(gt_frames):
             for g in f.ground_truth:
                 if p.inside(g):
-                    kind = "vis" if p.visible(g) else ("occ" if g.occluded else "ign")
+                    kind = "vis" if p.visible(g) else "occ"
                     state.setdefault(int(g.id), []).append((k, kind))
         kept = total = 0
         for gid, seq in state.items():

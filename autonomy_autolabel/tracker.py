@@ -4,8 +4,17 @@ Input: the detections of every frame of a clip, in `odom` (a fixed ground frame)
 perception network decoded them. Output: tracks with one size each and smoothed
 kinematics at every frame between their first and last detection, gaps included.
 
+0. **Static objects first (hindsight)**: all detections of the clip, per class group, are
+   clustered in odom by mode seeking (the detection with the most score mass within
+   `static_radius_m` becomes a centre, its neighbours' mean the position, repeated):
+   a cluster whose detections span at least `static_min_s`, carry at least
+   `static_min_mass` of score and do not drift (see 6) is a parked object; its
+   detections (the nearest one per frame) are taken out before the tracking below. A row
+   of parked cars 2.7 m apart, each detected with ~0.8 m noise, otherwise makes tracks
+   hop from car to car as the ego drives past.
 1. **Forward tracklets**: per frame, Hungarian assignment (scipy) of detections to the
-   tracklets seen within `max_gap_s`, cost = distance to the constant-velocity prediction,
+   tracklets seen within `max_gap_s`, cost = distance to the prediction (a straight-line
+   least-squares fit of the tracklet's last `velocity_window` detections),
    gated by `gate_m + gate_per_s * gap` (a longer occlusion -> a wider gate).
 2. **Global stitching (past and future)**: a tracklet that ends is joined to one that
    starts later (within `max_gap_s`) when the forward extrapolation of the first and the
@@ -21,18 +30,22 @@ kinematics at every frame between their first and last detection, gaps included.
    axis on the frame times from the first to the last detection; frames without a
    detection are prediction steps, so occlusion gaps are bridged by the smoothed path.
    Velocity, acceleration and yaw rate come from the smoothed state.
-6. **Static / parked**: a track whose smoothed path stays within `static_extent_m` and
-   whose smoothed speed stays below `static_speed` gets one position (median), velocity,
-   acceleration and yaw rate exactly 0.
+6. **Static / parked**: a track whose detections stay within `static_extent_m` of their
+   median (80th percentile of the distances: a few outliers do not move a parked car) and
+   whose start and end (medians of its first and last third) lie within `static_extent_m`
+   of each other gets one position (the median), velocity, acceleration and yaw rate
+   exactly 0. Positions, not the network's velocity, decide: the network reports
+   velocities for parked cars seen from a moving ego.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
 
 from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import ObjectClass, ObjectState
@@ -47,11 +60,14 @@ class TrackerConfig:
     min_detections: int = 4
     min_mean_score: float = 0.22
     evidence_scale: float = 2.0      # track score = 1 - exp(-sum of detection scores / this)
-    velocity_window: int = 5         # detections used for a tracklet's prediction velocity
+    velocity_window: int = 10        # detections of a tracklet's straight-line fit (prediction)
     accel_noise: float = 2.0         # RTS process noise: jerk density (m/s^3)
     position_noise_m: float = 0.5    # RTS measurement noise (m, 1 sigma)
-    static_extent_m: float = 1.5     # a parked object's smoothed path stays within this
-    static_speed: float = 0.6        # ... and its smoothed speed below this (m/s)
+    velocity_noise: float = 1.0      # RTS noise of the network's velocity (m/s, 1 sigma); 0: unused
+    static_extent_m: float = 1.5     # a parked object's detections stay within this (m)
+    static_radius_m: float = 1.2     # cluster radius of the static-object pass (m)
+    static_min_s: float = 1.0        # a static cluster spans at least this long (s)
+    static_min_mass: float = 3.0     # ... and holds at least this much detection score
     moving_heading_speed: float = 1.5  # above: yaw from the smoothed velocity
 
 
@@ -82,13 +98,20 @@ class Track:
     def last(self) -> Detection:
         return self.detections[-1]
 
-    def velocity(self, window: int, at_end: bool = True) -> np.ndarray:
-        """Mean over-ground velocity of the last (or first) `window` detections: from the
-        positions when they span time, else the network's velocity."""
+    def predict(self, t: float, window: int, at_end: bool = True) -> np.ndarray:
+        """Position at time t from a straight-line least-squares fit of the last (or
+        first) `window` detections (noise averaged out: a parked car's anchor does not
+        wander with its noisiest detection); one detection: it, moved with the network's
+        velocity."""
         d = self.detections[-window:] if at_end else self.detections[:window]
-        if len(d) >= 2 and d[-1].t - d[0].t > 0.05:
-            return np.array([d[-1].obj.x - d[0].obj.x, d[-1].obj.y - d[0].obj.y]) / (d[-1].t - d[0].t)
-        return np.array([d[-1].obj.vx, d[-1].obj.vy])
+        ts = np.array([x.t for x in d])
+        xy = np.array([[x.obj.x, x.obj.y] for x in d])
+        if len(d) >= 3 and ts[-1] - ts[0] > 0.25:
+            A = np.stack([np.ones_like(ts), ts - ts[-1]], 1)
+            coef, *_ = np.linalg.lstsq(A, xy, rcond=None)
+            return coef[0] + coef[1] * (t - ts[-1])
+        ref = d[-1] if at_end else d[0]
+        return np.array([ref.obj.x + ref.obj.vx * (t - ref.t), ref.obj.y + ref.obj.vy * (t - ref.t)])
 
 
 def _gate(cfg: TrackerConfig, gap_s: float) -> float:
@@ -107,7 +130,7 @@ def forward_tracklets(frames: Sequence[Sequence[ObjectState]], stamps: Sequence[
             cost = np.full((len(alive), len(dets)), 1e6)
             for i, tr in enumerate(alive):
                 gap = t - tr.last.t
-                p = np.array([tr.last.obj.x, tr.last.obj.y]) + tr.velocity(cfg.velocity_window) * gap
+                p = tr.predict(t, cfg.velocity_window)
                 g = _gate(cfg, gap)
                 for j, d in enumerate(dets):
                     dist = math.hypot(d.x - p[0], d.y - p[1])
@@ -126,6 +149,53 @@ def forward_tracklets(frames: Sequence[Sequence[ObjectState]], stamps: Sequence[
     return tracks
 
 
+def static_clusters(frames: Sequence[Sequence[ObjectState]], stamps: np.ndarray,
+                    cfg: TrackerConfig) -> Tuple[List[Track], List[List[ObjectState]]]:
+    """Step 0: parked objects found over the whole clip -> (their tracks, the detections
+    left per frame)."""
+    dets = [(k, d) for k, fr in enumerate(frames) for d in fr]
+    taken = set()
+    tracks: List[Track] = []
+    for grp in sorted({_group(d) for _, d in dets}):
+        idx = [i for i, (_, d) in enumerate(dets) if _group(d) == grp]
+        if not idx:
+            continue
+        xy = np.array([[dets[i][1].x, dets[i][1].y] for i in idx])
+        w = np.array([dets[i][1].score for i in idx])
+        tree = cKDTree(xy)
+        free = np.ones(len(idx), bool)
+        mass = np.array([w[n].sum() for n in tree.query_ball_point(xy, cfg.static_radius_m)])
+        for j in np.argsort(-mass):
+            if not free[j] or mass[j] < cfg.static_min_mass:
+                continue
+            c = xy[j]
+            for _ in range(3):                                   # mean shift
+                nb = [n for n in tree.query_ball_point(c, cfg.static_radius_m) if free[n]]
+                if not nb:
+                    break
+                c = np.average(xy[nb], axis=0, weights=w[nb])
+            nb = [n for n in tree.query_ball_point(c, cfg.static_radius_m) if free[n]]
+            best: Dict[int, int] = {}                            # frame -> nearest detection
+            for n in nb:
+                k = dets[idx[n]][0]
+                if k not in best or np.hypot(*(xy[n] - c)) < np.hypot(*(xy[best[k]] - c)):
+                    best[k] = n
+            sel = [best[k] for k in sorted(best)]
+            if (not sel or w[sel].sum() < cfg.static_min_mass
+                    or stamps[dets[idx[sel[-1]]][0]] - stamps[dets[idx[sel[0]]][0]] < cfg.static_min_s
+                    or not is_static(xy[sel], cfg.static_extent_m)):
+                continue
+            free[sel] = False
+            taken.update(idx[n] for n in sel)
+            tracks.append(Track(0, [Detection(dets[idx[n]][0], float(stamps[dets[idx[n]][0]]),
+                                              dets[idx[n]][1]) for n in sel], static=True))
+    rest: List[List[ObjectState]] = [[] for _ in frames]
+    for i, (k, d) in enumerate(dets):
+        if i not in taken:
+            rest[k].append(d)
+    return tracks, rest
+
+
 def _group(o: ObjectState) -> int:
     c = ObjectClass(int(o.object_class))
     return {ObjectClass.TRUCK: ObjectClass.CAR, ObjectClass.CONE: ObjectClass.BARRIER,
@@ -138,16 +208,13 @@ def stitch(tracks: List[Track], cfg: TrackerConfig) -> List[Track]:
     tracks = sorted(tracks, key=lambda tr: tr.first.t)
     pairs = []
     for a in tracks:
-        va = a.velocity(cfg.velocity_window)
         for b in tracks:
             gap = b.first.t - a.last.t
             if b is a or gap <= 0 or gap > cfg.max_gap_s or _group(a.last.obj) != _group(b.first.obj):
                 continue
-            vb = b.velocity(cfg.velocity_window, at_end=False)
-            fwd = math.hypot(a.last.obj.x + va[0] * gap - b.first.obj.x,
-                             a.last.obj.y + va[1] * gap - b.first.obj.y)
-            bwd = math.hypot(b.first.obj.x - vb[0] * gap - a.last.obj.x,
-                             b.first.obj.y - vb[1] * gap - a.last.obj.y)
+            w = cfg.velocity_window
+            fwd = np.hypot(*(a.predict(b.first.t, w) - b.predict(b.first.t, w, at_end=False)))
+            bwd = np.hypot(*(b.predict(a.last.t, w, at_end=False) - a.predict(a.last.t, w)))
             cost = 0.5 * (fwd + bwd)
             if cost < _gate(cfg, gap):
                 pairs.append((cost, a.id, b.id))
@@ -174,30 +241,34 @@ def stitch(tracks: List[Track], cfg: TrackerConfig) -> List[Track]:
 
 
 def rts_smooth(t: np.ndarray, z: np.ndarray, observed: np.ndarray, accel_noise: float,
-               meas_noise: float) -> np.ndarray:
+               meas_noise: float, zv: Optional[np.ndarray] = None,
+               vel_noise: float = 1.0) -> np.ndarray:
     """Constant-acceleration Kalman filter + Rauch-Tung-Striebel smoother of one axis.
-    t [N] times, z [N] measurements (ignored where not `observed`) -> [N, 3] smoothed
-    (position, velocity, acceleration)."""
+    t [N] times, z [N] position measurements, zv [N] velocity measurements (the network's
+    own, optional), both ignored where not `observed` -> [N, 3] smoothed (position,
+    velocity, acceleration)."""
     n = len(t)
-    x = np.array([z[observed][0], 0.0, 0.0])
+    x = np.array([z[observed][0], 0.0 if zv is None else zv[observed][0], 0.0])
     P = np.diag([meas_noise ** 2, 25.0, 9.0])
-    R = meas_noise ** 2
+    H = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]) if zv is not None else np.array([[1.0, 0.0, 0.0]])
+    R = np.diag([meas_noise ** 2, vel_noise ** 2][:len(H)])
+    q = accel_noise ** 2
     xs_f, Ps_f, xs_p, Ps_p, Fs = np.zeros((n, 3)), np.zeros((n, 3, 3)), np.zeros((n, 3)), \
         np.zeros((n, 3, 3)), np.zeros((n, 3, 3))
     for k in range(n):
         dt = 0.0 if k == 0 else float(t[k] - t[k - 1])
         F = np.array([[1.0, dt, 0.5 * dt * dt], [0.0, 1.0, dt], [0.0, 0.0, 1.0]])
-        q = accel_noise ** 2
         Q = q * np.array([[dt ** 5 / 20, dt ** 4 / 8, dt ** 3 / 6], [dt ** 4 / 8, dt ** 3 / 3, dt ** 2 / 2],
                           [dt ** 3 / 6, dt ** 2 / 2, dt]])
         if k > 0:
             x, P = F @ x, F @ P @ F.T + Q
         Fs[k], xs_p[k], Ps_p[k] = F, x, P
         if observed[k]:
-            S = P[0, 0] + R
-            K = P[:, 0] / S
-            x = x + K * (z[k] - x[0])
-            P = P - np.outer(K, P[0])
+            meas = np.array([z[k]] if zv is None else [z[k], zv[k]])
+            S = H @ P @ H.T + R
+            K = P @ H.T @ np.linalg.inv(S)
+            x = x + K @ (meas - H @ x)
+            P = P - K @ H @ P
         xs_f[k], Ps_f[k] = x, P
     xs = xs_f.copy()
     for k in range(n - 2, -1, -1):
@@ -216,6 +287,15 @@ def _circular_mean(a: np.ndarray, w: np.ndarray) -> float:
     return math.atan2(float(np.sum(w * np.sin(a))), float(np.sum(w * np.cos(a))))
 
 
+def is_static(xy: np.ndarray, extent_m: float) -> bool:
+    """Detections [N, 2] of a parked object: spread and start-to-end drift within extent_m."""
+    med = np.median(xy, 0)
+    spread = np.percentile(np.hypot(*(xy - med).T), 80)
+    third = max(1, len(xy) // 3)
+    drift = np.hypot(*(np.median(xy[:third], 0) - np.median(xy[-third:], 0)))
+    return bool(spread <= extent_m and drift <= extent_m)
+
+
 def finish_track(tr: Track, stamps: np.ndarray, cfg: TrackerConfig) -> None:
     """Steps 4-6 on one track: size, class, score, smoothed states at every covered frame,
     the static decision."""
@@ -231,16 +311,18 @@ def finish_track(tr: Track, stamps: np.ndarray, cfg: TrackerConfig) -> None:
     tr.frames = np.arange(ds[0].frame, ds[-1].frame + 1)
     tt = stamps[tr.frames]
     obs = np.zeros(len(tr.frames), bool)
-    zx, zy = np.zeros(len(tr.frames)), np.zeros(len(tr.frames))
+    zx, zy, zvx, zvy = (np.zeros(len(tr.frames)) for _ in range(4))
     for d in ds:                                      # one detection per frame (Hungarian)
         i = d.frame - ds[0].frame
-        obs[i], zx[i], zy[i] = True, d.obj.x, d.obj.y
+        obs[i], zx[i], zy[i], zvx[i], zvy[i] = True, d.obj.x, d.obj.y, d.obj.vx, d.obj.vy
     tr.observed = obs
-    sx = rts_smooth(tt, zx, obs, cfg.accel_noise, cfg.position_noise_m)
-    sy = rts_smooth(tt, zy, obs, cfg.accel_noise, cfg.position_noise_m)
+    use_v = cfg.velocity_noise > 0
+    sx = rts_smooth(tt, zx, obs, cfg.accel_noise, cfg.position_noise_m, zvx if use_v else None,
+                    cfg.velocity_noise)
+    sy = rts_smooth(tt, zy, obs, cfg.accel_noise, cfg.position_noise_m, zvy if use_v else None,
+                    cfg.velocity_noise)
     speed = np.hypot(sx[:, 1], sy[:, 1])
-    extent = np.hypot(sx[:, 0] - sx[:, 0].mean(), sy[:, 0] - sy[:, 0].mean()).max()
-    tr.static = bool(extent <= cfg.static_extent_m and speed.max() <= cfg.static_speed)
+    tr.static = tr.static or is_static(np.stack([zx[obs], zy[obs]], 1), cfg.static_extent_m)
     det_yaw = _circular_mean(np.array([d.obj.yaw for d in ds]), w)
     L, W, Hh = tr.size
     tr.states = []
@@ -267,7 +349,8 @@ def track_clip(frames: Sequence[Sequence[ObjectState]], stamps: Sequence[float],
                cfg: TrackerConfig = TrackerConfig()) -> List[Track]:
     """The whole offline tracker: detections per frame (odom) -> finished tracks."""
     stamps = np.asarray(stamps, float)
-    tracks = stitch(forward_tracklets(frames, stamps, cfg), cfg)
+    parked, rest = static_clusters(frames, stamps, cfg)
+    tracks = parked + stitch(forward_tracklets(rest, stamps, cfg), cfg)
     keep = [tr for tr in tracks if len(tr.detections) >= cfg.min_detections
             and np.mean([d.obj.score for d in tr.detections]) >= cfg.min_mean_score]
     for i, tr in enumerate(keep):
