@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from autonomy_stack.params import param
 from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import Trajectory
+from autonomy_vehicle.vehicle_model import VehicleParams
 
 from autonomy_planning.corridor import BodyBounds, Corridor
 from autonomy_planning.path import ReferencePath
@@ -57,7 +58,9 @@ class OptimizerConfig:
     emergency_jerk: float = 15.0
     lat_acc_max: float = param(3.0, "m/s^2, optimiser lateral acceleration limit", min=0.5,
                                max=8.0)
-    max_curvature: float = 0.18          # tan(max_steer) / wheelbase with margin
+    # fraction of the vehicle's max curvature (VehicleParams.max_curvature: tan(max_steer)
+    # / wheelbase) the path may use: 0.85 x 0.211 = 0.18 1/m for the default vehicle
+    curvature_margin: float = 0.85
     max_dkappa: float = 0.05             # 1/m^2: curvature change per metre (at speed)
     max_dkappa_low_speed: float = 0.25   # 1/m^2: ... at walking speed
     steer_rate_curvature: float = 0.2    # 1/(m s): curvature rate the steering allows
@@ -87,7 +90,6 @@ class OptimizerConfig:
     # ~20 ms here); a result cut by it is not reproducible and is counted as such
     time_limit: float = 0.25
     accept_prim_res: float = 0.02        # m: accept an unfinished path QP below this residual
-    wheelbase: float = 2.9
 
 
 @dataclass
@@ -285,8 +287,12 @@ class SpeedQP:
 
 
 class TrajectoryOptimizer:
-    def __init__(self, config: Optional[OptimizerConfig] = None):
+    def __init__(self, config: Optional[OptimizerConfig] = None,
+                 vehicle: Optional[VehicleParams] = None):
         self.cfg = config or OptimizerConfig()
+        self.vehicle = vehicle or VehicleParams()
+        # 1/m: the curvature bound of the path QP (hard: the steering limit with a margin)
+        self.max_curvature = self.cfg.curvature_margin * self.vehicle.max_curvature
         self.speed_qp = SpeedQP(self.cfg)
         self._prev = None
         self._path_solver = None
@@ -361,7 +367,7 @@ class TrajectoryOptimizer:
         l[R["rhi"]:R["rhi"] + K], u[R["rhi"]:R["rhi"] + K] = -INF, rhi
         l[R["d1"]:R["d1"] + K], u[R["d1"]:R["d1"] + K] = -2.0, 2.0
         l[R["d1"]] = u[R["d1"]] = d1_0
-        kmax = np.minimum(cfg.max_curvature, cfg.lat_acc_max / np.maximum(v_at, 0.1) ** 2)
+        kmax = np.minimum(self.max_curvature, cfg.lat_acc_max / np.maximum(v_at, 0.1) ** 2)
         l[R["lo2"]:R["lo2"] + K], u[R["lo2"]:R["lo2"] + K] = -kmax - kref, INF
         l[R["hi2"]:R["hi2"] + K], u[R["hi2"]:R["hi2"] + K] = -INF, kmax - kref
         l[R["e"]:R["e"] + K], u[R["e"]:R["e"] + K] = 0.0, INF
@@ -372,7 +378,7 @@ class TrajectoryOptimizer:
         e2_max = np.zeros(K)
         l[R["d0"]] = u[R["d0"]] = d0
         if fix_d2:
-            d2f = float(np.clip(d2_0, -cfg.max_curvature - kref[0], cfg.max_curvature - kref[0]))
+            d2f = float(np.clip(d2_0, -self.max_curvature - kref[0], self.max_curvature - kref[0]))
             l[R["d0"] + 1] = u[R["d0"] + 1] = d2f
             shed = np.r_[0.0, np.cumsum(dk)]
             e2_max = np.maximum.reduce([e2_max, d2f - shed - (kmax - kref),

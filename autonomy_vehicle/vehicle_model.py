@@ -1,5 +1,12 @@
-"""Kinematic bicycle model of the ego vehicle, shared by the simulator's ego and the
-controllers (prediction models). Reference point: rear-axle centre.
+"""The ego vehicle's one description (`VehicleParams`: dimensions, wheelbase, steering and
+curvature limits; reference point = the rear-axle centre) and its kinematic bicycle
+model, shared by the planner, the trajectory optimiser, the maneuver search, the
+controller, the simulator and the vehicle description node.
+
+The numbers live in config/vehicle.yaml (the vehicle description node's parameter file):
+`VehicleParams()` has that file's values, `VehicleParams.from_config(path)` reads
+another one. Derived quantities (body extents about the rear axle, the curvature the
+steering allows) are properties, never separate settings.
 
 The steering actuator is modelled as a first-order lag (time constant) behind a rate
 limit, and acceleration is clipped to the vehicle's limits: the plant the controller sees
@@ -9,33 +16,100 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Dict, Optional, Union
+
+import yaml
 
 from autonomy_stack.geometry import wrap_angle
+from autonomy_stack.paths import config_file
 from autonomy_stack.vector_space import EgoState
+
+# VehicleParams field -> its key in config/vehicle.yaml (where they differ)
+CONFIG_KEYS = {"length": "body_length", "width": "body_width", "height": "body_height"}
+VEHICLE_CONFIG = "vehicle.yaml"
+
+
+def read_vehicle_config(path: Union[str, Path, None] = None) -> Dict[str, float]:
+    """{VehicleParams field: value} from a vehicle parameter file (ROS 2 parameter YAML,
+    `/**: ros__parameters:`; default config/vehicle.yaml). A missing or non-numeric
+    value is an error naming the key and the file."""
+    path = Path(path) if path is not None else config_file(VEHICLE_CONFIG)
+    with open(path, "r", encoding="utf-8") as f:
+        doc = yaml.safe_load(f) or {}
+    params = next(iter(doc.values()), {}).get("ros__parameters", {}) if doc else {}
+    out = {}
+    for name in _FIELDS:
+        key = CONFIG_KEYS.get(name, name)
+        value = params.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError(f"{path}: vehicle parameter '{key}' missing or not a number "
+                             f"(got {value!r})")
+        out[name] = float(value)
+    return out
+
+
+_FIELDS = ("wheelbase", "length", "width", "height", "rear_overhang", "max_steer",
+           "max_steer_rate", "steer_time_constant", "max_accel", "max_decel", "max_speed",
+           "max_reverse_speed", "steer_delay")
+_DEFAULTS = read_vehicle_config()
 
 
 @dataclass(frozen=True)
 class VehicleParams:
-    wheelbase: float = 2.9           # m
-    length: float = 4.7              # m, body
-    width: float = 1.9               # m, body
-    height: float = 1.5              # m
-    rear_overhang: float = 0.9       # m, rear bumper behind rear axle
-    max_steer: float = 0.55          # rad at the wheels
-    max_steer_rate: float = 0.7      # rad/s
-    steer_time_constant: float = 0.1  # s, first-order actuator lag
-    max_accel: float = 3.0           # m/s^2
-    max_decel: float = 8.0           # m/s^2 (positive number)
-    max_speed: float = 40.0          # m/s
-    max_reverse_speed: float = 5.0   # m/s
-    steer_delay: float = 0.0         # s, pure dead time before the steering actuator
-                                     # (used by `VehiclePlant`; `step` itself is memoryless)
+    """The ego vehicle (defaults: config/vehicle.yaml). Reference point: the rear-axle
+    centre (EgoState x, y); the body is a box `front` ahead of it, `rear` behind it and
+    `half_width` to each side."""
+    wheelbase: float = _DEFAULTS["wheelbase"]            # m
+    length: float = _DEFAULTS["length"]                  # m, body
+    width: float = _DEFAULTS["width"]                    # m, body
+    height: float = _DEFAULTS["height"]                  # m
+    rear_overhang: float = _DEFAULTS["rear_overhang"]    # m, rear bumper behind rear axle
+    max_steer: float = _DEFAULTS["max_steer"]            # rad at the wheels
+    max_steer_rate: float = _DEFAULTS["max_steer_rate"]  # rad/s
+    steer_time_constant: float = _DEFAULTS["steer_time_constant"]  # s, first-order lag
+    max_accel: float = _DEFAULTS["max_accel"]            # m/s^2
+    max_decel: float = _DEFAULTS["max_decel"]            # m/s^2 (positive number)
+    max_speed: float = _DEFAULTS["max_speed"]            # m/s
+    max_reverse_speed: float = _DEFAULTS["max_reverse_speed"]  # m/s
+    # s, pure dead time before the steering actuator (used by `VehiclePlant`; `step`
+    # itself is memoryless)
+    steer_delay: float = _DEFAULTS["steer_delay"]
+
+    @classmethod
+    def from_config(cls, path: Union[str, Path, None] = None) -> "VehicleParams":
+        """The vehicle of a parameter file (default config/vehicle.yaml)."""
+        return cls(**read_vehicle_config(path))
 
     @property
     def center_offset(self) -> float:
         """Distance from rear axle forward to the body's geometric centre."""
         return self.length / 2.0 - self.rear_overhang
+
+    @property
+    def front(self) -> float:
+        """m from the rear axle forward to the front bumper."""
+        return self.length - self.rear_overhang
+
+    @property
+    def rear(self) -> float:
+        """m from the rear axle back to the rear bumper."""
+        return self.rear_overhang
+
+    @property
+    def half_width(self) -> float:
+        return self.width / 2.0
+
+    @property
+    def body(self) -> tuple:
+        """(front, rear, half_width) about the rear axle: the planner's body."""
+        return (self.front, self.rear, self.half_width)
+
+    @property
+    def max_curvature(self) -> float:
+        """1/m: the tightest curvature the steering allows, tan(max_steer) / wheelbase."""
+        return math.tan(self.max_steer) / self.wheelbase
 
 
 def clamp(v: float, lo: float, hi: float) -> float:

@@ -91,7 +91,8 @@ def test_optimiser_respects_vehicle_limits_and_samples_at_10hz():
     # start fast towards a slow lead: forces braking; parked car forces a swerve
     agents = [car(20, 60.0, 0.0, 0.0, 2.0), parked(21, 25.0, -0.7)]
     scene = PlanningScene(0.0, EgoState(0.0, 0.0, 0.0, 12.0), agents, lanes, bounds)
-    res = Planner(cfg).plan(scene)
+    planner = Planner(cfg)
+    res = planner.plan(scene)
     tr = res.trajectory
     assert len(tr) == 101 and np.allclose(np.diff(tr.t), 0.1)
     assert tr.t[-1] == pytest.approx(10.0)
@@ -99,7 +100,10 @@ def test_optimiser_respects_vehicle_limits_and_samples_at_10hz():
     assert tr.accel.min() >= -oc.max_decel - 1e-3 and tr.accel.max() <= oc.max_accel + 1e-3
     jerk = np.diff(tr.accel) / 0.1
     assert np.abs(jerk).max() <= oc.max_jerk + 1e-2
-    assert np.abs(tr.curvature).max() <= oc.max_curvature + 0.01
+    # the vehicle description's steering limit, with the optimiser's margin
+    assert planner.optimizer.max_curvature == pytest.approx(
+        oc.curvature_margin * math.tan(cfg.vehicle.max_steer) / cfg.vehicle.wheelbase)
+    assert np.abs(tr.curvature).max() <= planner.optimizer.max_curvature + 0.01
     lat = tr.speed ** 2 * np.abs(tr.curvature)
     assert lat.max() <= oc.lat_acc_max + 0.3
     # consistent kinematics: positions integrate the speeds
