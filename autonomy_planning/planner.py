@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from autonomy_stack.params import param
 from autonomy_stack.vector_space import AgentFuture, EgoState, Trajectory
+from autonomy_vehicle.vehicle_model import VehicleParams
 
 from autonomy_planning.corridor import Corridor, CorridorConfig, build_corridor
 from autonomy_planning.futures import FuturePredictor, FuturesConfig, futures_to_occupancy
@@ -60,7 +61,9 @@ class PlannerConfig:
     desired_speed: float = param(0.0, "m/s cruise speed (0: the lane's speed limit)",
                                  min=0.0, max=60.0)      # None also means the lane's limit
     safe_stop_decel: float = param(3.0, "m/s^2 of the safe stop trajectory", min=0.5, max=8.0)
-    wheelbase: float = 2.9
+    # the ego vehicle (config/vehicle.yaml): its body and steering limits set the search's
+    # body, the optimiser's curvature bound and the initial curvature
+    vehicle: VehicleParams = field(default_factory=VehicleParams)
     # warm start: reuse the previous plan's speed/accel if the ego is this close to it
     consistency_position: float = 1.5
     consistency_speed: float = 1.0
@@ -125,9 +128,14 @@ class Planner:
     """Stateful planner (keeps the previous cycle for warm starts)."""
 
     def __init__(self, config: Optional[PlannerConfig] = None):
-        self.cfg = config or PlannerConfig()
+        cfg = config or PlannerConfig()
+        v = cfg.vehicle
+        # the search's ego body is the vehicle's; its curvature limit never above it
+        self.cfg = replace(cfg, search=replace(
+            cfg.search, front=v.front, rear=v.rear, half_width=v.half_width,
+            max_curvature=min(cfg.search.max_curvature, v.max_curvature)))
         self.predictor = FuturePredictor(self.cfg.futures)
-        self.optimizer = TrajectoryOptimizer(self.cfg.optimizer)
+        self.optimizer = TrajectoryOptimizer(self.cfg.optimizer, v)
         self._paths = PathCache(self.cfg.path_cache_size)
         self._prev: Optional[dict] = None
         self._served_stops: set = set()
@@ -180,7 +188,7 @@ class Planner:
                               speed_limit=v_des)
         tm["corridor"] = (time.perf_counter() - t3) * 1e3
         t4 = time.perf_counter()
-        kappa_e = math.tan(ego.steering_angle) / cfg.wheelbase if abs(ego.steering_angle) > 0 \
+        kappa_e = math.tan(ego.steering_angle) / cfg.vehicle.wheelbase if abs(ego.steering_angle) > 0 \
             else (ego.yaw_rate / ego.speed if ego.speed > 1.0 else 0.0)
         opt = self.optimizer.optimize(frame.ref, corr, s_e, d_e, frame.ego_rel_yaw, kappa_e,
                                       v0, a0, tg, S, D, V, self.body, stamp=scene.stamp,
