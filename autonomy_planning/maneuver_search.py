@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from autonomy_stack.params import param
+from autonomy_vehicle.vehicle_model import VehicleParams
 
 # the candidate rollouts (also used from here by `futures` and `planner`)
 from autonomy_planning.maneuver_profiles import (LateralSet, LongitudinalSet,  # noqa: F401
@@ -36,9 +37,10 @@ class SearchConfig:
     horizon: float = param(10.0, "s, planning horizon", min=2.0, max=20.0)
     dt: float = 0.2
     # ego body about its reference point (rear axle): forward / backward extent, half width
-    front: float = 3.8
-    rear: float = 0.9
-    half_width: float = 0.95
+    # (the vehicle description's; the Planner sets its PlannerConfig.vehicle's)
+    front: float = VehicleParams().front
+    rear: float = VehicleParams().rear
+    half_width: float = VehicleParams().half_width
     # profile sets
     lc_start_times: Sequence[float] = param((0.0, 1.0, 2.0, 3.0, 4.5),
                                             "s, candidate lane-change start times")
