@@ -76,21 +76,22 @@ def longitudinal_profiles(t: np.ndarray, v0: float, a0: float, cruise: Sequence[
                           v_max: float = 30.0, max_jerk: float = 4.0,
                           comfort_decel: float = 3.0, emergency_decel: float = 7.0,
                           follow_gap: float = 3.0, headway: float = 1.2,
-                          stop_speed: Optional[float] = None,
+                          stop_speed=None,
                           approach_decel: float = 0.8) -> LongitudinalSet:
     """Jerk-limited rollouts of simple speed controllers, all profiles at once.
 
     cruise: (target_speed, accel_magnitude) pairs; stops: distances (m) to stop at;
     leads: (T,) station trajectories (relative to now, at the rear of the lead) to follow
     with an IDM-like law. stop_speed: speed held by the stop profiles until they have to
-    brake (default: the current speed)."""
+    brake, one for all or one per stop (default: the current speed)."""
     dt = t[1] - t[0]
     T = len(t)
     nc, ns, nl = len(cruise), len(stops), len(leads)
     J = nc + ns + nl
     kind = ["cruise"] * nc + ["stop"] * ns + ["follow"] * nl
-    vs_ = max(v0, 0.0) if stop_speed is None else stop_speed
-    v_t = np.array([c[0] for c in cruise] + [vs_] * ns + [v_max] * nl, dtype=float)
+    vs_ = np.broadcast_to(max(v0, 0.0) if stop_speed is None else
+                          np.asarray(stop_speed, dtype=float), (ns,))
+    v_t = np.array([c[0] for c in cruise] + list(vs_) + [v_max] * nl, dtype=float)
     a_mag = np.array([c[1] for c in cruise] + [1.5] * ns + [1.5] * nl, dtype=float)
     stop_d = np.array([np.inf] * nc + list(stops) + [np.inf] * nl, dtype=float)
     lead = np.full((J, T), np.inf)

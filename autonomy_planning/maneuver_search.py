@@ -272,7 +272,10 @@ def _add_collision_costs(cost, occ: Occupancy, cfg: SearchConfig, D, S, V, Sr, s
     pn = (np.clip(1.0 - glon / lsoft, 0.0, 1.0) * wt[None, None]).astype(np.float32)
     # meeting an oncoming vehicle closely costs more the faster we pass it
     pn = pn * np.where(onc[:, None, None], 1.0 + V[None] / cfg.oncoming_speed_scale, 1.0).astype(f32)
-    risk = np.tensordot(op.astype(np.float32), np.matmul(pl, np.swapaxes(pn, 1, 2)), axes=1) * dt
+    # stop-line walls (agent -1) are rules, not bodies: no soft clearance to them (it held
+    # the ego ~5 m short of the line, where the line never counted as served)
+    op_soft = np.where(occ.agent[keep] == -1, 0.0, op).astype(np.float32)
+    risk = np.tensordot(op_soft, np.matmul(pl, np.swapaxes(pn, 1, 2)), axes=1) * dt
     cost += cfg.w_collision * soon + cfg.w_collision_any * coll + cfg.w_risk * risk
     return coll
 

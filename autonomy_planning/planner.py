@@ -42,6 +42,8 @@ from autonomy_vehicle.vehicle_model import VehicleParams
 
 from autonomy_planning.corridor import Corridor, CorridorConfig, build_corridor
 from autonomy_planning.futures import FuturePredictor, FuturesConfig, futures_to_occupancy
+from autonomy_planning.junction import (JunctionConfig, JunctionDecision, deadlock_agents,
+                                        discount_agents, drop_followers, imminent_conflict)
 from autonomy_planning.maneuver_search import (SearchConfig, SearchResult, ego_lateral_specs,
                                                ego_longitudinal_sets, lateral_profiles,
                                                longitudinal_profiles, score)
@@ -57,6 +59,7 @@ class PlannerConfig:
     futures: FuturesConfig = field(default_factory=FuturesConfig)
     corridor: CorridorConfig = field(default_factory=CorridorConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    junction: JunctionConfig = field(default_factory=JunctionConfig)
     # param(...): also a planning node parameter (planning_node.PARAMS)
     desired_speed: float = param(0.0, "m/s cruise speed (0: the lane's speed limit)",
                                  min=0.0, max=60.0)      # None also means the lane's limit
@@ -87,6 +90,7 @@ class PlanResult:
     search: Optional[SearchResult] = None
     chosen: Optional[dict] = None          # chosen maneuver rollout: t, s, d, v, x, y
     solves: list = field(default_factory=list)   # QP solves: (problem, status, iterations, ms)
+    junction: Optional[JunctionDecision] = None  # followers, deadlock breaking, time to conflict
 
 
 def safe_stop_trajectory(ego: EgoState, decel: float = PlannerConfig.safe_stop_decel,
@@ -169,13 +173,17 @@ class Planner:
         agents = {a.id: a for a in scene.agents}
         occ = futures_to_occupancy(futures, agents, frame.ref, tg)
         occ = self._add_stop_lines(occ, frame, ego, tg)
+        occ, followers = drop_followers(occ, frame.ego_s, frame.ego_d, self.body, cfg.junction)
         tm["futures"] = (time.perf_counter() - t1) * 1e3
 
         t2 = time.perf_counter()
         v0, a0, elapsed = self._initial_state(scene)
         v_des = cfg.desired_speed if cfg.desired_speed else frame.speed_limit
         v_des = min(v_des, frame.speed_limit)
-        res = self._search(scene, frame, occ, tg, v0, a0, v_des, elapsed)
+        wait_time = self._wait_time(scene, frame)
+        jd = JunctionDecision(followers=followers)
+        occ, v_des = self._break_deadlock(occ, futures, agents, frame, tg, v_des, wait_time, jd)
+        res = self._search(scene, frame, occ, tg, v0, a0, v_des, elapsed, wait_time)
         lat, lon = res.lateral, res.longitudinal
         i, j = res.best
         s_e, d_e = frame.ego_s, frame.ego_d
@@ -190,11 +198,19 @@ class Planner:
         t4 = time.perf_counter()
         kappa_e = math.tan(ego.steering_angle) / cfg.vehicle.wheelbase if abs(ego.steering_angle) > 0 \
             else (ego.yaw_rate / ego.speed if ego.speed > 1.0 else 0.0)
+        # an emergency-braking profile is only forced when a conflict is imminent (issue 16:
+        # no emergency flag at a junction whose nearest car is 40 m away)
+        imminent, jd.min_ttc = imminent_conflict(occ, tg, s_e, d_e, v0, self.body,
+                                                 cfg.search.comfort_decel, cfg.junction)
         opt = self.optimizer.optimize(frame.ref, corr, s_e, d_e, frame.ego_rel_yaw, kappa_e,
                                       v0, a0, tg, S, D, V, self.body, stamp=scene.stamp,
                                       frame_id=scene.frame_id, maneuver=res.label,
-                                      force_emergency=bool(lon.emergency[j]))
+                                      force_emergency=bool(lon.emergency[j]) and imminent)
         tm["optimize"] = (time.perf_counter() - t4) * 1e3
+        # the flag says this plan brakes harder than comfortable (the optimiser fell back
+        # to its emergency limits and used them); a standing ego cannot brake at all
+        emergency = bool(opt.emergency) and \
+            float(np.min(opt.trajectory.accel)) < -cfg.search.comfort_decel - 0.05
         self.last_solves = opt.iterations.get("solves", [])
         tm["total"] = (time.perf_counter() - t0) * 1e3
         xs, ys, _ = frame.ref.to_xy(S, D)
@@ -204,9 +220,9 @@ class Planner:
         return PlanResult(trajectory=opt.trajectory, futures=futures, corridor=corr,
                           maneuver=res.label, candidates_per_cycle=res.n_candidates,
                           collision_probability=float(res.collision_prob[i, j]),
-                          emergency=bool(opt.emergency), status=opt.status, timings_ms=tm,
+                          emergency=emergency, status=opt.status, timings_ms=tm,
                           frame=frame, search=res, chosen=chosen,
-                          solves=list(opt.iterations.get("solves", [])))
+                          solves=list(opt.iterations.get("solves", [])), junction=jd)
 
     # -------------------------------------------------------------- helpers
     def _initial_state(self, scene: PlanningScene):
@@ -243,11 +259,28 @@ class Planner:
             self._standing_since = st = (scene.stamp, ego.x, ego.y)
         return 0.0 if at_goal else scene.stamp - st[0]
 
+    def _break_deadlock(self, occ, futures, agents, frame: RoadFrame, tg, v_des: float,
+                        wait_time: float, jd: JunctionDecision):
+        """(occupancy, desired speed) for this cycle: unchanged, or -- after
+        `deadlock_wait_s` of waiting on agents that stand and most probably keep standing
+        -- with their moving hypotheses discounted and the speed capped at the creep
+        speed (junction.py, item 3)."""
+        jc = self.cfg.junction
+        if wait_time < jc.deadlock_wait_s:
+            return occ, v_des
+        top = {f.agent_id: float(max(f.hypotheses, key=lambda h: h.probability).trajectory.speed[-1])
+               for f in futures if f.hypotheses}
+        creep = min(v_des, jc.deadlock_creep_speed)
+        ids = deadlock_agents(occ, agents, top, tg, frame.ego_s, frame.ego_d, creep, self.body, jc)
+        if not ids:
+            return occ, v_des
+        jd.blockers, jd.deadlock = ids, True
+        return discount_agents(occ, ids, jc.deadlock_discount), creep
+
     def _search(self, scene: PlanningScene, frame: RoadFrame, occ, tg, v0: float, a0: float,
-                v_des: float, elapsed) -> SearchResult:
+                v_des: float, elapsed, wait_time: float) -> SearchResult:
         """The ego's candidate sets (lateral x longitudinal) scored against `occ`."""
         sc = self.cfg.search
-        wait_time = self._wait_time(scene, frame)
         s_e, d_e = frame.ego_s, frame.ego_d
         rl = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_left))
         rr = float(np.interp(s_e + 5.0, frame.station_grid, frame.road_right))
@@ -259,10 +292,16 @@ class Planner:
         if np.isfinite(frame.goal_station):
             goal_stop = frame.goal_station - s_e
         cruise, stop_list, lead_list = ego_longitudinal_sets(sc, v0, v_des, stops, goal_stop, leads)
+        # stops are approached at <= 6 m/s (stop lines, obstacles), the goal at the cruise
+        # speed too (a free road to the goal is driven at its limit, issue 16)
+        stop_speeds = [max(v0, min(v_des, 6.0))] * len(stop_list)
+        if goal_stop is not None and goal_stop > 0.3:
+            stop_list = stop_list + [goal_stop]
+            stop_speeds = stop_speeds + [max(v0, v_des)]
         lon = longitudinal_profiles(tg, v0, a0, cruise, stop_list, lead_list, v_max=v_des,
                                     max_jerk=sc.max_jerk, comfort_decel=sc.comfort_decel,
                                     emergency_decel=sc.emergency_decel,
-                                    stop_speed=max(v0, min(v_des, 6.0)))
+                                    stop_speed=stop_speeds)
         onc = None
         if len(frame.oncoming_offsets):
             left_onc = frame.oncoming_offsets[frame.oncoming_offsets > 0]

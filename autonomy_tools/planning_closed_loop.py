@@ -164,9 +164,11 @@ def make_tracker():
 def run_scenario(scenario, duration: float, planner: Optional[Planner] = None,
                  plan_dt: float = 0.1, stop_when: Optional[Callable] = None,
                  check_corridor: bool = True, goal_tolerance: float = 3.0,
-                 agent_ids: tuple = (), record_plans_every: int = 0) -> ClosedLoopResult:
+                 agent_ids: tuple = (), record_plans_every: int = 0,
+                 on_cycle: Optional[Callable] = None) -> ClosedLoopResult:
     """Drive `scenario.sim` with the planner + controller for `duration` s (sim time).
-    stop_when(sim, result_so_far) -> bool ends the run early."""
+    stop_when(sim, result_so_far) -> bool ends the run early; on_cycle(sim, plan_result)
+    is called every planning cycle (e.g. to sample the ground truth at 10 Hz)."""
     sim = scenario.sim
     sim.autopilot = None
     planner = planner or Planner(PlannerConfig())
@@ -206,6 +208,8 @@ def run_scenario(scenario, duration: float, planner: Optional[Planner] = None,
             if record_plans_every and (step // every) % record_plans_every == 0:
                 res.plans.append((sim.t, pr.trajectory.t.copy(), pr.trajectory.speed.copy()))
             ctl.set_trajectory(pr.trajectory, sim.t)
+            if on_cycle is not None:
+                on_cycle(sim, pr)
         e = sim.ego
         ctl.set_odometry(EgoState(x=e.x, y=e.y, yaw=e.yaw, speed=e.speed, accel=e.accel,
                                   yaw_rate=e.yaw_rate, steering_angle=e.steering_angle,

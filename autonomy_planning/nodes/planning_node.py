@@ -43,6 +43,7 @@ from nav_msgs.msg import Odometry, Path
 from visualization_msgs.msg import Marker, MarkerArray
 
 from autonomy_planning.futures import FuturesConfig
+from autonomy_planning.junction import JunctionConfig
 from autonomy_planning.maneuver_search import SearchConfig
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.trajectory_optimizer import OptimizerConfig
@@ -65,7 +66,8 @@ from autonomy_stack.ros.ros_conversions import (ego_state_is_finite, msg_to_obje
 # default, type, range and description (`autonomy_stack.params.param`); the others take
 # the same value.
 _SOURCES = {"": PlannerConfig, "search": SearchConfig, "optimizer": OptimizerConfig,
-            "futures": FuturesConfig, "scene": PlanningScene, "goal": Goal, "lane": Lane}
+            "futures": FuturesConfig, "junction": JunctionConfig, "scene": PlanningScene,
+            "goal": Goal, "lane": Lane}
 CORE_PARAMS = {
     "frame_id": ("scene.frame_id",),
     "speed_limit": ("lane.speed_limit",),
@@ -81,6 +83,12 @@ CORE_PARAMS = {
     "max_jerk": ("optimizer.max_jerk",),
     "lat_acc_max": ("optimizer.lat_acc_max", "corridor.lat_acc_max"),
     "relevance_radius": ("futures.relevance_radius",),
+    # junctions and merges (autonomy_planning/junction.py)
+    "follower_lat_margin": ("junction.follower_lat_margin",),
+    "imminent_ttc_s": ("junction.imminent_ttc_s",),
+    "deadlock_wait_s": ("junction.deadlock_wait_s",),
+    "deadlock_creep_speed": ("junction.deadlock_creep_speed",),
+    "deadlock_discount": ("junction.deadlock_discount",),
 }
 
 
