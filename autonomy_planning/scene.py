@@ -8,13 +8,11 @@ station, the station by which the ego must be in the route lane, the goal statio
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 from dataclasses import replace
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 from autonomy_stack.params import param
 from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
@@ -22,6 +20,10 @@ from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, Object
 
 from autonomy_stack.geometry import polyline_length, resample_polyline, wrap_angle
 from autonomy_planning.path import MIN_SEGMENT, ReferencePath
+# lanes and routes (also imported from here by their users)
+from autonomy_planning.routes import (LaneIndex, fingerprint, geometry_key,  # noqa: F401
+                                      lane_index, lane_path, locate_lane, route_lanes,
+                                      route_link, route_to_goal)
 
 NO_LANE_SPEED_LIMIT = 13.9     # m/s when the ego is on no lane and the scene gives no limit
 STATIC_CLASSES = (ObjectClass.CONE, ObjectClass.POLE, ObjectClass.BARRIER)
@@ -230,131 +232,6 @@ def scene_from_vector_space(v: VectorSpace, ego: EgoState, goal: Optional[Goal] 
                          frame_id=v.frame_id)
 
 
-# ---------------------------------------------------------------- lanes, routes
-def locate_lane(lanes: Sequence[Lane], x: float, y: float, yaw: float,
-                max_dist: float = 4.0, paths: Optional[Dict] = None,
-                heading_tol: float = 1.2):
-    """Lane containing (x, y) driven in direction yaw -> (lane, s, d) or (None, 0, 0)."""
-    best = (None, 0.0, 0.0)
-    best_cost = np.inf
-    for ln in lanes:
-        p = lane_path(ln, paths)
-        s, d = p.project([[x, y]])
-        s, d = float(s[0]), float(d[0])
-        if s < -2.0 or s > p.original_length + 2.0 or abs(d) > max_dist:
-            continue
-        dh = abs(float(wrap_angle(yaw - p.heading_at(s))))
-        if dh > heading_tol:
-            continue
-        cost = abs(d) + 2.0 * dh
-        if cost < best_cost:
-            best_cost, best = cost, (ln, s, d)
-    return best
-
-
-class LaneIndex:
-    """k-d tree over the samples of every lane centreline: locates points on lanes with
-    one query instead of one projection per lane."""
-
-    def __init__(self, lanes: Sequence[Lane], paths: Optional[Dict] = None):
-        self.lanes = {l.id: l for l in lanes}
-        pts, ids, hs = [], [], []
-        for ln in lanes:
-            p = lane_path(ln, paths)
-            m = (p.s >= 0) & (p.s <= p.original_length)
-            pts.append(p.xy[m]); ids.append(np.full(int(m.sum()), ln.id)); hs.append(p.heading[m])
-        self.tree = cKDTree(np.vstack(pts)) if pts else None
-        self.ids = np.concatenate(ids) if ids else np.zeros(0, int)
-        self.heading = np.concatenate(hs) if hs else np.zeros(0)
-        self.pts = np.vstack(pts) if pts else np.zeros((0, 2))
-
-    def locate(self, x, y, yaw, max_dist=4.0, heading_tol=1.2):
-        """(lane, signed lateral offset) of the best lane at (x, y) driven along yaw."""
-        if self.tree is None:
-            return None, 0.0
-        idx = self.tree.query_ball_point([x, y], max_dist)
-        best, best_cost, best_d = None, np.inf, 0.0
-        for i in idx:
-            dh = abs(float(wrap_angle(yaw - self.heading[i])))
-            if dh > heading_tol:
-                continue
-            dx, dy = x - self.pts[i, 0], y - self.pts[i, 1]
-            h = self.heading[i]
-            d = -np.sin(h) * dx + np.cos(h) * dy
-            cost = abs(d) + 0.3 * abs(np.cos(h) * dx + np.sin(h) * dy) + 2.0 * dh
-            if cost < best_cost:
-                best, best_cost, best_d = self.ids[i], cost, d
-        return (self.lanes[int(best)], float(best_d)) if best is not None else (None, 0.0)
-
-    def near(self, x, y, yaw, radius=12.0, min_cos=0.9):
-        """Ids of lanes with a sample within `radius` heading along yaw."""
-        if self.tree is None:
-            return []
-        idx = self.tree.query_ball_point([x, y], radius)
-        out = {int(self.ids[i]) for i in idx if np.cos(yaw - self.heading[i]) > min_cos}
-        return sorted(out)
-
-
-def lane_index(lanes: Sequence[Lane], paths: Optional[Dict] = None) -> LaneIndex:
-    key = ("lane_index", _fingerprint([l.centerline for l in lanes]))
-    if paths is not None and key in paths:
-        return paths[key]
-    li = LaneIndex(lanes, paths)
-    if paths is not None:
-        paths[key] = li
-    return li
-
-
-def lane_path(lane: Lane, cache: Optional[Dict] = None) -> ReferencePath:
-    """The lane's reference path, cached by id and geometry (a lane whose centreline
-    changes under the same id, as perception's do, gets a new path, never a stale one)."""
-    key = ("lane", lane.id, geometry_key(lane.centerline))
-    if cache is not None and key in cache:
-        return cache[key]
-    p = ReferencePath(lane.centerline, ds=0.5, extend_before=20.0, extend_after=20.0)
-    if cache is not None:
-        cache[key] = p
-    return p
-
-
-def geometry_key(points) -> tuple:
-    """Cache key of a polyline: its length and a hash of its vertices (mm)."""
-    a = np.ascontiguousarray(np.round(np.asarray(points, dtype=float), 3))
-    return (len(a), hash(a.tobytes()))
-
-
-def route_to_goal(scene: PlanningScene, start: Lane, goal_lane: Optional[Lane],
-                  parallel: Sequence[int]) -> List[int]:
-    """Breadth-first search over successor links from any lane in `parallel` (the ego's
-    lane and its same-direction neighbours) to the goal lane. Returns the lane ids of the
-    route (first element is one of `parallel`), or [] if none."""
-    if goal_lane is None:
-        return []
-    by_id = {l.id: l for l in scene.lanes}
-    prev: Dict[int, Optional[int]] = {}
-    q = deque()
-    # prefer starting from the ego lane
-    for pid in [start.id] + [p for p in parallel if p != start.id]:
-        prev[pid] = None
-        q.append(pid)
-    while q:
-        cur = q.popleft()
-        if cur == goal_lane.id:
-            out = [cur]
-            while prev[out[-1]] is not None:
-                out.append(prev[out[-1]])
-            return out[::-1]
-        for nxt in by_id[cur].successors if cur in by_id else []:
-            if nxt not in prev and nxt in by_id:
-                prev[nxt] = cur
-                q.append(nxt)
-    return []
-
-
-def _fingerprint(arrays) -> tuple:  # noqa: E302
-    return tuple(geometry_key(a) for a in arrays)
-
-
 @dataclass
 class RoadFrame:
     """The ego's Frenet frame for one cycle."""
@@ -384,7 +261,7 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
     ego = scene.ego
     lanes = [l for l in scene.lanes if len(l.centerline) >= 2]
     by_id = {l.id: l for l in lanes}
-    route = [r for r in _route_lanes(scene, lanes, paths, lookahead) if r in by_id]
+    route = [r for r in route_lanes(scene, lanes, paths, lookahead) if r in by_id]
     ref, key, lane_width, speed_limit = _route_reference(scene, by_id, route, paths)
     s_e, d_e = ref.project([[ego.x, ego.y]])
     s_e, d_e = float(s_e[0]), float(d_e[0])
@@ -412,68 +289,14 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
         ln = by_id[rid]
         if ln.stop_line_s is not None:
             stops.append((acc + float(ln.stop_line_s), (rid, round(float(ln.stop_line_s), 1))))
-        acc += polyline_length(ln.centerline) if k == 0 else polyline_length(ln.centerline)
-    # stations were accumulated along the concatenated centrelines (s = 0 at the start)
+        acc += polyline_length(ln.centerline)
+        if k + 1 < len(route):      # a gap bridged to the next route lane
+            acc += float(np.hypot(*(by_id[route[k + 1]].centerline[0] - ln.centerline[-1])))
+    # stations were accumulated along the joined centrelines (s = 0 at the start)
     return RoadFrame(stop_stations=stops, ref=ref, ref_key=key, lane_offsets=same, lane_width=lane_width,
                      oncoming_offsets=onc, station_grid=grid, road_left=left, road_right=right,
                      route_deadline=deadline, goal_station=goal_station, ego_s=s_e, ego_d=d_e,
                      ego_rel_yaw=rel_yaw, speed_limit=speed_limit)
-
-
-def _route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float) -> List[int]:
-    """Lane ids of the route: the scene's explicit route (from its last lane change on),
-    else the route to the goal (lane changes into parallel lanes allowed), else the
-    straightest successors of the ego lane up to `lookahead` metres."""
-    ego = scene.ego
-    li = lane_index(lanes, paths)
-    ego_lane, _ = li.locate(ego.x, ego.y, ego.yaw, max_dist=4.0)
-    goal_lane = None
-    if scene.goal is not None:
-        if scene.goal.lane_id is not None:
-            goal_lane = scene.lane(scene.goal.lane_id)
-        else:
-            goal_lane, _ = li.locate(scene.goal.x, scene.goal.y, scene.goal.yaw, max_dist=4.0,
-                                     heading_tol=1.6)
-    route: List[int] = list(scene.route_lane_ids)
-    if route:
-        # a route may start with lane changes (consecutive lanes that are neighbours, not
-        # successors): the reference starts at the lane after the last such change, and
-        # the ego reaches it by changing lanes (route deadline)
-        by = {l.id: l for l in lanes}
-        route = [r for r in route if r in by]
-        k0 = 0
-        for k in range(1, len(route)):
-            if route[k] not in by[route[k - 1]].successors:
-                k0 = k
-        route = route[k0:]
-    if ego_lane is not None and not route:
-        # same-direction lanes next to the ego lane (parallel at the ego)
-        parallel = [i for i in li.near(ego.x, ego.y, ego.yaw, 12.0, 0.9)
-                    if i != ego_lane.id and not li.lanes[i].oncoming]
-        route = route_to_goal(scene, ego_lane, goal_lane, parallel)
-        if not route:
-            route = _follow_successors(scene, ego_lane, paths, lookahead)
-    return route
-
-
-def _follow_successors(scene: PlanningScene, lane: Lane, paths, lookahead: float) -> List[int]:
-    """From `lane`, the straightest successor after successor (up to `lookahead` m, 20
-    lanes, no loop)."""
-    route = [lane.id]
-    cur = lane
-    total = polyline_length(cur.centerline)
-    while cur.successors and total < lookahead and len(route) < 20:
-        cands = [scene.lane(i) for i in cur.successors if scene.lane(i) is not None]
-        if not cands:
-            break
-        h_end = lane_path(cur, paths).heading_at(lane_path(cur, paths).original_length)
-        cur = min(cands, key=lambda c: abs(float(wrap_angle(
-            lane_path(c, paths).heading_at(0.0) - h_end))))
-        if cur.id in route:
-            break
-        route.append(cur.id)
-        total += polyline_length(cur.centerline)
-    return route
 
 
 def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[int], paths):
@@ -515,7 +338,7 @@ def _neighbour_offsets(ref: ReferencePath, key: tuple, lanes: List[Lane], route:
                        s_e: float, paths, cache: dict):
     """Lateral offsets of the lane centres parallel to the reference over the next 80 m:
     (same direction incl. 0 = the reference, oncoming), sorted."""
-    lkey = ("lanes_on",) + key + (_fingerprint([l.centerline for l in lanes]),)
+    lkey = ("lanes_on",) + key + (fingerprint([l.centerline for l in lanes]),)
     if lkey not in cache:
         proj = []
         for ln in lanes:
@@ -551,7 +374,7 @@ def _drivable_bounds(scene: PlanningScene, ref: ReferencePath, key: tuple, grid,
     right = np.full(len(grid), default_right)
     if not scene.boundaries:
         return left, right
-    bkey = ("bounds_on",) + key + (_fingerprint(scene.boundaries),)
+    bkey = ("bounds_on",) + key + (fingerprint(scene.boundaries),)
     if bkey not in cache:
         cache[bkey] = _boundaries_on(ref, scene.boundaries)
     g0, bl0, br0 = cache[bkey]
