@@ -44,6 +44,7 @@ def draw(bag, labels, frames_wanted, out: Path, protocol: EvaluationProtocol) ->
     # lazy: optional dependency (plotting)
     import matplotlib
     matplotlib.use("Agg")
+    # lazy: optional dependency (plotting), after choosing the non-interactive backend
     import matplotlib.pyplot as plt
     data = BagData(bag, non_image)
     gt = {f.stamp_ns: f.ground_truth for f in bag_frames(data, data, protocol, with_predictions=False)}
