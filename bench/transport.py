@@ -2,11 +2,17 @@
 processes, with the project's Fast DDS profile (config/fastdds_profile.xml) and image QoS
 (autonomy_stack.ros.qos.SENSOR_IMAGES).
 
+The publisher is the stack's camera path (autonomy_stack.ros.camera_transport: each image
+serialised once from the numpy array and published raw; --typed: rclpy's typed publish, the
+former path). The subscriber takes typed sensor_msgs/Image, as the rectification node does.
+Two conditions in one run: idle, and `loaded` with a one-core CPU burner (a busy-looping
+process) beside publisher and subscriber.
+
 Latency = arrival of the 8th image of a frame (subscriber clock) - header stamp (publisher
 clock; same machine). Last line: JSON {frames_sent, frames_complete, latency_ms_p50,
-latency_ms_p95, ...}.
+latency_ms_p95, ..., loaded: {same keys}, load_average}.
 
-    bench/run transport [--frames 150] [--rate 30] [--width 1280 --height 960]
+    bench/run transport [--frames 150] [--rate 30] [--width 1280 --height 960] [--typed]
 """
 from __future__ import annotations
 
@@ -73,6 +79,7 @@ def publisher(args) -> dict:
     from sensor_msgs.msg import Image
 
     from autonomy_stack.ros.qos import SENSOR_IMAGES
+    from autonomy_stack.ros.camera_transport import image_cdr
     from autonomy_stack.ros.ros_conversions import numpy_to_image
     sub = subprocess.Popen([sys.executable, __file__, "--role", "sub", "--frames", str(args.frames),
                             "--rate", str(args.rate)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -96,9 +103,12 @@ def publisher(args) -> dict:
     for i in range(args.frames):
         now_ns = time.time_ns()
         t_pub = time.perf_counter()
-        for msg, pub in zip(msgs, pubs):
-            msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
-            pub.publish(msg)
+        for msg, pub, img, cam in zip(msgs, pubs, images, CAMERAS):
+            if args.typed:
+                msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(now_ns, 1_000_000_000)
+                pub.publish(msg)
+            else:
+                pub.publish(image_cdr(img, "bgr8", now_ns, f"camera_{cam}"))
         publish_ms.append((time.perf_counter() - t_pub) * 1e3)
         next_t += period
         time.sleep(max(0.0, next_t - time.monotonic()))
@@ -122,8 +132,20 @@ def publisher(args) -> dict:
         "images_per_frame": len(CAMERAS),
         "image": f"{args.width}x{args.height} bgr8",
         "rate_hz": args.rate,
+        "publisher": "typed" if args.typed else "raw_cdr",
         "fastdds_profile": os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE", ""),
     }
+
+
+def run_loaded(args) -> dict:
+    """The same measurement with a one-core CPU burner running beside it."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        return publisher(args)
+    finally:
+        burner.kill()
+        burner.wait()
 
 
 def main():
@@ -133,13 +155,20 @@ def main():
     ap.add_argument("--rate", type=float, default=30.0)
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=960)
+    ap.add_argument("--typed", action="store_true", help="rclpy's typed publish (the former path)")
     args = ap.parse_args()
     if args.role == "sub":
         subscriber(args)
         return
     os.environ.setdefault("ROS_DOMAIN_ID", str(150 + os.getpid() % 50))
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-    print(json.dumps(publisher(args)))
+    idle = publisher(args)
+    print(f"idle: {idle}", flush=True)
+    loaded = run_loaded(args)
+    print(f"loaded (one-core burner): {loaded}", flush=True)
+    load = [round(x, 2) for x in os.getloadavg()]
+    print(f"load average {load}")
+    print(json.dumps({**idle, "loaded": loaded, "load_average": load}))
 
 
 if __name__ == "__main__":
