@@ -68,7 +68,9 @@ def build_corridor(frame: RoadFrame, t: np.ndarray, D: np.ndarray, S: np.ndarray
                    occ: Occupancy, body: tuple, cfg: Optional[CorridorConfig] = None,
                    speed_limit: float = 13.9) -> Corridor:
     """D, S, V: the chosen maneuver's lateral offset, absolute station and speed on `t`.
-    body: (front, rear, half_width) about the reference point."""
+    body: (front, rear, half_width) about the reference point. Speed bound per time: the
+    lowest of `speed_limit` (the planner's desired speed), the limit of the route lane
+    reached (`frame.speed_limit_at`) and the reference's curvature."""
     cfg = cfg or CorridorConfig()
     front, rear, hw = body
     s_end = max(S[-1] + front + 15.0, frame.ego_s + 25.0)
@@ -97,7 +99,10 @@ def build_corridor(frame: RoadFrame, t: np.ndarray, D: np.ndarray, S: np.ndarray
     s_max = np.maximum(s_max, s_brake)
     kap = np.abs(frame.ref.curvature_at(S))
     v_curve = np.sqrt(cfg.lat_acc_max / np.maximum(kap, 1e-4))
-    vmax = np.minimum(speed_limit * cfg.overspeed, v_curve)
+    # the limit of the route lane the chosen maneuver's front reaches at each time (a
+    # slower lane ahead is entered at its limit)
+    v_lane = frame.speed_limit_at(S + front)
+    vmax = np.minimum(np.minimum(speed_limit, v_lane) * cfg.overspeed, v_curve)
     vmax = np.maximum(vmax, 0.5)
     x, y, h = frame.ref.to_xy(st, np.zeros_like(st))
     return Corridor(stations=st, left=left, right=right, ref_x=x, ref_y=y, ref_heading=h,

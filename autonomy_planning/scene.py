@@ -249,7 +249,16 @@ class RoadFrame:
     ego_s: float
     ego_d: float
     ego_rel_yaw: float
-    speed_limit: float
+    speed_limit: float                  # at the start of the route (its first lane)
+    # the speed limit along the reference: limit_values[i] from station limit_stations[i]
+    # on (each route lane's own, capped by the scene-wide one when given)
+    limit_stations: np.ndarray = field(default_factory=lambda: np.zeros(1))
+    limit_values: np.ndarray = field(default_factory=lambda: np.full(1, np.inf))
+
+    def speed_limit_at(self, s) -> np.ndarray:
+        """Speed limit (m/s) at stations s along the reference."""
+        i = np.searchsorted(self.limit_stations, np.asarray(s, dtype=float), side="right") - 1
+        return self.limit_values[np.clip(i, 0, len(self.limit_values) - 1)]
 
 
 def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
@@ -285,8 +294,11 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
             goal_station = float(gs[0])
     stops = []
     acc = 0.0
+    limit_s, limit_v = [], []
     for k, rid in enumerate(route):
         ln = by_id[rid]
+        limit_s.append(acc)
+        limit_v.append(scene.speed_limit_on(rid))
         if ln.stop_line_s is not None:
             stops.append((acc + float(ln.stop_line_s), (rid, round(float(ln.stop_line_s), 1))))
         acc += polyline_length(ln.centerline)
@@ -296,7 +308,9 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
     return RoadFrame(stop_stations=stops, ref=ref, ref_key=key, lane_offsets=same, lane_width=lane_width,
                      oncoming_offsets=onc, station_grid=grid, road_left=left, road_right=right,
                      route_deadline=deadline, goal_station=goal_station, ego_s=s_e, ego_d=d_e,
-                     ego_rel_yaw=rel_yaw, speed_limit=speed_limit)
+                     ego_rel_yaw=rel_yaw, speed_limit=speed_limit,
+                     limit_stations=np.array(limit_s or [0.0]),
+                     limit_values=np.array(limit_v or [speed_limit]))
 
 
 def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[int], paths):

@@ -38,3 +38,20 @@ def test_lane_limit_without_scene_limit_and_scene_limit_when_given():
     capped = Planner().plan(PlanningScene(0.0, ego, [], [lane(25.0)], [], speed_limit=12.0))
     assert capped.trajectory.speed[-1] <= 12.0 * 1.05 + 0.05
     assert not capped.emergency
+
+
+def test_a_slower_lane_ahead_on_the_route_is_entered_at_its_limit():
+    """Lane 1 (20 m/s) leads into lane 2 (8 m/s) at x = 100: the ego slows down before
+    its front enters lane 2, comfortably and without an emergency."""
+    fast = Lane(1, np.column_stack([np.linspace(-50, 100, 76), np.zeros(76)]), 3.5, 20.0,
+                successors=[2])
+    slow = Lane(2, np.column_stack([np.linspace(100, 600, 251), np.zeros(251)]), 3.5, 8.0)
+    planner = Planner()
+    front = planner.body[0]
+    res = planner.plan(PlanningScene(0.0, EgoState(0.0, 0.0, 0.0, 20.0), [], [fast, slow], []))
+    tr = res.trajectory
+    assert not res.emergency and tr.accel.min() >= -OptimizerConfig().max_decel - 0.05
+    in_slow = tr.x + front > 100.0
+    assert np.any(in_slow)
+    assert np.all(tr.speed[in_slow] <= 8.0 * 1.05 + 0.2), tr.speed[in_slow]
+    assert np.all(tr.speed[tr.x + front < 40.0] > 15.0)      # not slowed down long before
