@@ -201,7 +201,7 @@ def run_scenario(scenario, duration: float, planner: Optional[Planner] = None,
                                   float(tr.speed[-1])))
             if pr.emergency:
                 res.emergency_t.append(sim.t)
-            if check_corridor:
+            if check_corridor and pr.corridor is not None:    # (parking plans have none)
                 chk = corridor_checks(pr, statics, planner.body)
                 chk["t"] = sim.t
                 res.corridor.append(chk)

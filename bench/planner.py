@@ -20,9 +20,12 @@ Per run, from `closed_loop_metrics.episode_metrics` on the ground truth sampled 
 (one implementation for every closed loop): collisions, goal reached within the budget,
 time to goal, nuPlan comfort (max |lateral acceleration|, max |jerk|, longitudinal
 acceleration range), and the count of emergency plans (the stack's `PlanResult.emergency`;
-the IDM driver has none). `parking_lot`: the driving planner takes the entrance and the
-aisle; parking into the bay is the parking mode's job. The last printed line is one JSON
-object: per scenario key {"stack": {...}, "idm": {...}} summed / averaged over the seeds.
+the IDM driver has none). The stack runs with the driving -> parking hand-over
+(`parking.handover.DriveParkPlanner`, the planning node's `mode: auto`): in `parking_lot`
+the driving planner takes the entrance and the aisle and the parking mode
+(`--parking-method`, default MCTS + learned value) parks; the IDM driver only drives the
+aisle. The last printed line is one JSON object: per scenario key {"stack": {...}, "idm":
+{...}} summed / averaged over the seeds.
 """
 from __future__ import annotations
 
@@ -40,6 +43,8 @@ import numpy as np  # noqa: E402
 from autonomy_tools.closed_loop_metrics import EpisodeTrace, episode_metrics  # noqa: E402
 from autonomy_tools.planning_closed_loop import lanes_from_world, run_scenario  # noqa: E402
 from autonomy_planning.planner import Planner, PlannerConfig  # noqa: E402
+from autonomy_planning.parking.handover import DriveParkPlanner  # noqa: E402
+from autonomy_planning.parking.mode import ParkingMode  # noqa: E402
 from autonomy_simulator import scenarios  # noqa: E402
 from autonomy_simulator.junction_scenarios import TIME_BUDGET_S as JUNCTION_BUDGET_S  # noqa: E402
 
@@ -49,7 +54,7 @@ SCENARIOS = [
     ("narrow_street_oncoming", dict(oncoming="proceed"), 40.0, "narrow_street_oncoming[proceed]"),
     ("double_lane_change_left_turn", dict(), 70.0, "double_lane_change_left_turn"),
     ("intersection_occlusion", dict(), 60.0, "intersection_occlusion"),
-    ("parking_lot", dict(), 25.0, "parking_lot"),
+    ("parking_lot", dict(), 45.0, "parking_lot"),
     ("highway_cut_in", dict(), 50.0, "highway_cut_in"),
     ("pedestrian_crossing", dict(), 45.0, "pedestrian_crossing"),
     ("on_ramp_merge", dict(), JUNCTION_BUDGET_S["on_ramp_merge"], "on_ramp_merge"),
@@ -105,17 +110,20 @@ def _at_goal(sim, sc) -> bool:
     return bool(np.hypot(e.x - sc.goal[0], e.y - sc.goal[1]) < GOAL_TOLERANCE and e.speed < 0.5)
 
 
-def run_stack(name, params, seed, budget):
-    """(metrics, extra) of the planner + controller on one seeded scenario."""
+def run_stack(name, params, seed, budget, parking_method="mcts"):
+    """Metrics of the planner + controller on one seeded scenario (with the driving ->
+    parking hand-over: the parking mode takes over near a parking goal)."""
     sc = scenarios.make(name, seed=seed, **params)
     smp = _Sampler()
-    res = run_scenario(sc, budget, planner=Planner(PlannerConfig()),
+    planner = DriveParkPlanner(Planner(PlannerConfig()),
+                               lambda: ParkingMode(method=parking_method))
+    res = run_scenario(sc, budget, planner=planner,
                        goal_tolerance=GOAL_TOLERANCE, on_cycle=smp,
                        stop_when=lambda sim, r: _at_goal(sim, sc))
     m = episode_metrics(smp.trace(sc, res.emergency_t))
     corr_in = max((x["obstacle_intrusion"] for x in res.corridor), default=float("nan"))
     corr_out = max((x["trajectory_excursion"] for x in res.corridor), default=float("nan"))
-    m.update(emergency_plans=len(res.emergency_t),
+    m.update(emergency_plans=len(res.emergency_t), mode_switches=planner.switches,
              corridor_obstacle_intrusion_m=float(corr_in),
              trajectory_outside_corridor_m=float(corr_out),
              plan_ms_p50=float(np.percentile(res.plan_ms, 50)))
@@ -158,6 +166,8 @@ def summarise(ms, budget):
            "comfort_ok": int(col("comfort_ok").min()),
            "emergency_plans": int(col("emergency_plans").sum()),
            "off_road_s": round(float(col("off_road_s").sum()), 1)}
+    if "mode_switches" in ms[0]:
+        out["driving_parking_switches"] = int(col("mode_switches").sum())
     if "plan_ms_p50" in ms[0]:
         out["plan_ms_p50"] = round(float(np.median(col("plan_ms_p50"))), 1)
         out["corridor_obstacle_intrusion_m"] = round(float(np.nanmax(col("corridor_obstacle_intrusion_m"))), 3)
@@ -172,6 +182,9 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="shorter runs (smoke)")
     ap.add_argument("--timing-only", action="store_true", help="only the 20-agent timing")
     ap.add_argument("--scenarios", default="", help="comma-separated keys (default: all)")
+    ap.add_argument("--parking-method", default="mcts",
+                    choices=("mcts", "astar_route", "astar_euclid"),
+                    help="the parking mode's search after the hand-over (node default: mcts)")
     a = ap.parse_args(argv)
     seeds = [a.seed] if a.seed is not None else [int(x) for x in a.seeds.split(",") if x]
     keys = [k for k in a.scenarios.split(",") if k]
@@ -189,7 +202,7 @@ def main(argv=None):
         t0 = time.time()
         runs = {"stack": [], "idm": []}
         for seed in seeds:
-            runs["stack"].append(run_stack(name, params, seed, budget * scale))
+            runs["stack"].append(run_stack(name, params, seed, budget * scale, a.parking_method))
             runs["idm"].append(run_idm(name, params, seed, budget * scale))
             for who in ("stack", "idm"):
                 r = runs[who][-1]

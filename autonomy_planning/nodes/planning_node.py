@@ -27,7 +27,9 @@ declared here. config/planning.yaml only lists what the deployed graph changes.
 Modes (`mode` parameter): "driving" (this planner). "parking" is the hook for the
 parking planner: the node imports `autonomy_planning.parking.mode` and calls its
 `make_mode(node_params) -> object with plan(scene) -> planner.PlanResult`; if that module
-is missing the node refuses to start (exit 2 naming the parameter).
+is missing the node refuses to start (exit 2 naming the parameter). "auto": driving, and
+the parking mode takes over near a parking goal and hands back
+(`autonomy_planning.parking.handover.DriveParkPlanner`; diagnostics `active_mode`).
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from autonomy_planning.futures import FuturesConfig
 from autonomy_planning.junction import JunctionConfig
+from autonomy_planning.parking.handover import DriveParkPlanner
 from autonomy_planning.maneuver_search import SearchConfig
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.trajectory_optimizer import OptimizerConfig
@@ -99,8 +102,9 @@ def core_spec(name: str) -> ParamSpec:
 
 
 PARAMS = [
-    ParamSpec("mode", "driving", "planner mode (parking: autonomy_planning.parking.mode)",
-              choices=("driving", "parking")),
+    ParamSpec("mode", "driving", "planner mode (parking: autonomy_planning.parking.mode; "
+                                 "auto: driving, the parking mode near a parking goal)",
+              choices=("driving", "parking", "auto")),
     ParamSpec("rate_hz", 10.0, "replanning rate (trigger: timer)", min=0.5, max=50.0),
     ParamSpec("trigger", "timer", "when to plan: 'timer' (every 1/rate_hz) or 'objects' (once "
                                   "per /perception/objects message)", choices=("timer", "objects")),
@@ -146,12 +150,16 @@ class PlanningNode(Node):
                                    for v in vals):
                 raise ParameterError(f"parameter '{name}': expected non-empty list of numbers >= 0")
         self.cfg = config_from_params(self.p)
-        if self.p["mode"] == "parking":
+        if self.p["mode"] in ("parking", "auto"):
             try:
                 mod = importlib.import_module("autonomy_planning.parking.mode")
             except ImportError as exc:
                 raise StartupError(f"parameter 'mode': parking mode is not available ({exc})")
-            self.impl = mod.make_mode(dict(self.p))
+            if self.p["mode"] == "parking":
+                self.impl = mod.make_mode(dict(self.p))
+            else:   # hand-over at the lot (autonomy_planning/parking/handover.py)
+                self.impl = DriveParkPlanner(Planner(self.cfg),
+                                             lambda: mod.make_mode(dict(self.p)))
         else:
             self.impl = Planner(self.cfg)
         self.traj_pub = self.create_publisher(Trajectory, "/planning/trajectory", OUTPUTS)
@@ -350,7 +358,8 @@ class PlanningNode(Node):
                              message=self.status[1][:500])
         s.level = _LEVELS[self.status[0]]
         age = lambda t: "never" if t is None else f"{now - t:.3f}"
-        kv = [("mode", self.p["mode"]), ("cycle_ms", f"{self.last_cycle_ms:.1f}"),
+        kv = [("mode", self.p["mode"]), ("active_mode", getattr(self.impl, "mode", self.p["mode"])),
+              ("cycle_ms", f"{self.last_cycle_ms:.1f}"),
               ("odom_age_s", age(self.t_odom)), ("objects_age_s", age(self.t_objects)),
               ("road_age_s", age(self.t_road)), ("goal", "none" if self.goal is None else
                                                   f"{self.goal.x:.1f},{self.goal.y:.1f}"),
