@@ -35,7 +35,7 @@ PY="$VENV/bin/python"
 
 # 2. Python packages (ROS 2 Kilted wheels, torch pinned, numerics, bags, rendering)
 H=$(hash_of "$ROOT/tools/requirements.txt" "$ROOT/tools/constraints.txt")
-if stamp_ok pip "$H" && "$PY" -c "import rclpy, torch, cv2, scipy, rosbags, moderngl, osqp" >/dev/null 2>&1; then
+if stamp_ok pip "$H" && "$PY" -c "import rclpy, torch, cv2, scipy, rosbags, moderngl, osqp, rerun" >/dev/null 2>&1; then
   echo "setup: [pip] ok"
 else
   echo "setup: [pip] installing Python packages (ROS 2 wheels, torch==2.13.0, ...)"
@@ -55,6 +55,20 @@ else
   else
     (sudo -n apt-get update && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y libegl1 libgl1-mesa-dri libegl-mesa0) \
       >"$LOGDIR/apt.log" 2>&1 || fail "egl (needs root: apt-get install libegl1 libgl1-mesa-dri libegl-mesa0)" "$LOGDIR/apt.log"
+  fi
+fi
+
+# 3b. Debian's chromium for the live view's browser test (tests/test_live_view.py skips without it)
+if [ -x /usr/bin/chromium ]; then
+  echo "setup: [chromium] ok"
+else
+  echo "setup: [chromium] installing Debian's chromium (apt-get) for the browser test"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+      >"$LOGDIR/apt_chromium.log" 2>&1 || echo "setup: [chromium] not installed (see $LOGDIR/apt_chromium.log): the browser test will skip"
+  else
+    (sudo -n apt-get update && sudo -n DEBIAN_FRONTEND=noninteractive apt-get install -y chromium) \
+      >"$LOGDIR/apt_chromium.log" 2>&1 || echo "setup: [chromium] not installed (needs root: apt-get install chromium): the browser test will skip"
   fi
 fi
 
