@@ -197,8 +197,11 @@ class ImageToBEV(nn.Module):
         tok = feat.permute(0, 1, 3, 4, 2).reshape(B, N * Hf * Wf, Cin)
         tok = self.norm_in(tok + self.ray_mlp(self.ray_pe) + self.cam_embed(self.cam_id))
         h, d = self.heads, self.C // self.heads
-        k = torch.cat([self.to_k(tok), self.null_kv[0].expand(B, 1, -1)], 1).view(B, -1, h, d)
-        v = torch.cat([self.to_v(tok), self.null_kv[1].expand(B, 1, -1)], 1).view(B, -1, h, d)
+        # the null token in the projections' dtype: under autocast an fp32 null token
+        # promoted k/v to fp32 while q stayed fp16/bf16 (issue 19)
+        kt, vt = self.to_k(tok), self.to_v(tok)
+        k = torch.cat([kt, self.null_kv[0].to(kt.dtype).expand(B, 1, -1)], 1).view(B, -1, h, d)
+        v = torch.cat([vt, self.null_kv[1].to(vt.dtype).expand(B, 1, -1)], 1).view(B, -1, h, d)
         if camera_mask is None:
             camera_mask = torch.ones(B, N, dtype=torch.bool, device=feat.device)
         tok_valid = torch.cat([camera_mask.bool().repeat_interleave(Hf * Wf, 1),

@@ -145,7 +145,8 @@ class PillarAttention(nn.Module):
                 continue
             g = self.ref[c, qi][None, None].expand(B, h, -1, -1, -1)         # [B, h, Qc, Z, 2]
             w = valid[:, c, qi].to(v.dtype)[:, None, None]                   # [B, 1, 1, Qc, Z]
-            acc = acc.index_add(3, qi, (self._sample(v[:, c], g) * w).sum(-1))
+            # under autocast grid_sample runs in fp32 while acc has the features' dtype
+            acc = acc.index_add(3, qi, (self._sample(v[:, c], g) * w).sum(-1).to(acc.dtype))
         cnt = valid.to(v.dtype).sum((1, 3)).clamp_min(1.0)[:, None, None]   # [B, 1, 1, Q]
         content = (acc / cnt).reshape(B, self.C, Q).transpose(1, 2)          # [B, Q, C]
         q2 = query[None] + self.content(content)                             # [B, Q, C]
@@ -166,7 +167,8 @@ class PillarAttention(nn.Module):
                 continue
             g = (self.ref[c, qi][None, None, :, :, None] + off[:, :, qi]).flatten(3, 4)
             s2 = self._sample(v[:, c], g)                                    # [B, h, d, Qc, ZP]
-            o = o.index_add(3, qi, torch.einsum("bhdqk,bhqk->bhdq", s2, a_img[:, :, qi, c]))
+            # autocast: the einsum runs in fp16/bf16, o (softmax x null value) in fp32
+            o = o.index_add(3, qi, torch.einsum("bhdqk,bhqk->bhdq", s2, a_img[:, :, qi, c]).to(o.dtype))
         o = o.reshape(B, self.C, Q).transpose(1, 2)                          # [B, Q, C]
         x = self.norm1(query[None] + self.out(o))
         x = self.norm2(x + self.ffn(x))
