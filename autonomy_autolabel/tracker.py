@@ -36,7 +36,8 @@ kinematics at every frame between their first and last detection, gaps included.
    median (80th percentile of the distances: a few outliers do not move a parked car) and
    whose start and end (medians of its first and last third) lie within `static_extent_m`
    of each other gets one position (the median), velocity, acceleration and yaw rate
-   exactly 0. Positions, not the network's velocity, decide: the network reports
+   exactly 0; so does every track of a static class (cone, pole, barrier: what moves there
+   is detection drift). Positions, not the network's velocity, decide: the network reports
    velocities for parked cars seen from a moving ego.
 """
 from __future__ import annotations
@@ -51,6 +52,9 @@ from scipy.spatial import cKDTree
 
 from autonomy_stack.geometry import wrap_angle
 from autonomy_stack.vector_space import ObjectClass, ObjectState
+
+
+STATIC_CLASSES = (ObjectClass.BARRIER, ObjectClass.CONE, ObjectClass.POLE)
 
 
 @dataclass
@@ -324,7 +328,9 @@ def finish_track(tr: Track, stamps: np.ndarray, cfg: TrackerConfig) -> None:
     sy = rts_smooth(tt, zy, obs, cfg.accel_noise, cfg.position_noise_m, zvy if use_v else None,
                     cfg.velocity_noise)
     speed = np.hypot(sx[:, 1], sy[:, 1])
-    tr.static = tr.static or is_static(np.stack([zx[obs], zy[obs]], 1), cfg.static_extent_m)
+    # cones, poles and barriers do not move: their apparent motion is detection drift
+    tr.static = (tr.static or tr.object_class in STATIC_CLASSES
+                 or is_static(np.stack([zx[obs], zy[obs]], 1), cfg.static_extent_m))
     det_yaw = _circular_mean(np.array([d.obj.yaw for d in ds]), w)
     L, W, Hh = tr.size
     tr.states = []
