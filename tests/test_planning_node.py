@@ -185,3 +185,23 @@ def test_core_parameters_are_declared_from_the_core_dataclasses():
     yml = yaml.safe_load((SOURCE_ROOT / "config" / "planning.yaml").read_text())
     for name, value in (yml["/**"]["ros__parameters"] or {}).items():
         assert value != specs[name].default, f"config/planning.yaml repeats the default of {name}"
+
+
+@pytest.mark.timeout(60)
+def test_auto_mode_drives_without_a_parking_goal(ros):
+    """mode 'auto' (driving with the parking hand-over): plans like the driving mode while
+    no parking goal is near, and says which mode planned (diagnostics active_mode)."""
+    proc = start_node("planning_node", name="planning", params_files=["planning.yaml"],
+                      params={"mode": "auto"})
+    h = Harness()
+    h.send_perception = True
+    try:
+        assert spin_until(h.node, lambda: h.trajs and h.trajs[-1].maneuver != "safe_stop"
+                          and h.values().get("active_mode") == "driving", 25.0), stop(proc)
+        assert h.values()["mode"] == "auto"
+        assert int(h.values()["candidates_per_cycle"]) >= 1000
+        assert proc.poll() is None, stop(proc)
+    finally:
+        out = stop(proc)
+        h.node.destroy_node()
+    assert "Traceback" not in out, out
