@@ -36,8 +36,10 @@ from __future__ import annotations
 import importlib
 import math
 import time
+from typing import Optional
 
 import numpy as np
+from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, PoseStamped
@@ -45,6 +47,7 @@ from nav_msgs.msg import Odometry, Path
 from visualization_msgs.msg import Marker, MarkerArray
 
 from autonomy_planning.futures import FuturesConfig
+from autonomy_planning.input_sync import PlanInputSync
 from autonomy_planning.junction import JunctionConfig
 from autonomy_planning.parking.handover import DriveParkPlanner
 from autonomy_planning.maneuver_search import SearchConfig
@@ -61,7 +64,8 @@ from autonomy_stack.params import ParameterError
 from autonomy_stack.ros.qos import LATCHED, OUTPUTS, STATE
 from autonomy_stack.ros.ros_conversions import (ego_state_is_finite, msg_to_object,
                                                 msgs_to_vector_space, odometry_to_ego,
-                                                quaternion_to_yaw, sec_to_stamp, trajectory_to_msg,
+                                                quaternion_to_yaw, sec_to_stamp, stamp_to_sec,
+                                                trajectory_to_msg,
                                                 yaw_to_quaternion)
 
 # node parameter -> the core config fields it sets ("<PlannerConfig path>"; "scene.", "lane." and
@@ -108,6 +112,11 @@ PARAMS = [
     ParamSpec("rate_hz", 10.0, "replanning rate (trigger: timer)", min=0.5, max=50.0),
     ParamSpec("trigger", "timer", "when to plan: 'timer' (every 1/rate_hz) or 'objects' (once "
                                   "per /perception/objects message)", choices=("timer", "objects")),
+    ParamSpec("input_wait_s", 0.2, "trigger objects: s (wall) a frame waits for the odometry "
+              "(and with sync_road the road) of its stamp, then it is planned with what is "
+              "there and counted late", min=0.0, max=5.0),
+    ParamSpec("sync_road", False, "trigger objects: plan a frame only with the road of its own "
+                                  "stamp (perception publishes both per frame)"),
     core_spec("frame_id"),
     ParamSpec("max_input_age", 0.5, "s: objects / road older than this are stale",
               min=0.05, max=10.0),
@@ -173,15 +182,21 @@ class PlanningNode(Node):
         self.create_subscription(Odometry, "/odom", self.on_odom, STATE)
         # the goal is published once (latched) or repeatedly: accept both
         self.create_subscription(PoseStamped, "/planning/goal", self.on_goal, LATCHED)
+        # objects, road and odometry of one stamp are paired before planning: the executor's
+        # order of three topics differs from run to run (lockstep runs drifted apart)
+        self.sync = PlanInputSync(self.p["input_wait_s"], self.p["sync_road"])
+        self._odom_prev = None
         if self.p["trigger"] == "timer":
             self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
+        else:   # flushes a frame whose inputs did not come within input_wait_s
+            self.create_timer(0.05, self._try_plan, clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.objects = self.road = self.ego = None
         self.t_objects = self.t_road = self.t_odom = None
         self.goal = None
         self.static_tracker = StaticObjectTracker()
         self.lanes, self.boundaries, self.road_key = [], [], None
         self.dropped = {"objects": 0, "road": 0, "odom": 0, "goal": 0}
-        self.counters = {"cycles": 0, "safe_stops": 0, "plan_errors": 0}
+        self.counters = {"cycles": 0, "safe_stops": 0, "plan_errors": 0, "late_frames": 0}
         self.last_result = None
         self.last_cycle_ms = 0.0
         self.diag_period = 1.0 / self.p["diagnostics_rate_hz"]
@@ -217,9 +232,27 @@ class PlanningNode(Node):
             objs = [o for o in objs if o.id not in bad]
         # parked cars: the message has no is_static flag (see StaticObjectTracker)
         now = self.now()
-        self.objects, self.t_objects = self.static_tracker.update(objs, now), now
         if self.p["trigger"] == "objects":
-            self.on_timer()
+            self.t_objects = now
+            self.sync.add_objects(stamp_to_sec(msg.header.stamp), objs, time.monotonic())
+            return self._try_plan()
+        self.objects, self.t_objects = self.static_tracker.update(objs, now), now
+
+    def _try_plan(self) -> None:
+        """trigger objects: plan the pending frame once its odometry (and road) are there."""
+        f = self.sync.ready(time.monotonic())
+        if f is None:
+            return
+        if f.late:
+            self.counters["late_frames"] += 1
+            self.get_logger().warning(
+                f"frame {f.stamp:.3f} planned without the {' and '.join(f.missing)} after "
+                f"{self.p['input_wait_s']:g} s ({self.counters['late_frames']} late frames)",
+                throttle_duration_sec=2.0)
+        self.objects = self.static_tracker.update(f.objects, f.stamp)
+        if f.road is not None:
+            self.road = f.road
+        self.on_timer(f.ego, f.stamp)
 
     def on_road(self, msg) -> None:
         if msg.header.frame_id not in (self.p["frame_id"], ""):
@@ -232,6 +265,9 @@ class PlanningNode(Node):
             return self._drop("road", f"could not be converted: {exc}")
         lines = [l for l in lines if len(l.points) >= 2 and np.all(np.isfinite(l.points))]
         self.road, self.t_road = lines, self.now()
+        self.sync.add_road(stamp_to_sec(msg.header.stamp), lines)
+        if self.p["trigger"] == "objects":
+            self._try_plan()
 
     def on_odom(self, msg) -> None:
         try:
@@ -243,13 +279,18 @@ class PlanningNode(Node):
         if msg.header.frame_id not in (self.p["frame_id"], ""):
             return self._drop("odom", f"frame '{msg.header.frame_id}' is not '{self.p['frame_id']}'")
         now = self.now()
-        if self.ego is not None and self.t_odom is not None:
-            dt = ego.stamp - self.ego.stamp
+        prev = self._odom_prev
+        if prev is not None:
+            dt = ego.stamp - prev.stamp
             if 0.01 < dt < 0.5:
-                ego.accel = 0.7 * self.ego.accel + 0.3 * (ego.speed - self.ego.speed) / dt
+                ego.accel = 0.7 * prev.accel + 0.3 * (ego.speed - prev.speed) / dt
             else:
-                ego.accel = self.ego.accel
-        self.ego, self.t_odom = ego, now
+                ego.accel = prev.accel
+        self._odom_prev = self.ego = ego
+        self.t_odom = now
+        self.sync.add_odom(ego)
+        if self.p["trigger"] == "objects":
+            self._try_plan()
 
     def on_goal(self, msg) -> None:
         p = msg.pose.position
@@ -276,18 +317,23 @@ class PlanningNode(Node):
             problems.append("no /planning/goal")
         return problems
 
-    def _update_lanes(self):
+    def _update_lanes(self, ego: EgoState):
         key = (len(self.road), tuple((len(l.points), round(float(l.points[0][0]), 1),
                                       round(float(l.points[-1][1]), 1)) for l in self.road[:50]))
         if key != self.road_key or not self.lanes:
             # the same derivation as the in-process closed loop (one implementation)
-            self.lanes, self.boundaries = road_from_lines(self.road, self.ego, self.p["speed_limit"])
+            self.lanes, self.boundaries = road_from_lines(self.road, ego, self.p["speed_limit"])
             self.road_key = key
 
-    def on_timer(self) -> None:
+    def on_timer(self, frame_ego: Optional[EgoState] = None,
+                 frame_stamp: Optional[float] = None) -> None:
+        """One cycle; with trigger objects, from the state at the frame's stamp, stamped
+        with it (the plan's time origin is the state it starts from)."""
         t0 = time.perf_counter()
         now = self.now()
         problems = self._stale(now)
+        src = frame_ego if frame_ego is not None else self.ego
+        stamp = frame_stamp if frame_stamp is not None else now
         result = None
         if problems:
             self.status = ("ERROR", "safe stop: " + "; ".join(problems))
@@ -300,15 +346,15 @@ class PlanningNode(Node):
                     stamp=now, frame_id=self.p["frame_id"]))
         else:
             try:
-                self._update_lanes()
-                ego = EgoState(**{**self.ego.__dict__, "stamp": now})
-                scene = PlanningScene(stamp=now, ego=ego, agents=list(self.objects),
+                self._update_lanes(src)
+                ego = EgoState(**{**src.__dict__, "stamp": stamp})
+                scene = PlanningScene(stamp=stamp, ego=ego, agents=list(self.objects),
                                       lanes=self.lanes, boundaries=self.boundaries,
                                       goal=self.goal, speed_limit=self.p["speed_limit"],
                                       frame_id=self.p["frame_id"])
                 result = self.impl.plan(scene)
                 self.last_result = result
-                self.publish_result(result, now)
+                self.publish_result(result, stamp)
                 level = "WARN" if (result.emergency or result.status != "ok") else "OK"
                 self.status = (level, f"{result.maneuver} ({result.status}"
                                f"{', emergency' if result.emergency else ''})")
