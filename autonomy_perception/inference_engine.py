@@ -73,6 +73,7 @@ class InferenceEngine:
         self.host_np = self.host.numpy()
         self.dev = torch.empty((1, n, 3, H, W), dtype=torch.uint8, device=self.device)
         self.mask_dev = torch.ones((1, n), dtype=torch.bool, device=self.device)
+        self.device_filled: set = set()    # cameras written by fill_camera_device for the next run
         self.state = None
         self.last_stamp: Optional[float] = None
         if tensorrt:
@@ -136,6 +137,16 @@ class InferenceEngine:
         else:
             np.copyto(self.host_np[0, index], image_hwc_rgb.transpose(2, 0, 1))
 
+    def fill_camera_device(self, index: int, image_chw_rgb) -> None:
+        """One camera's image already on the engine's device (uint8 [3, H, W] RGB, e.g.
+        Rectifier.rectify_to_device): written into the device buffer, skipping the host
+        buffer and its upload for this camera in the next run (no round trip, issue 19)."""
+        if tuple(image_chw_rgb.shape) != (3, *self.input_hw) or image_chw_rgb.dtype != torch.uint8:
+            raise ValueError(f"camera {index}: expected uint8 [3, {self.input_hw[0]}, {self.input_hw[1]}], "
+                             f"got {image_chw_rgb.dtype} {tuple(image_chw_rgb.shape)}")
+        self.dev[0, index].copy_(image_chw_rgb, non_blocking=True)
+        self.device_filled.add(index)
+
     def step(self, images, camera_mask=None, kinematics=(0.0, 0.0, 0.0),
              dt: float = 0.0) -> Dict[str, np.ndarray]:
         """images [N, 3, H, W] (uint8 0..255 or float 0..1, numpy or torch) in the order of
@@ -168,7 +179,12 @@ class InferenceEngine:
                  stages: Dict[str, float]) -> Dict[str, np.ndarray]:
         """The video state and kinematics logic, once for `step` and `run`."""
         t0 = time.perf_counter()
-        self.dev.copy_(self.host, non_blocking=True)
+        if not self.device_filled:
+            self.dev.copy_(self.host, non_blocking=True)
+        else:   # cameras filled on the device keep their data; upload only the others
+            for i in set(range(self.dev.shape[1])) - self.device_filled:
+                self.dev[0, i].copy_(self.host[0, i], non_blocking=True)
+            self.device_filled = set()
         self.mask_dev.copy_(torch.as_tensor(mask)[None], non_blocking=True)
         if dt > self.MAX_GAP_S:
             self.state, dt = None, 0.0

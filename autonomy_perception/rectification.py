@@ -278,6 +278,20 @@ class _TorchWarp:
             self._host[key] = t
         return t
 
+    def to_device(self, img: np.ndarray, flip_channels: bool = False):
+        """uint8 H x W x 3 -> the warped image as a uint8 [3, h, w] tensor left on the device
+        (channels reversed when flip_channels: BGR in, RGB out): no download, so the
+        inference engine takes it without a host round trip (issue 19)."""
+        torch = self.torch
+        host = self._staging(img)
+        np.copyto(host.numpy(), img)
+        x = host.to(self.device, non_blocking=True).permute(2, 0, 1)[None].to(torch.float32)
+        if flip_channels:
+            x = x.flip(1)
+        y = torch.nn.functional.grid_sample(x, self.grid, mode=self.mode,
+                                            padding_mode="zeros", align_corners=False)
+        return torch.round(y[0]).clamp_(0.0, 255.0).to(torch.uint8)
+
     def __call__(self, img: np.ndarray, out: np.ndarray) -> np.ndarray:
         torch = self.torch
         host = self._staging(img)
@@ -381,6 +395,19 @@ class Rectifier:
         self.geometry, self._key, self._warp = geom, key, warp
         self.map_builds += 1
         return True
+
+    def rectify_to_device(self, img: np.ndarray, flip_channels: bool = False):
+        """Torch devices ('cuda', 'torch-cpu') only: a uint8 H x W x 3 image -> uint8 [3, h, w]
+        tensor on the device (see _TorchWarp.to_device); feed it to
+        InferenceEngine.fill_camera_device."""
+        if not isinstance(self._warp, _TorchWarp):
+            raise RuntimeError(f"rectifier {self.virtual.name}: rectify_to_device needs a torch "
+                               f"device, this one warps with OpenCV on the CPU")
+        g = self.geometry
+        if img.shape != (g.height, g.width, 3) or img.dtype != np.uint8:
+            raise ValueError(f"camera {g.name}: rectify_to_device takes {g.width}x{g.height}x3 uint8, "
+                             f"got {img.shape} {img.dtype}")
+        return self._warp.to_device(img, flip_channels)
 
     def allocate_output(self, like: np.ndarray) -> np.ndarray:
         shape = self.output_shape + like.shape[2:]

@@ -65,3 +65,42 @@ def test_column_attention_keys_values_take_the_query_dtype(mode, monkeypatch):
         net.forward_step(torch.rand(1, 4, 3, 32, 64), None, torch.tensor([[5.0, 0.0, 0.1]]),
                          torch.tensor([0.1]), None)
     assert seen and all(d == (torch.bfloat16,) * 3 for d in seen), seen
+
+
+def test_rectifier_device_output_feeds_the_engine_without_host_round_trip():
+    """rectify_to_device (torch path, here 'torch-cpu') -> fill_camera_device gives the same
+    network input as the host path (rectify -> BGR->RGB -> fill_camera), asymmetric image."""
+    from autonomy_perception.inference_engine import InferenceEngine
+    from autonomy_perception.rectification import Rectifier
+    from autonomy_perception.virtual_camera import load_virtual_cameras
+    from autonomy_vehicle.camera_models import load_rig
+    torch.manual_seed(0)
+    eng = InferenceEngine(PerceptionNet(TINY), device="cpu")
+    rig = load_rig(width=160, height=120)
+    virtuals = load_virtual_cameras(width=64, height=32)
+    rng = np.random.default_rng(0)
+    for i, virtual in enumerate(virtuals[name] for name in eng.camera_names):
+        rect = Rectifier(virtual, rig[virtual.name], device="torch-cpu")
+        bgr = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+        bgr[:40, 120:] = (255, 0, 0)                                   # blue top-right block
+        on_device = rect.rectify_to_device(bgr, flip_channels=True)
+        host = rect.rectify(bgr)[:, :, ::-1]
+        np.testing.assert_array_equal(on_device.permute(1, 2, 0).numpy(), host)
+        eng.fill_camera(i, np.zeros_like(host))                        # host buffer stale on purpose
+        eng.fill_camera_device(i, on_device)
+    eng.run([True] * 4, (5.0, 0.0, 0.0), 0.0)
+    for i in range(4):
+        assert eng.dev[0, i].any() and not eng.host[0, i].any()        # the device copy was used
+    assert eng.device_filled == set()                                  # next run uploads again
+    with pytest.raises(ValueError):
+        eng.fill_camera_device(0, torch.zeros(3, 8, 8, dtype=torch.uint8))
+
+
+def test_opencv_rectifier_refuses_device_output():
+    from autonomy_perception.rectification import Rectifier
+    from autonomy_perception.virtual_camera import load_virtual_cameras
+    from autonomy_vehicle.camera_models import load_rig
+    v = load_virtual_cameras(width=64, height=32)["main"]
+    rect = Rectifier(v, load_rig(width=160, height=120)["main"], device="cpu")
+    with pytest.raises(RuntimeError, match="torch device"):
+        rect.rectify_to_device(np.zeros((120, 160, 3), np.uint8))
