@@ -143,10 +143,11 @@ def fingerprint(arrays) -> tuple:  # noqa: E302
 
 
 
-def route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float) -> List[int]:
-    """Lane ids of the route: the scene's explicit route (from its last lane change on),
-    else the route to the goal (lane changes into parallel lanes allowed), else the
-    straightest successors of the ego lane up to `lookahead` metres."""
+def route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float):
+    """(lane ids of the route, the lane the route changes lanes from or None): the scene's
+    explicit route (from its last lane change on; the lane before that change ends where
+    the change must be done), else the route to the goal (lane changes into parallel lanes
+    allowed), else the straightest successors of the ego lane up to `lookahead` metres."""
     ego = scene.ego
     li = lane_index(lanes, paths)
     ego_lane, _ = li.locate(ego.x, ego.y, ego.yaw, max_dist=4.0)
@@ -159,6 +160,7 @@ def route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float
                                      heading_tol=1.6)
     route: List[int] = list(scene.route_lane_ids)
     by = {l.id: l for l in lanes}
+    leave = None
     if route:
         # a route may start with lane changes (consecutive lanes that are neighbours, not
         # successors): the reference starts at the lane after the last such change, and
@@ -170,6 +172,7 @@ def route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float
             a, b = by[route[k - 1]], by[route[k]]
             if b.id not in a.successors and route_link(a, b, paths) == "lane_change":
                 k0 = k
+        leave = route[k0 - 1] if k0 > 0 else None
         route = route[k0:]
     if ego_lane is not None and not route:
         # same-direction lanes next to the ego lane (parallel at the ego)
@@ -177,13 +180,13 @@ def route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float
                     if i != ego_lane.id and not li.lanes[i].oncoming]
         route = route_to_goal(scene, ego_lane, goal_lane, parallel)
         if not route:
-            return follow_successors(scene, ego_lane, paths, lookahead)
+            return follow_successors(scene, ego_lane, paths, lookahead), None
     if route:
         # after the route's end the reference follows the lanes that continue it (not a
         # straight line off the map)
         route = route + [r for r in follow_successors(scene, by[route[-1]], paths, lookahead)[1:]
                          if r not in route]
-    return route
+    return route, leave
 
 
 MAX_ROUTE_GAP = 20.0       # m: a longer gap between consecutive route lanes is an error

@@ -270,7 +270,8 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
     ego = scene.ego
     lanes = [l for l in scene.lanes if len(l.centerline) >= 2]
     by_id = {l.id: l for l in lanes}
-    route = [r for r in route_lanes(scene, lanes, paths, lookahead) if r in by_id]
+    route, leave = route_lanes(scene, lanes, paths, lookahead)
+    route = [r for r in route if r in by_id]
     ref, key, lane_width, speed_limit = _route_reference(scene, by_id, route, paths)
     s_e, d_e = ref.project([[ego.x, ego.y]])
     s_e, d_e = float(s_e[0]), float(d_e[0])
@@ -281,12 +282,13 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
     same, onc = _neighbour_offsets(ref, key, lanes, route, s_e, paths, cache)
     grid = np.arange(s_e - 10.0, s_e + lookahead, 1.0)
     left, right = _drivable_bounds(scene, ref, key, grid, same, onc, lane_width, d_e, cache)
-    # route deadline: end of the first route lane that has to be reached laterally (the
-    # reference starts with the route lane; if the ego is not in it, it must get there
-    # before the route lane's end)
+    # route deadline: the station by which the ego must be in the route lane (the
+    # reference starts with it): the end of the lane the route changes lanes from (an
+    # acceleration lane ending), else the end of the first route lane
     deadline = np.inf
     if route:
-        deadline = float(ref.project([by_id[route[0]].centerline[-1]])[0][0])
+        end_of = by_id[leave] if leave in by_id else by_id[route[0]]
+        deadline = float(ref.project([end_of.centerline[-1]])[0][0])
     goal_station = np.inf
     if scene.goal is not None:
         gs, gd = ref.project([[scene.goal.x, scene.goal.y]])

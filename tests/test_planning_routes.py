@@ -60,3 +60,15 @@ def test_successor_lanes_are_followed_after_the_route_end():
     assert frame.ref_key[:3] == (1, 2, 3)
     x, y, _ = frame.ref.to_xy(np.array([150.0]), np.zeros(1))
     assert x[0] == pytest.approx(115.0, abs=0.3) and y[0] > 20.0
+
+
+def test_lane_change_at_the_end_of_an_acceleration_lane_is_due_by_its_end():
+    """Route: acceleration lane 1 (y = -3.5, ends at x = 120), then the main lane 2 beside
+    it: the reference is the main lane and the change is due by the end of lane 1, not by
+    the end of the main lane."""
+    accel = Lane(1, straight(0, 120, y=-3.5))
+    main = Lane(2, straight(-20, 400))
+    frame = build_road_frame(scene([accel, main], [1, 2], ego=EgoState(5.0, -3.5, 0.0, 15.0)))
+    assert frame.ref_key[0] == 2
+    # stations start at the reference's first point (the main lane's, x = -20): x = 120
+    assert frame.route_deadline == pytest.approx(140.0, abs=0.5)
