@@ -300,6 +300,13 @@ class PerceptionNode(Node):
                     if img.shape[0] != rect.geometry.height or img.shape[1] != rect.geometry.width:
                         raise ImageFormatError(f"image is {img.shape[1]}x{img.shape[0]}, CameraInfo "
                                                f"says {rect.geometry.width}x{rect.geometry.height}")
+                    if (rect.device == "cuda" and self.engine.device.type == "cuda"
+                            and msg.encoding in ("bgr8", "rgb8")):
+                        # warped on the GPU and left there for the engine: no download and
+                        # re-upload per camera (issue 19)
+                        self.engine.fill_camera_device(ci.index, rect.rectify_to_device(
+                            img, flip_channels=msg.encoding == "bgr8"))
+                        continue
                     img = rect.rectify(img)
                 elif img.shape[:2] != (h, w):
                     img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
