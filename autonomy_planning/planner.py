@@ -207,10 +207,10 @@ class Planner:
                                       frame_id=scene.frame_id, maneuver=res.label,
                                       force_emergency=bool(lon.emergency[j]) and imminent)
         tm["optimize"] = (time.perf_counter() - t4) * 1e3
-        # the flag says this plan brakes harder than comfortable (the optimiser fell back
-        # to its emergency limits and used them); a standing ego cannot brake at all
+        # the flag says this plan brakes harder than the optimiser's comfortable limit (it
+        # fell back to its emergency limits and used them); a standing ego cannot brake
         emergency = bool(opt.emergency) and \
-            float(np.min(opt.trajectory.accel)) < -cfg.search.comfort_decel - 0.05
+            float(np.min(opt.trajectory.accel)) < -cfg.optimizer.max_decel - 0.05
         self.last_solves = opt.iterations.get("solves", [])
         tm["total"] = (time.perf_counter() - t0) * 1e3
         xs, ys, _ = frame.ref.to_xy(S, D)
@@ -336,7 +336,7 @@ class Planner:
             if key in self._served_stops:
                 continue
             gap = station - (frame.ego_s + sc.front)
-            if gap < -1.0:
+            if gap < 0.0:       # the front is over the line: stopping there helps no one
                 self._served_stops.add(key)
                 continue
             if gap < 4.0 and ego.speed < 0.3:
