@@ -254,8 +254,8 @@ def test_real_time_start_signal_holds_the_world_until_the_signal():
 
 @pytest.mark.timeout(60)
 def test_first_plan_start_waits_for_a_command_after_a_trajectory():
-    """start_on first_plan (the vision graph): a command alone does not start the world;
-    the first command after a /planning/trajectory does."""
+    """start_on first_plan (the lockstep graphs): a command alone does not start the world,
+    nor one after a safe-stop plan; the first command after a real /planning/trajectory does."""
     proc = start_node("simulator_node", name="simulator", params_files=["simulator.yaml"],
                       params={"publish_images": False, "lockstep": True, "start_on": "first_plan",
                               "hold_publish_period_s": 0.1})
@@ -271,7 +271,17 @@ def test_first_plan_start_waits_for_a_command_after_a_trajectory():
         assert spin_until(node, lambda: len(stack.diags) >= n + 3, 10.0)
         assert max(stack.clock) == 0.0 and stack.diags[-1][2]["started"] == "False", \
             "a command without a plan started the world"
+        stop_plan = stack.Traj()
+        stop_plan.maneuver = "safe_stop"        # planning still lacks an input: not ready
+        stack.traj_pub.publish(stop_plan)
+        spin_until(node, lambda: False, 0.1)
+        stack.cmd_pub.publish(stack.command(0.0))
+        n = len(stack.diags)
+        assert spin_until(node, lambda: len(stack.diags) >= n + 3, 10.0)
+        assert max(stack.clock) == 0.0 and stack.diags[-1][2]["started"] == "False", \
+            "a safe-stop plan started the world"
         tr = stack.Traj()
+        tr.maneuver = "keep/proceed"
         stack.traj_pub.publish(tr)
         spin_until(node, lambda: False, 0.1)
         stack.first_command()                   # answers from now on

@@ -186,6 +186,7 @@ class PlanningNode(Node):
         # order of three topics differs from run to run (lockstep runs drifted apart)
         self.sync = PlanInputSync(self.p["input_wait_s"], self.p["sync_road"])
         self._odom_prev = None
+        self._planned_stamp = None       # stamp of the last frame planned (trigger objects)
         if self.p["trigger"] == "timer":
             self.create_timer(1.0 / self.p["rate_hz"], self.on_timer)
         else:   # flushes a frame whose inputs did not come within input_wait_s
@@ -242,6 +243,12 @@ class PlanningNode(Node):
         """trigger objects: plan the pending frame once its odometry (and road) are there."""
         f = self.sync.ready(time.monotonic())
         if f is None:
+            return
+        if f.stamp == self._planned_stamp and self.last_result is not None:
+            # the same frame again (a lockstep simulator holding or re-sending it): the same
+            # plan again, not another cycle (repeats would advance the planner's own state
+            # by as many plans as wall time allowed)
+            self.publish_result(self.last_result, f.stamp)
             return
         if f.late:
             self.counters["late_frames"] += 1
@@ -354,6 +361,7 @@ class PlanningNode(Node):
                                       frame_id=self.p["frame_id"])
                 result = self.impl.plan(scene)
                 self.last_result = result
+                self._planned_stamp = frame_stamp
                 self.publish_result(result, stamp)
                 level = "WARN" if (result.emergency or result.status != "ok") else "OK"
                 self.status = (level, f"{result.maneuver} ({result.status}"

@@ -32,8 +32,9 @@ again with the next seed; the published time runs on (an offset), the diagnostic
 the episode.
 
 Start (`start_on`): "immediately", "first_command" (the first /control/command),
-"first_plan" (the first command after the first /planning/trajectory: with perception in
-the loop control commands long before the network has answered a frame) or "start_signal"
+"first_plan" (the first command after the first /planning/trajectory that is not a safe
+stop: with perception in the loop control commands long before the network has answered a
+frame, and planning safe-stops until it has every input) or "start_signal"
 (std_msgs/Empty on /simulator/start). Until then the initial state
 (/clock, /odom, /tf, goal, road, one camera frame / ground truth, diagnostics) is
 re-published every `hold_publish_period_s` of wall time without advancing time, so
@@ -262,7 +263,9 @@ class SimulatorNode(Node):
 
     def _on_trajectory(self, msg):
         stamp = rc.stamp_to_sec(msg.header.stamp)
-        if self.plan_seen is None:
+        # a safe stop (planning still lacks an input) is not the stack being ready: starting
+        # on it made the start, and so the whole run, depend on when the inputs arrived
+        if self.plan_seen is None and msg.maneuver != "safe_stop":
             self.plan_seen = stamp
         if self.gate is not None and self.started:
             self.gate.on_trajectory(stamp, time.monotonic())
