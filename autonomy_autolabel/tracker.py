@@ -32,6 +32,8 @@ kinematics at every frame between their first and last detection, gaps included.
    Velocity, acceleration and yaw rate come from the smoothed state.
 7. **Duplicates**: a parked track inside the footprint of a surer parked track is dropped
    (one car's detections spread along its length can form two clusters).
+   A standing cluster that a slow track leaves from or arrives at (within `max_gap_s`,
+   1.5 m) is a vehicle that stopped (a queue, a stop line), not a parked one: joined.
 6. **Static / parked**: a track whose detections stay within `static_extent_m` of their
    median (80th percentile of the distances: a few outliers do not move a parked car) and
    whose start and end (medians of its first and last third) lie within `static_extent_m`
@@ -202,6 +204,36 @@ def static_clusters(frames: Sequence[Sequence[ObjectState]], stamps: np.ndarray,
     return tracks, rest
 
 
+def merge_stopped(parked: List[Track], moving: List[Track], cfg: TrackerConfig,
+                  near_m: float = 1.5, slow: float = 2.0) -> List[Track]:
+    """A standing cluster that a slow moving track leaves from (or arrives at) is a vehicle
+    that stopped, not a parked one: the two become one track (no longer static)."""
+    used = set()
+    for s in parked:
+        pos = np.median([[d.obj.x, d.obj.y] for d in s.detections], 0)
+        for m in moving:
+            if id(m) in used or _group(m.first.obj) != _group(s.first.obj):
+                continue
+            w = cfg.velocity_window
+            for end_t, ref_t, other_t in ((m.first.t, s.last.t, m.first.t + 0.5),
+                                          (m.last.t, s.first.t, m.last.t - 0.5)):
+                dt_gap = (end_t - ref_t) * (1 if end_t == m.first.t else -1)
+                if not -1.0 <= dt_gap <= cfg.max_gap_s:
+                    continue
+                p0 = m.predict(end_t, w, at_end=end_t != m.first.t)
+                speed = np.hypot(*(m.predict(other_t, w, at_end=end_t != m.first.t) - p0)) / 0.5
+                if np.hypot(*(p0 - pos)) <= near_m and speed <= slow:
+                    frames_m = {d.frame for d in m.detections}
+                    s.detections = sorted([d for d in s.detections if d.frame not in frames_m]
+                                          + m.detections, key=lambda d: d.t)
+                    s.static = False
+                    used.add(id(m))
+                    break
+            if not s.static:
+                break
+    return parked + [m for m in moving if id(m) not in used]
+
+
 def _group(o: ObjectState) -> int:
     c = ObjectClass(int(o.object_class))
     return {ObjectClass.TRUCK: ObjectClass.CAR, ObjectClass.CONE: ObjectClass.BARRIER,
@@ -358,7 +390,7 @@ def track_clip(frames: Sequence[Sequence[ObjectState]], stamps: Sequence[float],
     """The whole offline tracker: detections per frame (odom) -> finished tracks."""
     stamps = np.asarray(stamps, float)
     parked, rest = static_clusters(frames, stamps, cfg)
-    tracks = parked + stitch(forward_tracklets(rest, stamps, cfg), cfg)
+    tracks = merge_stopped(parked, stitch(forward_tracklets(rest, stamps, cfg), cfg), cfg)
     keep = [tr for tr in tracks if len(tr.detections) >= cfg.min_detections
             and np.mean([d.obj.score for d in tr.detections]) >= cfg.min_mean_score]
     for tr in keep:
