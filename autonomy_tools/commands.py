@@ -18,7 +18,7 @@ DELEGATED = {
     "dataset": ("autonomy_simulator.dataset", "write simulator training sequences to disk"),
     "autolabel": ("autonomy_autolabel.command", "label recorded clips offline (tracks with hindsight, "
                                                 "fused road) -> /autolabel/* MCAP + training data set"),
-    "view": ("autonomy_tools.live_view", "live browser view (Rerun web viewer) of a bag: cameras, "
+    "view": ("autonomy_tools.view_command", "live browser view (Rerun web viewer) of a bag: cameras, "
                                          "vector space from above, BEV rasters; time scrubbing"),
     "demo": ("autonomy_tools.demo", "the car drives a scenario in closed loop on its cameras "
                                     "(mode sim_vision, lockstep), records it, writes report + "

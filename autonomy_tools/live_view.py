@@ -16,12 +16,11 @@ Messages stamped in the ego frame (frame_id == the odometry's child frame) are m
 odom with the latest ego pose. Rate bounded by `max_rate_hz` per topic (message stamps).
 
     autonomy-stack view BAG [--web-port 9090] [--memory-limit 512MiB] [--max-rate-hz 10]
+    autonomy-stack view --live     # the running stack (autonomy_tools/live_view_ros.py)
 """
 from __future__ import annotations
 
-import argparse
 import math
-import sys
 import time
 from dataclasses import dataclass, field
 from typing import Dict, Optional
@@ -31,6 +30,8 @@ import numpy as np
 from autonomy_stack.geometry import rotation
 
 # line_type (RoadLine) -> colour: white lanes, yellow lanes, edges/curbs grey, stop red
+CAMERAS = ["main", "narrow", "fisheye", "left_pillar", "right_pillar", "left_repeater",
+           "right_repeater", "rear"]
 ROAD_COLOURS = {0: (230, 230, 230), 1: (255, 255, 255), 2: (240, 200, 40), 3: (255, 210, 0),
                 4: (150, 150, 150), 5: (120, 120, 120), 6: (230, 40, 40), 7: (80, 160, 255)}
 
@@ -274,40 +275,3 @@ def bag_camera_entities(path) -> list:
     names = sorted(_entity(n) for n, t in reader.topics.items() if t.msgtype == "sensor_msgs/msg/Image")
     reader.close()
     return names
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="autonomy-stack view", description=__doc__.split("\n\n")[0])
-    ap.add_argument("bag", help="rosbag2 directory or .mcap to show (time line scrubbable)")
-    ap.add_argument("--web-port", type=int, default=9090)
-    ap.add_argument("--grpc-port", type=int, default=9876)
-    ap.add_argument("--memory-limit", default=ViewConfig.memory_limit)
-    ap.add_argument("--max-rate-hz", type=float, default=ViewConfig.max_rate_hz,
-                    help="per topic; 0 = every message")
-    ap.add_argument("--image-scale", type=float, default=ViewConfig.image_scale)
-    ap.add_argument("--realtime", type=float, default=0.0, help="pace the bag (1 = recorded speed)")
-    ap.add_argument("--open", action="store_true", help="open the viewer in the default browser")
-    ap.add_argument("--serve-seconds", type=float, default=None, help="stop after this (default: Ctrl-C)")
-    args = ap.parse_args(argv)
-    config = ViewConfig(args.max_rate_hz, args.image_scale, args.memory_limit)
-    try:
-        cams = bag_camera_entities(args.bag)
-    except Exception as exc:                      # unreadable bag: say so, exit 2
-        print(f"view: cannot read bag {args.bag}: {exc}", file=sys.stderr)
-        return 2
-    rec, url = start_server(config, args.web_port, args.grpc_port, cams, args.open)
-    print(f"view: {url}", flush=True)
-    view = ViewLogger(rec, config)
-    n = log_bag(view, args.bag, args.realtime)
-    print(f"view: logged {n} messages ({view.skipped} decimated) from {args.bag}", flush=True)
-    try:
-        end = None if args.serve_seconds is None else time.monotonic() + args.serve_seconds
-        while end is None or time.monotonic() < end:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

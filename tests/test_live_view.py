@@ -83,7 +83,7 @@ def test_view_renders_a_recorded_bag_in_headless_chromium(tmp_path):
     bag = write_synthetic_bag(tmp_path / "bag", duration=1.0, image_size=(160, 120),
                               bev_layers=("drivable", "lane_lines"))
     web, grpc = _free_port(), _free_port()
-    view = subprocess.Popen([sys.executable, "-m", "autonomy_tools.live_view", str(bag), "--web-port", str(web),
+    view = subprocess.Popen([sys.executable, "-m", "autonomy_tools.view_command", str(bag), "--web-port", str(web),
                              "--grpc-port", str(grpc), "--serve-seconds", "120", "--image-scale", "1"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -103,3 +103,40 @@ def test_view_renders_a_recorded_bag_in_headless_chromium(tmp_path):
     finally:
         view.terminate()
         view.wait(timeout=20)
+
+
+@pytest.mark.timeout(60)
+def test_live_view_discovers_and_logs_the_stacks_topics():
+    """`view --live`: topics of viewed types are found and subscribed (best effort, so a
+    reliable publisher is matched and never waits on the view); other types are left alone."""
+    rclpy = pytest.importorskip("rclpy")
+    from nav_msgs.msg import Odometry
+    from std_msgs.msg import String
+
+    from autonomy_stack.ros.qos import STATE
+    from autonomy_tools.live_view_ros import LiveSubscriber
+    rclpy.init()
+    try:
+        pub_node, view_node = rclpy.create_node("fake_stack"), rclpy.create_node("live_view_test")
+        odom_pub = pub_node.create_publisher(Odometry, "/odom", STATE)
+        pub_node.create_publisher(String, "/chatter", STATE)
+        view = live_view.ViewLogger(rr.RecordingStream("test_live_view_ros"), live_view.ViewConfig(max_rate_hz=0))
+        live = None
+        executor = rclpy.executors.SingleThreadedExecutor()
+        executor.add_node(pub_node)
+        executor.add_node(view_node)
+        end, k = time.monotonic() + 30, 0
+        while time.monotonic() < end and view.logged < 3:
+            if live is None or "/odom" not in live.subs:
+                live = live or LiveSubscriber(view_node, view)
+                live.discover()
+            msg = Odometry()
+            msg.header.frame_id, msg.child_frame_id = "odom", "base_link"
+            msg.header.stamp.sec, msg.pose.pose.position.x, msg.pose.pose.orientation.w = k, 1.0 * k, 1.0
+            odom_pub.publish(msg)
+            k += 1
+            executor.spin_once(timeout_sec=0.1)
+        assert view.logged >= 3 and "/chatter" not in live.subs
+        assert view.ego_pose[0] > 0 and live.errors == 0
+    finally:
+        rclpy.shutdown()
