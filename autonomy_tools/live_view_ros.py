@@ -64,6 +64,9 @@ def run_live(view: ViewLogger, duration_s=None) -> int:
             rclpy.spin_once(node, timeout_sec=0.1)
     except KeyboardInterrupt:
         pass
+    except Exception:   # SIGTERM: rclpy's signal handler shut the context down mid-spin
+        if rclpy.ok():
+            raise
     finally:
         node.get_logger().info(f"view: logged {view.logged} messages ({view.skipped} decimated, "
                                f"{live.errors} errors)")
