@@ -95,12 +95,16 @@ class TrackingController:
                          "odometry_rejected": 0, "mpc_failures": 0, "fault_episodes": 0,
                          "time_jumps_back": 0, "supervisor_stops": 0}
         self.lateral_fallbacks = 0
+        self.answered_stamp = 0.0      # stamp of the last trajectory received (0: none)
 
     # ---------------------------------------------------------------- inputs
     def set_trajectory(self, traj: Trajectory, now: Optional[float] = None) -> Optional[str]:
         """Returns None if accepted, else the reason it was rejected (it is counted and
         reported as a fault until a good trajectory arrives)."""
         self.counters["trajectories"] += 1
+        # the commands from now on answer this trajectory, a rejected one too (held stop)
+        if math.isfinite(traj.stamp):
+            self.answered_stamp = float(traj.stamp)
         reason = check_trajectory(traj, self.cfg.watchdog)
         if reason is not None:
             self.counters["trajectories_rejected"] += 1
@@ -221,7 +225,8 @@ class TrackingController:
         cmd = ControlCommand(stamp=now, steering_angle=steer, steering_rate=rate,
                              acceleration=model_accel_to_command(accel, gear),
                              target_speed=abs(target_speed), gear=gear,
-                             emergency=bool(wd.faults))
+                             emergency=bool(wd.faults),
+                             trajectory_stamp=self.answered_stamp)
         return cmd, st
 
     def _time_jumped_back(self, now: float) -> None:

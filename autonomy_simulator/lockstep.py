@@ -64,8 +64,15 @@ class LockstepGate:
         self.wait = Wait(t=t, frame=frame, since=wall, sent=wall, trajectory_ok=not frame)
         self._step_wall = wall
 
-    def on_command(self, stamp: float, wall: float) -> None:
+    def on_command(self, stamp: float, wall: float, trajectory_stamp: float = 0.0) -> None:
+        """`trajectory_stamp`: of the trajectory the command follows (0: not given). After a
+        frame, a command that follows an older trajectory is not its answer (control answered
+        the step's odometry before the frame's plan reached it; taking that one made the run
+        depend on message timing)."""
         w = self.wait
+        if (w is not None and w.frame and trajectory_stamp > 0.0
+                and trajectory_stamp < w.t - STAMP_EPS):
+            return
         if w is not None and w.trajectory_ok and stamp >= w.t - STAMP_EPS:
             w.command_ok = True
             self.commands_answered += 1

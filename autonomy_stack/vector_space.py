@@ -164,6 +164,7 @@ class ControlCommand:
     target_speed: float
     gear: int = 1               # 1 forward, -1 reverse, 0 neutral
     emergency: bool = False
+    trajectory_stamp: float = 0.0   # stamp of the trajectory followed (0: none)
 
 
 def transform_vector_space(v: VectorSpace, x: float, y: float, yaw: float,

@@ -106,7 +106,9 @@ def test_gate_orders_frame_answers_and_counts_timeouts():
     assert not g.ready() and "trajectory" in g.waiting_for()
     g.on_trajectory(0.1, wall=3.05)
     assert not g.ready() and "after the trajectory" in g.waiting_for()
-    g.on_command(0.1, wall=3.06)
+    g.on_command(0.1, wall=3.055, trajectory_stamp=0.08)   # follows the older plan: late
+    assert not g.ready()
+    g.on_command(0.1, wall=3.06, trajectory_stamp=0.1)
     assert g.ready()
     g.finish(3.06)
     g.stepped(0.12, frame=False, wall=4.0)

@@ -250,6 +250,7 @@ class ControlNode(Node):
         m.target_speed = float(cmd.target_speed)
         m.gear = int(cmd.gear)
         m.emergency = bool(cmd.emergency)
+        m.trajectory_stamp = sec_to_stamp(cmd.trajectory_stamp)
         self.cmd_pub.publish(m)
         self.steps += 1
         if st.level == ERROR and self.last_level != ERROR:

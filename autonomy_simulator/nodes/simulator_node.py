@@ -242,7 +242,8 @@ class SimulatorNode(Node):
     def _on_command(self, msg):
         c = vs.ControlCommand(stamp=rc.stamp_to_sec(msg.header.stamp), steering_angle=msg.steering_angle,
                               steering_rate=msg.steering_rate, acceleration=msg.acceleration,
-                              target_speed=msg.target_speed, gear=int(msg.gear), emergency=bool(msg.emergency))
+                              target_speed=msg.target_speed, gear=int(msg.gear), emergency=bool(msg.emergency),
+                              trajectory_stamp=rc.stamp_to_sec(msg.trajectory_stamp))
         if not command_is_finite(c) or c.gear not in (-1, 0, 1):
             self.rejected += 1
             self._error("command", f"rejected /control/command: non-finite value or bad gear "
@@ -258,7 +259,7 @@ class SimulatorNode(Node):
             self._start(f"first /control/command (stamp {c.stamp:.3f} s) after the first "
                         f"/planning/trajectory (stamp {self.plan_seen:.3f} s)")
         if self.gate is not None and self.started:
-            self.gate.on_command(c.stamp, time.monotonic())
+            self.gate.on_command(c.stamp, time.monotonic(), c.trajectory_stamp)
             self._lockstep_advance()
 
     def _on_trajectory(self, msg):
