@@ -82,9 +82,7 @@ class ViewLogger:
         if handler is None or header is None:
             return False
         t = stamp_seconds(header)
-        last = self.last_logged.get(topic)
-        if (self.config.max_rate_hz > 0 and last is not None
-                and 0.0 <= t - last < 1.0 / self.config.max_rate_hz - 1e-6):
+        if not self.due(topic, t):
             self.skipped += 1
             return False
         self.last_logged[topic] = t
@@ -94,6 +92,12 @@ class ViewLogger:
         handler(self, topic, msg)
         self.logged += 1
         return True
+
+    def due(self, topic: str, t: float) -> bool:
+        """Whether a message of `topic` stamped t (s) passes the per-topic rate limit."""
+        last = self.last_logged.get(topic)
+        return not (self.config.max_rate_hz > 0 and last is not None
+                    and 0.0 <= t - last < 1.0 / self.config.max_rate_hz - 1e-6)
 
     def to_odom(self, header, pts: np.ndarray) -> np.ndarray:
         """[N, 2] points of a message into odom (ego-frame messages via the latest ego pose)."""

@@ -140,3 +140,20 @@ def test_live_view_discovers_and_logs_the_stacks_topics():
         assert view.ego_pose[0] > 0 and live.errors == 0
     finally:
         rclpy.shutdown()
+
+
+def test_raw_images_are_decoded_only_when_due():
+    """Live images arrive serialised; the rate limit is applied to the stamp in the CDR."""
+    pytest.importorskip("rclpy")
+    from rclpy.serialization import serialize_message
+    from sensor_msgs.msg import Image
+
+    from autonomy_tools.live_view_ros import LiveSubscriber
+    view = live_view.ViewLogger(rr.RecordingStream("test_live_view_raw"), live_view.ViewConfig(max_rate_hz=2))
+    live = LiveSubscriber.__new__(LiveSubscriber)          # the callbacks only, no node
+    live.view, live.errors = view, 0
+    for i in range(10):                                    # 10 Hz for 1 s
+        img = Image(height=2, width=3, encoding="rgb8", step=9, data=bytes(range(18)))
+        img.header.stamp.sec, img.header.stamp.nanosec = 100, i * 100_000_000
+        live._on_raw("/cameras/main/image_raw", "sensor_msgs/msg/Image", serialize_message(img))
+    assert (view.logged, view.skipped) == (2, 8)
