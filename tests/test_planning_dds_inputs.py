@@ -12,7 +12,6 @@ the ego from odometry.
   judged by its speed (no creeping at a constant walking speed).
 """
 import dataclasses
-import math
 
 import numpy as np
 
@@ -97,13 +96,14 @@ def test_path_curvature_within_steering_limit_from_an_angled_standstill():
     cfg = PlannerConfig()
     cfg.optimizer.time_limit = 1e10
     pl = Planner(cfg)
-    k_lim = math.tan(0.55) / 2.9
+    # the vehicle's steering limit (one vehicle description) and the optimiser's bound
+    k_lim = min(cfg.vehicle.max_curvature, cfg.optimizer.curvature_margin * cfg.vehicle.max_curvature)
     for k in range(5):
         scene = PlanningScene(stamp=0.1 * k, ego=EgoState(**{**ego.__dict__, "stamp": 0.1 * k}),
                               agents=objs, lanes=lanes, boundaries=bounds,
                               goal=Goal(*sc.goal), speed_limit=13.9)
         tr = pl.plan(scene).trajectory
-        assert np.max(np.abs(tr.curvature)) <= min(k_lim, cfg.optimizer.max_curvature) + 0.01
+        assert np.max(np.abs(tr.curvature)) <= k_lim + 0.01
 
 
 def test_no_creeping_when_the_goal_is_within_the_horizon():
