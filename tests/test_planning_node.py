@@ -196,8 +196,11 @@ def test_auto_mode_drives_without_a_parking_goal(ros):
     h = Harness()
     h.send_perception = True
     try:
+        # a diagnostics message of a planned cycle (one sent on a level change without a
+        # plan carries no candidates): fresh clone run 2 read one of those
         assert spin_until(h.node, lambda: h.trajs and h.trajs[-1].maneuver != "safe_stop"
-                          and h.values().get("active_mode") == "driving", 25.0), stop(proc)
+                          and h.values().get("active_mode") == "driving"
+                          and "candidates_per_cycle" in h.values(), 25.0), stop(proc)
         assert h.values()["mode"] == "auto"
         assert int(h.values()["candidates_per_cycle"]) >= 1000
         assert proc.poll() is None, stop(proc)
