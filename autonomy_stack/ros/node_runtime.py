@@ -28,6 +28,7 @@ def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = No
     # handler: that one only runs when the executor's wait returns, which for a node
     # without timers is never.
     rclpy.init(args=list(args) if args is not None else sys.argv)
+    sys.unraisablehook = teardown_unraisable_hook(rclpy.ok, sys.unraisablehook)
     node = None
     spinning = False
     code = 0
@@ -61,6 +62,23 @@ def run_node(factory: Callable[[], "object"], args: Optional[Sequence[str]] = No
             _close(node, rclpy)
         rclpy.try_shutdown()
     return code
+
+
+def teardown_unraisable_hook(context_ok: Callable[[], bool], default):
+    """sys.unraisablehook: after a shutdown, an exception that rclpy's own finalizers
+    cannot raise (a Task half-built when Ctrl-C/SIGTERM invalidated the executor: its
+    Future.__del__ fails with AttributeError) is one line naming it, not a traceback;
+    everything else, and anything while the context is up, goes to `default`."""
+    def hook(unraisable):
+        where = getattr(unraisable.object, "__module__", "") or ""
+        if where.startswith("rclpy") and not context_ok():
+            exc = unraisable.exc_value
+            print(f"[{_node_name_from_args()}]: ignored during shutdown in "
+                  f"{getattr(unraisable.object, '__qualname__', where)} (rclpy): "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            return
+        default(unraisable)
+    return hook
 
 
 def _shutdown_requested(rclpy, grace_s: float = 0.5) -> bool:
