@@ -135,9 +135,9 @@ def perceive_clip(bag, engine, decode_score: float = 0.2, online_score: Optional
     if all(info is None for info in cams.infos.values()):
         raise ClipError(f"{bag}: no /cameras/<cam>/camera_info of the network's cameras "
                         f"{engine.camera_names}")
-    thr = float(node_params("perception").get("score_threshold", 0.3)) if online_score is None \
-        else online_score
-    online = PostProcessor(engine.config, score_threshold=thr)
+    node = node_params("perception")
+    thr = float(node.get("score_threshold", 0.3)) if online_score is None else online_score
+    online = PostProcessor.from_node_params(engine.config, {**node, "score_threshold": thr})
     det_classes = engine.config["heads"]["detection"]["classes"]
     engine.reset()
     frames: List[ClipFrame] = []

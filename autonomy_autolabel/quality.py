@@ -34,8 +34,8 @@ from autonomy_perception.evaluation.metrics import DetectionEvaluator
 from autonomy_perception.evaluation.protocol import EvaluationProtocol, ProtocolEvaluator, nan_to_none
 from autonomy_replay.bag import stamp_ns
 from autonomy_replay.bag_data import BagData, layer_key, non_image
-from autonomy_replay.perception_eval import (EvalFrame, _nearest, _pose, _stamps, bag_frames,
-                                             pose_sources, raster_on_grid)
+from autonomy_replay.perception_eval import (EvalFrame, _nearest, _stamps, bag_frames,
+                                             pose_at, pose_sources, raster_on_grid)
 from autonomy_stack.geometry import from_frame
 from autonomy_stack.vector_space import ObjectState
 
@@ -56,7 +56,7 @@ def ground_truth_rasters(inp: BagData, frames: List[EvalFrame], protocol: Evalua
     centres = protocol.grid.cell_centres()
     out: Dict[int, Dict] = {}
     for f in frames:
-        g = _pose(gt_pose, f.stamp_ns)
+        g = pose_at(gt_pose, f.stamp_ns)
         if g is None:
             continue
         c_odom = from_frame(centres.reshape(-1, 2), *g).reshape(centres.shape)

@@ -41,14 +41,15 @@ import torch
 
 from autonomy_perception.evaluation.protocol import EvaluationProtocol, nan_to_none
 from autonomy_perception.inference_engine import InferenceEngine
-from autonomy_perception.postprocess import decode_objects
+from autonomy_perception.postprocess import PostProcessor, decode_objects
 from autonomy_perception.rectification import CameraGeometry, Rectifier, StaticTransformCache
 from autonomy_perception.virtual_camera import load_virtual_cameras
 from autonomy_replay.bag import BagReader, stamp_ns
 from autonomy_replay.bag_data import BagData, non_image
 from autonomy_replay.perception_eval import (EvalFrame, bag_frames, evaluate_frames,
                                              move_objects, node_params, perception_checkpoint,
-                                             pose_sources)
+                                             pose_at, pose_sources)
+from autonomy_stack.vector_space import EgoState
 from autonomy_stack.ros.ros_conversions import image_to_numpy
 
 AGREEMENT_AP = 0.02
@@ -162,15 +163,20 @@ class CameraFrames:
 
 # ---------------------------------------------------------------------- the offline re-run
 def rerun_offline(engine, frames: Sequence[EvalFrame], images: Dict[int, Dict[str, np.ndarray]],
-                  odom: list, pose_msgs: list, thresholds: Sequence[float]):
+                  odom: list, pose_msgs: list, thresholds: Sequence[float],
+                  post: Optional[PostProcessor] = None):
     """Run the network over the processed frames (in stamp order, video state carried as
     in the node) -> ({threshold: {gt stamp: detections in the ego frame at the gt
-    stamp}}, {gt stamp: {layer: probability raster}})."""
+    stamp}}, {gt stamp: {layer: probability raster}}): a plain decode at each of
+    `thresholds`, and under the key "node" the output of `post`, the node's own
+    post-processing (tracking with hysteresis and coasting, in odom with the pose at the
+    frame's stamp)."""
+    keys = list(thresholds) + (["node"] if post is not None else [])
     cfg = engine.config
     det_classes = cfg["heads"]["detection"]["classes"]
     seg_classes = cfg["heads"]["segmentation"]["classes"] if "segmentation" in cfg["heads"] else []
     engine.reset()
-    dets: Dict[float, Dict[int, list]] = {t: {} for t in thresholds}
+    dets: Dict[object, Dict[int, list]] = {k: {} for k in keys}
     rasters: Dict[int, Dict[str, np.ndarray]] = {}
     for pf in processed_frames(frames):
         imgs = images.get(pf.camera_ns, {})
@@ -179,11 +185,16 @@ def rerun_offline(engine, frames: Sequence[EvalFrame], images: Dict[int, Dict[st
             engine.fill_camera(i, imgs.get(cam))
             mask.append(cam in imgs)
         res = engine.run(mask, kinematics_at(odom, pf.camera_ns), pf.camera_ns * 1e-9)
-        for thr in thresholds:
-            d = decode_objects(res.outputs, engine.grid, det_classes, score_threshold=thr)
+        for key in keys:
+            if key == "node":
+                p = pose_at(pose_msgs, pf.camera_ns)
+                ego = None if p is None else EgoState(x=p[0], y=p[1], yaw=p[2])
+                d = post.process(res.outputs, pf.camera_ns * 1e-9, ego=ego).objects
+            else:
+                d = decode_objects(res.outputs, engine.grid, det_classes, score_threshold=key)
             moved = move_objects(d, True, pf.camera_ns, pose_msgs, pf.gt_ns)
             if moved is not None:
-                dets[thr][pf.gt_ns] = moved
+                dets[key][pf.gt_ns] = moved
         if "seg" in res.outputs and pf.camera_ns == pf.gt_ns:
             rasters[pf.gt_ns] = {c: res.outputs["seg"][i] for i, c in enumerate(seg_classes)}
     return dets, rasters
@@ -218,11 +229,12 @@ def agreement(input_bag, output_bag, checkpoint=None, options: Optional[Dict] = 
     gt_pose, pred_pose = pose_sources(inp, out)
     odom = inp.get("/odom") or inp.get("/ground_truth/ego")
     dets, rasters = rerun_offline(engine, frames, images, odom, pred_pose,
-                                  [node_thr, DECODE_SCORE_OFFLINE])
+                                  [DECODE_SCORE_OFFLINE],
+                                  PostProcessor.from_node_params(engine.config, pp))
     layers = list(frames[0].rasters) if frames and frames[0].rasters else []
     layers = sorted({name for f in frames for name in f.rasters}) or layers
     node = evaluate_frames(frames, protocol, layers)
-    same = evaluate_frames(frames, protocol, layers, detections=dets[node_thr], rasters=rasters)
+    same = evaluate_frames(frames, protocol, layers, detections=dets["node"], rasters=rasters)
     full = evaluate_frames(frames, protocol, layers, detections=dets[DECODE_SCORE_OFFLINE],
                            rasters=rasters)
     diff = node["vehicle_ap"] - same["vehicle_ap"]

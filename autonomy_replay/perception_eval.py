@@ -104,7 +104,7 @@ def report_protocol(options: Optional[Mapping] = None, **overrides) -> Evaluatio
 
 
 # ---------------------------------------------------------------------- frames
-def _pose(msgs: list, t_ns: int) -> Optional[Pose]:
+def pose_at(msgs: list, t_ns: int) -> Optional[Pose]:
     m = nearest_by_stamp(msgs, t_ns)
     if m is None:
         return None
@@ -128,11 +128,11 @@ def move_objects(objs: List[ObjectState], in_ego: bool, own_ns: int, pose_msgs: 
     if in_ego:
         if own_ns == t_ns:
             return list(objs)
-        p = _pose(pose_msgs, own_ns)
+        p = pose_at(pose_msgs, own_ns)
         if p is None:
             return None
         objs = transform_vector_space(VectorSpace(0.0, "ego", objs), *p, "odom").objects
-    g = _pose(pose_msgs, t_ns)
+    g = pose_at(pose_msgs, t_ns)
     if g is None:
         return None
     if not objs:
@@ -159,7 +159,7 @@ def raster_on_grid(msg, pose_msgs: list, centres_odom: Optional[np.ndarray],
     own = stamp_ns(msg.header.stamp)
     in_ego = msg.header.frame_id == child and own == t_ns
     if not in_ego and (centres_odom is None or (msg.header.frame_id == child
-                                                and _pose(pose_msgs, own) is None)):
+                                                and pose_at(pose_msgs, own) is None)):
         return None
     grid = grid_from_msg(msg) if in_ego else grid_from_msg(msg, pose_msgs)
     pts = centres_ego if in_ego else centres_odom
@@ -258,10 +258,10 @@ def bag_frames(inp: BagData, out: BagData, protocol: EvaluationProtocol,
             f.detections = objects_in_ego(pmsg, pred_pose, t)
             f.prediction_stamp_ns = stamp_ns(pmsg.header.stamp)
         if lay_msgs:
-            g = _pose(gt_pose, t)
+            g = pose_at(gt_pose, t)
             flat = centres_ego.reshape(-1, 2)
             c_odom_gt = from_frame(flat, *g).reshape(centres_ego.shape) if g else None
-            gp = _pose(pred_pose, t)
+            gp = pose_at(pred_pose, t)
             c_odom_pr = from_frame(flat, *gp).reshape(centres_ego.shape) if gp else None
             for name, (pm, gm) in lay_msgs.items():
                 ps, gs = lay_stamps[name]

@@ -87,7 +87,11 @@ class VisionPerception:
         # lazy: the renderer opens a GL context (vision mode only)
         from autonomy_simulator.record import VehicleCameras
         self.engine = InferenceEngine.from_checkpoint(checkpoint, "cpu", video=True)
-        self.post = PostProcessor(self.engine.config, score_threshold=score_threshold)
+        # lazy: the node's parameters from config/perception.yaml (replay helper)
+        from autonomy_replay.perception_eval import node_params
+        # the node's post-processing (tracking hysteresis, coasting) at this score threshold
+        self.post = PostProcessor.from_node_params(
+            self.engine.config, {**node_params("perception"), "score_threshold": score_threshold})
         h, w = self.engine.input_hw
         rw, rh = render_size or (w, h)
         self.cameras = VehicleCameras(rw, rh, self.engine.camera_names, mounting_seed)

@@ -62,7 +62,15 @@ PARAMS = [
     ParamSpec("output_frame", "base_link", "frame of objects/road: base_link (ego) or odom "
               "(transformed with the latest odometry pose; the planner plans "
               "in odom)", choices=["base_link", "odom"]),
-    ParamSpec("score_threshold", 0.5, "minimum objectness of published objects", min=0.0, max=1.0),
+    ParamSpec("score_threshold", 0.5, "objectness that starts an object track (published)",
+              min=0.0, max=1.0),
+    ParamSpec("keep_threshold", 0.18, "objectness that continues an existing track (hysteresis; "
+              "above score_threshold acts as score_threshold)", min=0.0, max=1.0),
+    ParamSpec("coast_frames", 3, "frames a missed track is still published at its predicted "
+              "position (0: only detections)", min=0, max=50),
+    ParamSpec("static_coast_frames", 30, "frames a missed track of a static class (cone, pole, "
+              "barrier; seen in 3+ frames) is still published, in odom: the network loses small "
+              "static objects close to the car", min=0, max=300),
     ParamSpec("publish_bev", True, "publish the BEV rasters as OccupancyGrid"),
     ParamSpec("publish_markers", True, "publish RViz markers"),
     ParamSpec("diagnostics_period_s", 1.0, "seconds between /diagnostics", min=0.05, max=60.0),
@@ -113,7 +121,7 @@ class PerceptionNode(Node):
                 ckpt, p["device"], p["precision"], p["compile"], p["tensorrt"], video=p["video"])
         except (CheckpointError, EngineError) as exc:
             raise StartupError(f"parameter 'checkpoint'/'device': {exc}") from None
-        self.post = PostProcessor(self.engine.config, score_threshold=p["score_threshold"])
+        self.post = PostProcessor.from_node_params(self.engine.config, p)
         self.cameras = self.engine.camera_names
         self.inputs = {c: _CameraInput(c, i) for i, c in enumerate(self.cameras)}
         self.sync = FrameSynchronizer(self.cameras, p["sync_tolerance_ms"] / 1e3,
