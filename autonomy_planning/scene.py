@@ -19,7 +19,7 @@ from autonomy_stack.params import param
 from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
                                          RoadLine, VectorSpace)
 
-from autonomy_stack.geometry import polyline_length, resample_polyline, wrap_angle
+from autonomy_stack.geometry import polyline_length, resample_polyline, smooth_polyline, wrap_angle
 from autonomy_planning.path import MIN_SEGMENT, ReferencePath
 # lanes and routes (also imported from here by their users)
 from autonomy_planning.routes import (LaneIndex, fingerprint, geometry_key,  # noqa: F401
@@ -103,7 +103,8 @@ def lanes_from_road_lines(lines: Sequence[RoadLine], ego: Optional[EgoState] = N
     with no painted line between them, 2 x 2.4-5 m apart) is split down the middle into two
     lanes, the left one (seen from the ego) oncoming (right-hand traffic). Works for roads
     that are locally parallel (streets, highways); intersections need lanes from a map or
-    the simulator."""
+    the simulator. Each centreline is smoothed (`smooth_polyline`): perceived lines wiggle.
+    """
     bounds = [l for l in lines if l.line_type in (
         LineType.LANE_DASHED_WHITE, LineType.LANE_SOLID_WHITE, LineType.LANE_DASHED_YELLOW,
         LineType.LANE_SOLID_YELLOW, LineType.ROAD_EDGE, LineType.CURB)
@@ -153,7 +154,8 @@ def lanes_from_road_lines(lines: Sequence[RoadLine], ego: Optional[EgoState] = N
         for lo_d, hi_d, onc in halves:
             mid_d = 0.5 * (lo_d + hi_d)
             x, y, _ = ref.to_xy(grid, mid_d)
-            centre = np.column_stack([x, y])
+            # perceived lines wiggle: the planner's reference needs a smooth centre
+            centre = smooth_polyline(np.column_stack([x, y]))
             lane_mid = float(np.median(mid_d))
             if onc is None:
                 # oncoming: separated from the ego by a yellow line
@@ -170,17 +172,21 @@ class StaticObjectTracker:
     0 m/s, which the predictor would then expect to pull out any moment).
 
     A car or truck (by track id) observed for at least `min_observed` seconds and for more
-    than 2 x `window` observations that has not moved is static. Moved means: the median
-    |speed| over its last `window` observations is at least `moving_speed`; a track's
-    first `window` speeds are not used. Only the speed counts, robustly, because of what
-    perception gives (measured in the vision closed loop, narrow street): the first frames'
-    velocities are noise (6.4 m/s for a parked car: no history in the video queues yet), and a parked car's perceived position drifts 2-2.5 m in odom while the ego
-    approaches it from 30 m (a range-dependent bias) at a velocity of 0.0-0.2 m/s. Both
-    used to flag every parked car ahead as "moved", and the ego waited behind them as
-    behind a queue. Once moved a car is never static again (one waiting in a queue that
-    has driven stays an agent). Objects that already carry `is_static` keep it; other
-    classes are unchanged (cones, poles and barriers are static by class, pedestrians may
-    start walking any time)."""
+    than 2 x `window` observations that has not moved is static. Moved means, over its last
+    `window` observations (a track's first `window` are not used): the median |speed| is
+    at least `moving_speed`, and its positions (least-squares fit over time, in the fixed
+    frame) moved at least max(moving_speed / 2, 0.4 x that median speed). Both because of
+    what perception gives (measured in the vision closed loop, narrow street): the first
+    frames' velocities are noise (6.4 m/s for a parked car: no history in the video queues
+    yet); the velocity head gives parked cars ahead about the ego's own speed (3.4 m/s
+    while the ego drove at 3.3: the car was predicted to drive away and the ego ran into
+    it), while their positions stay put; and a parked car's position drifts 1-2 m while
+    the ego approaches it (a range-dependent bias) at a velocity of 0.0-0.2 m/s. Either
+    alone flagged parked cars as "moved". A lead car at the ego's speed moves in both. Once
+    moved a car is never static again (one waiting in a queue that has driven stays an
+    agent). Objects that already carry `is_static` keep it; other classes are unchanged
+    (cones, poles and barriers are static by class, pedestrians may start walking any
+    time)."""
 
     CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK)
 
@@ -196,8 +202,15 @@ class StaticObjectTracker:
         self._tracks.clear()
 
     def _moved(self, tr: dict) -> bool:
-        speeds = tr["speeds"]
-        return len(speeds) >= self.window and float(np.median(np.abs(speeds))) >= self.moving_speed
+        h = np.asarray(tr["hist"], dtype=float)          # (n, 4): t, x, y, speed
+        if len(h) < self.window or np.ptp(h[:, 0]) <= 0.0:
+            return False
+        v_net = float(np.median(np.abs(h[:, 3])))
+        if v_net < self.moving_speed:
+            return False
+        t = h[:, 0] - h[:, 0].mean()
+        v_pos = float(np.hypot(*(t @ (h[:, 1:3] - h[:, 1:3].mean(axis=0)) / (t @ t))))
+        return v_pos >= max(0.5 * self.moving_speed, 0.4 * v_net)
 
     def update(self, objects: Sequence[ObjectState], stamp: float) -> List[ObjectState]:
         out = []
@@ -205,15 +218,15 @@ class StaticObjectTracker:
             tr = self._tracks.get(o.id)
             if tr is None or stamp < tr["last"] or stamp - tr["last"] > self.forget_after:
                 tr = self._tracks[o.id] = {"first": stamp, "last": stamp, "moved": False,
-                                           "n": 0, "speeds": deque(maxlen=self.window)}
+                                           "n": 0, "hist": deque(maxlen=self.window)}
             tr["last"] = stamp
             tr["n"] += 1
             if tr["n"] > self.window:
-                tr["speeds"].append(o.speed)
+                tr["hist"].append((stamp, o.x, o.y, o.speed))
             if not tr["moved"] and self._moved(tr):
                 tr["moved"] = True
             if (not o.is_static and o.object_class in self.CLASSES and not tr["moved"]
-                    and len(tr["speeds"]) >= self.window and stamp - tr["first"] >= self.min_observed):
+                    and len(tr["hist"]) >= self.window and stamp - tr["first"] >= self.min_observed):
                 o = replace(o, is_static=True)
             out.append(o)
         for k in [k for k, tr in self._tracks.items() if stamp - tr["last"] > self.forget_after]:

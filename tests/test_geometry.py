@@ -235,3 +235,26 @@ def test_guard_catches_a_copy():
     assert INLINE_WRAP[0].search("(a + math.pi) % (2.0 * math.pi) - math.pi")
     assert INLINE_WRAP[1].search("np.arctan2(np.sin(a), np.cos(a))")
     assert INLINE_WRAP[1].search("math.atan2(math.sin(a), math.cos(a))")
+
+
+def test_smooth_polyline_removes_wiggles_and_keeps_a_left_curve():
+    from autonomy_stack.geometry import smooth_polyline
+    rng = np.random.default_rng(0)
+    x = np.arange(0.0, 35.0, 1.0)
+    # a gentle LEFT curve (R = 60 m, centre at +y) with +-0.4 m of perception noise
+    R = 60.0
+    th = x / R
+    clean = np.column_stack([R * np.sin(th), R - R * np.cos(th)])
+    noisy = clean + rng.uniform(-0.4, 0.4, clean.shape) * np.column_stack([np.zeros_like(x), np.ones_like(x)])
+    sm = smooth_polyline(noisy)
+    assert sm.shape == noisy.shape
+    assert np.all(np.diff(sm[:, 0]) > 0)                       # order kept (along +x)
+    assert np.max(np.abs(sm[:, 1] - clean[:, 1])) < 0.25       # back near the true curve
+    # curvature: positive (left) and near 1/60 in the middle, no 0.2 1/m wiggles
+    d1 = np.gradient(sm, axis=0)
+    d2 = np.gradient(d1, axis=0)
+    k = (d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]) / np.hypot(*d1.T) ** 3
+    assert np.all(np.abs(k[3:-3]) < 0.05) and np.median(k) > 0.005
+    # a polyline folding back (U-turn) is left as it is
+    u = np.column_stack([np.r_[x, x[::-1]], np.r_[np.zeros_like(x), np.full_like(x, 8.0)]])
+    assert np.array_equal(smooth_polyline(u), u)

@@ -214,3 +214,26 @@ def test_lanes_from_painted_lines():
     assert own[0].centerline[-1, 0] > own[0].centerline[0, 0]
     assert onc[0].centerline[-1, 0] < onc[0].centerline[0, 0]
     assert own[0].width == pytest.approx(3.5)
+
+
+def test_parked_car_is_aligned_with_the_road_but_angled_parking_is_not():
+    """A static car parked along the road with a perceived heading 0.2 rad to the LEFT
+    (perception follows the ego's heading) occupies its width across the road, not
+    L sin + W cos; a car parked at 0.6 rad and a moving car at 0.2 rad keep their heading."""
+    from autonomy_planning.futures import futures_to_occupancy
+    from autonomy_planning.path import ReferencePath
+    xs = XS
+    lanes = [Lane(1, np.column_stack([xs, np.zeros_like(xs)]), 3.5, 13.9)]
+    ego = EgoState(x=0.0, y=0.0, yaw=0.0, speed=5.0)
+    parked = ObjectState(1, ObjectClass.CAR, 25.0, -2.4, 0.2, 4.4, 1.8, 1.5, is_static=True)
+    angled = ObjectState(2, ObjectClass.CAR, 40.0, -4.0, 0.6, 4.4, 1.8, 1.5, is_static=True)
+    moving = ObjectState(3, ObjectClass.CAR, 60.0, 0.0, 0.2, 4.4, 1.8, 1.5, speed=5.0)
+    agents = [parked, angled, moving]
+    fut = FuturePredictor().predict(PlanningScene(0.0, ego, agents, lanes, []))
+    ref = ReferencePath(lanes[0].centerline)
+    t = np.arange(51) * 0.2
+    occ = futures_to_occupancy(fut, {a.id: a for a in agents}, ref, t)
+    hd = {int(a): float(h) for a, h in zip(occ.agent, occ.hd[:, 0])}
+    assert hd[1] == pytest.approx(0.9, abs=1e-6)
+    assert hd[2] == pytest.approx(2.2 * math.sin(0.6) + 0.9 * math.cos(0.6), abs=1e-3)
+    assert hd[3] == pytest.approx(2.2 * math.sin(0.2) + 0.9 * math.cos(0.2), abs=1e-3)

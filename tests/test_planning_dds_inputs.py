@@ -163,3 +163,17 @@ def test_static_tracker_is_not_fooled_by_perception_jitter():
             assert out[7].is_static and out[8].is_static   # neither has moved yet
     assert out[7].is_static
     assert not out[8].is_static
+
+
+def test_static_tracker_parked_car_with_the_ego_speed_from_the_network_stays_parked():
+    """The velocity head gives a parked car ahead about the ego's own speed while its
+    perceived position stays put: parked. A lead car at that speed whose position moves
+    with it: an agent."""
+    trk = StaticObjectTracker()
+    out = {}
+    for k in range(20):
+        t = 0.1 * k
+        parked = _car(5, 24.0 + 0.05 * np.sin(k), speed=3.4)
+        lead = _car(6, 40.0 + 3.4 * t, speed=3.4)
+        out = {o.id: o for o in trk.update([parked, lead], t)}
+    assert out[5].is_static and not out[6].is_static
