@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-import cv2
 import numpy as np
 
 from autonomy_perception.postprocess import PostProcessor, decode_objects
+from autonomy_perception.rectification import network_input_image
 from autonomy_replay.bag import BagReader, stamp_ns
 from autonomy_replay.bag_data import BagData, quat_yaw
 from autonomy_replay.perception_agreement import CameraFrames, kinematics_at
@@ -95,14 +95,9 @@ class StreamingCameraFrames(CameraFrames):
                 rect = self._rectifier(topics[topic])
                 if rect is None:
                     continue
-                img = rect.rectify(image_to_numpy(msg))
-                if img.shape[:2] != (self.H, self.W):        # the perception node's conversion
-                    img = cv2.resize(img, (self.W, self.H), interpolation=cv2.INTER_AREA)
-                if img.ndim == 2:
-                    img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-                elif msg.encoding == "bgr8":
-                    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-                imgs[topics[topic]] = np.ascontiguousarray(img)
+                # the perception node's conversion
+                imgs[topics[topic]] = network_input_image(rect.rectify(image_to_numpy(msg)),
+                                                          msg.encoding, (self.H, self.W))
             if cur is not None:
                 yield cur, imgs
         finally:

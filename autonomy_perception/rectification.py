@@ -30,6 +30,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Optional, Tuple
 
+import cv2
 import numpy as np
 
 from autonomy_perception.virtual_camera import VirtualCamera
@@ -47,6 +48,21 @@ DEVICES = ("cpu", "cuda", "torch-cpu")
 INTERPOLATIONS = ("linear", "nearest")
 # map value for virtual pixels that see nothing of the real image (far outside -> black)
 _OUTSIDE = -1000.0
+
+
+def network_input_image(img: np.ndarray, encoding: str, hw: Tuple[int, int]) -> np.ndarray:
+    """A camera image (already rectified to the virtual camera) as the network takes it:
+    resized to `hw` (area interpolation) when it is another size, RGB (mono8 expanded,
+    bgr8 swapped), contiguous. The one conversion of the perception node, the offline
+    agreement re-run and the auto-labeler."""
+    h, w = hw
+    if img.shape[:2] != (h, w):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    elif encoding == "bgr8":
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    return np.ascontiguousarray(img)
 
 
 class CalibrationError(ValueError):

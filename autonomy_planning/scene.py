@@ -172,8 +172,8 @@ class StaticObjectTracker:
     0 m/s, which the predictor would then expect to pull out any moment).
 
     A car or truck (by track id) observed for at least `min_observed` seconds and for more
-    than 2 x `window` observations that has not moved is static. Moved means, over its last
-    `window` observations (a track's first `window` are not used): the median |speed| is
+    than `skip` + `window` observations that has not moved is static. Moved means, over its
+    last `window` observations (a track's first `skip` are not used): the median |speed| is
     at least `moving_speed`, and its positions (least-squares fit over time, in the fixed
     frame) moved at least max(moving_speed / 2, 0.4 x that median speed). Both because of
     what perception gives (measured in the vision closed loop, narrow street): the first
@@ -191,11 +191,11 @@ class StaticObjectTracker:
     CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK)
 
     def __init__(self, min_observed: float = 0.5, moving_speed: float = 1.0,
-                 forget_after: float = 5.0, window: int = 5):
+                 forget_after: float = 5.0, window: int = 5, skip: int = 5):
         self.min_observed = min_observed
         self.moving_speed = moving_speed
         self.forget_after = forget_after
-        self.window = window
+        self.window, self.skip = window, skip
         self._tracks: Dict[int, dict] = {}
 
     def reset(self):
@@ -221,7 +221,7 @@ class StaticObjectTracker:
                                            "n": 0, "hist": deque(maxlen=self.window)}
             tr["last"] = stamp
             tr["n"] += 1
-            if tr["n"] > self.window:
+            if tr["n"] > self.skip:
                 tr["hist"].append((stamp, o.x, o.y, o.speed))
             if not tr["moved"] and self._moved(tr):
                 tr["moved"] = True

@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import cv2
 import numpy as np
 import torch
 
 from autonomy_perception.evaluation.protocol import EvaluationProtocol, nan_to_none
 from autonomy_perception.inference_engine import InferenceEngine
 from autonomy_perception.postprocess import PostProcessor, decode_objects
-from autonomy_perception.rectification import CameraGeometry, Rectifier, StaticTransformCache
+from autonomy_perception.rectification import (CameraGeometry, Rectifier, StaticTransformCache,
+                                                network_input_image)
 from autonomy_perception.virtual_camera import load_virtual_cameras
 from autonomy_replay.bag import BagReader, stamp_ns
 from autonomy_replay.bag_data import BagData, non_image
@@ -149,14 +149,9 @@ class CameraFrames:
             if rect is None:
                 continue
             img = image_to_numpy(msg)
-            img = rect.rectify(img)
-            if img.shape[:2] != (self.H, self.W):        # the perception node's conversion
-                img = cv2.resize(img, (self.W, self.H), interpolation=cv2.INTER_AREA)
-            if img.ndim == 2:
-                img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-            elif msg.encoding == "bgr8":
-                img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-            out.setdefault(s, {})[cam] = np.ascontiguousarray(img)
+            # the perception node's conversion
+            out.setdefault(s, {})[cam] = network_input_image(rect.rectify(img), msg.encoding,
+                                                             (self.H, self.W))
         reader.close()
         return out
 

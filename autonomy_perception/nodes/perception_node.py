@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-import cv2
 import numpy as np
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -41,7 +40,7 @@ from autonomy_interfaces.msg import LatencyReport, ObjectArray, RoadStructure, S
 from autonomy_perception.nodes.ros_outputs import probability_grid, vector_space_markers
 from autonomy_perception.postprocess import PostProcessor
 from autonomy_perception.rectification import (CalibrationError, CameraGeometry, Rectifier,
-                                               StaticTransformCache)
+                                               StaticTransformCache, network_input_image)
 from autonomy_perception.virtual_camera import VirtualCamera
 from autonomy_stack.paths import share_dir
 from autonomy_stack.ros.qos import OUTPUTS, SENSOR_IMAGES, STATE
@@ -316,13 +315,7 @@ class PerceptionNode(Node):
                             img, flip_channels=msg.encoding == "bgr8"))
                         continue
                     img = rect.rectify(img)
-                elif img.shape[:2] != (h, w):
-                    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-                if img.ndim == 2:
-                    img = cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-                elif msg.encoding == "bgr8":
-                    img = cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
-                self.engine.fill_camera(ci.index, img)
+                self.engine.fill_camera(ci.index, network_input_image(img, msg.encoding, (h, w)))
             except Exception as exc:  # noqa: BLE001 - calibration/format problems of one camera
                 self._drop(ci, "convert", str(exc))
                 self.engine.fill_camera(ci.index, None)
