@@ -177,8 +177,9 @@ class StaticObjectTracker:
     at least `moving_speed`, and its positions (least-squares fit over time, in the fixed
     frame) moved at least max(moving_speed / 2, 0.4 x that median speed). Both because of
     what perception gives (measured in the vision closed loop, narrow street): the first
-    frames' velocities are noise (6.4 m/s for a parked car: no history in the video queues
-    yet); the velocity head gives parked cars ahead about the ego's own speed (3.4 m/s
+    frames' velocities and positions are noise (parked cars at 6-9 m/s, positions running
+    ahead at 4-5 m/s in odom for the first 1.5 s while the video queues and the spatial
+    RNN fill); the velocity head gives parked cars ahead about the ego's own speed (3.4 m/s
     while the ego drove at 3.3: the car was predicted to drive away and the ego ran into
     it), while their positions stay put; and a parked car's position drifts 1-2 m while
     the ego approaches it (a range-dependent bias) at a velocity of 0.0-0.2 m/s. Either
@@ -190,16 +191,19 @@ class StaticObjectTracker:
 
     CLASSES = (ObjectClass.CAR, ObjectClass.TRUCK)
 
-    def __init__(self, min_observed: float = 0.5, moving_speed: float = 1.0,
-                 forget_after: float = 5.0, window: int = 5, skip: int = 5):
+    def __init__(self, min_observed: float = 0.5, moving_speed: float = 2.0,
+                 forget_after: float = 5.0, window: int = 10, skip: int = 5,
+                 warmup_s: float = 1.5):
         self.min_observed = min_observed
         self.moving_speed = moving_speed
         self.forget_after = forget_after
-        self.window, self.skip = window, skip
+        self.window, self.skip, self.warmup_s = window, skip, warmup_s
+        self._t0: Optional[float] = None
         self._tracks: Dict[int, dict] = {}
 
     def reset(self):
         self._tracks.clear()
+        self._t0 = None
 
     def _moved(self, tr: dict) -> bool:
         h = np.asarray(tr["hist"], dtype=float)          # (n, 4): t, x, y, speed
@@ -213,6 +217,8 @@ class StaticObjectTracker:
         return v_pos >= max(0.5 * self.moving_speed, 0.4 * v_net)
 
     def update(self, objects: Sequence[ObjectState], stamp: float) -> List[ObjectState]:
+        if self._t0 is None or stamp < self._t0:
+            self._t0 = stamp
         out = []
         for o in objects:
             tr = self._tracks.get(o.id)
@@ -221,7 +227,7 @@ class StaticObjectTracker:
                                            "n": 0, "hist": deque(maxlen=self.window)}
             tr["last"] = stamp
             tr["n"] += 1
-            if tr["n"] > self.skip:
+            if tr["n"] > self.skip and stamp - self._t0 >= self.warmup_s:
                 tr["hist"].append((stamp, o.x, o.y, o.speed))
             if not tr["moved"] and self._moved(tr):
                 tr["moved"] = True

@@ -99,3 +99,26 @@ def test_a_confirmed_standing_object_is_remembered_longer_than_a_mover():
     back = tr.update([replace(pole, score=0.2)], 0.1)   # weak again: continues its track
     assert [o.id for o in back] == [pole_id]
     assert [tr.update([], 0.1) for _ in range(11)][-1] == []
+
+
+def test_speed_comes_from_the_track_positions_in_a_fixed_frame():
+    """The velocity head gives a parked car 7 m/s and a car driving at 5 m/s only 1 m/s;
+    in odom the track's positions say 0 and 5 (after 0.8 s of history)."""
+    rng = np.random.default_rng(1)
+    tr = Tracker(birth_score=0.3)
+    out = []
+    for k in range(12):
+        jit = rng.uniform(-0.3, 0.3, 2)
+        parked = car(30.0 + jit[0], -2.4 + jit[1], 0.5, speed=7.0)
+        driving = car(10.0 + 0.5 * k, 1.75, 0.5, speed=1.0)
+        out = tr.update([parked, driving], 0.1, fixed_frame=True)
+        if k == 7:          # 0.7 s of history: the velocity head's values still
+            assert sorted(round(o.speed, 1) for o in out) == [1.0, 7.0]
+    by_x = sorted(out, key=lambda o: o.x)
+    assert by_x[0].speed == pytest.approx(5.0, abs=0.05)
+    assert abs(by_x[1].speed) < 1.0
+    # in the ego frame (no fixed frame) the velocity head's values are kept
+    tr2 = Tracker(birth_score=0.3)
+    for k in range(12):
+        out2 = tr2.update([car(30.0, -2.4, 0.5, speed=7.0)], 0.1)
+    assert out2[0].speed == 7.0

@@ -68,7 +68,7 @@ def _car(i, x, speed=0.0, cls=ObjectClass.CAR, y=-2.4):
 
 
 def test_static_tracker_flags_parked_cars_only():
-    trk = StaticObjectTracker(min_observed=0.5)
+    trk = StaticObjectTracker(min_observed=0.5, warmup_s=0.0)
     moving = [_car(1, 10.0, speed=6.0)]
     out = {}
     for k in range(16):
@@ -145,21 +145,21 @@ def test_gets_going_from_standstill_behind_static_obstacles():
 def test_static_tracker_is_not_fooled_by_perception_jitter():
     """A perceived parked car: a first-frame velocity of 6.4 m/s (no video history yet), a
     position drifting 2.5 m toward the ego in 1 s, +-0.6 m of jitter and 0.4 m/s of velocity
-    noise (what the tiny network gives at 20-30 m) -> parked. A car pulling out at 1.5 m/s
-    (first slowly creeping, then driving) -> an agent."""
+    noise (what the tiny network gives at 20-30 m) -> parked. A car pulling out
+    (first slowly creeping, then driving at 3 m/s) -> an agent."""
     rng = np.random.default_rng(0)
-    trk = StaticObjectTracker()
+    trk = StaticObjectTracker(warmup_s=0.0)
     out = {}
-    for k in range(30):
+    for k in range(40):
         t = 0.1 * k
         jitter = rng.uniform(-0.6, 0.6, 2)
         drift = 2.5 * min(t, 1.0)
         parked = _car(7, 27.5 - drift + jitter[0], y=-2.5 + jitter[1],
                       speed=6.4 if k == 0 else rng.uniform(-0.4, 0.4))
-        creeping = _car(8, 15.0 + (0.2 * t if t < 1.0 else 0.2 + 1.5 * (t - 1.0)),
-                        y=-2.5, speed=0.2 if t < 1.0 else 1.5)
+        creeping = _car(8, 15.0 + (0.2 * t if t < 2.0 else 0.4 + 3.0 * (t - 2.0)),
+                        y=-2.5, speed=0.2 if t < 2.0 else 3.0)
         out = {o.id: o for o in trk.update([parked, creeping], t)}
-        if k == 10:
+        if k == 19:
             assert out[7].is_static and out[8].is_static   # neither has moved yet
     assert out[7].is_static
     assert not out[8].is_static
@@ -169,7 +169,7 @@ def test_static_tracker_parked_car_with_the_ego_speed_from_the_network_stays_par
     """The velocity head gives a parked car ahead about the ego's own speed while its
     perceived position stays put: parked. A lead car at that speed whose position moves
     with it: an agent."""
-    trk = StaticObjectTracker()
+    trk = StaticObjectTracker(warmup_s=0.0)
     out = {}
     for k in range(20):
         t = 0.1 * k
@@ -177,3 +177,21 @@ def test_static_tracker_parked_car_with_the_ego_speed_from_the_network_stays_par
         lead = _car(6, 40.0 + 3.4 * t, speed=3.4)
         out = {o.id: o for o in trk.update([parked, lead], t)}
     assert out[5].is_static and not out[6].is_static
+
+
+def test_static_tracker_ignores_the_perception_warm_up():
+    """For its first 1.5 s perception gives parked cars 6-9 m/s and positions running ahead
+    at 4-5 m/s (video queues filling): not evidence of motion. Afterwards the car sits still."""
+    trk = StaticObjectTracker()                     # warmup_s 1.5
+    out = {}
+    for k in range(35):
+        t = 0.1 * k
+        x = 30.0 + 4.5 * min(t, 1.5)
+        out = {o.id: o for o in trk.update([_car(4, x, speed=8.0 if t < 1.5 else 0.1)], t)}
+    assert out[4].is_static
+    trk2 = StaticObjectTracker(warmup_s=0.0)        # the same without the warm-up: "moved"
+    for k in range(35):
+        t = 0.1 * k
+        out = {o.id: o for o in trk2.update([_car(4, 30.0 + 4.5 * min(t, 1.5),
+                                                  speed=8.0 if t < 1.5 else 0.1)], t)}
+    assert not out[4].is_static
