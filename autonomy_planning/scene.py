@@ -252,6 +252,31 @@ def road_from_lines(lines: Sequence[RoadLine], ego: Optional[EgoState], speed_li
     return lanes, boundaries
 
 
+class RoadMemory:
+    """The last lanes and boundaries derived from perception (odom frame), held for
+    `hold_s` seconds while new frames give no lane. Measured on vision (narrow street seed
+    0): mid-manoeuvre, 0.26 rad off the road's heading, the road lines gave no lane for
+    4 s; without a lane the reference is a straight line along the ego's heading, and the
+    ego drove off the road along it. In odom a road seen 1-3 s ago is still where it was."""
+
+    def __init__(self, hold_s: float = 3.0):
+        self.hold_s = hold_s
+        self._last: Optional[tuple] = None          # (stamp, lanes, boundaries)
+
+    def reset(self):
+        self._last = None
+
+    def update(self, lanes: List[Lane], boundaries: list, stamp: float) -> tuple:
+        """-> (lanes, boundaries, held): this frame's when it has a lane, else the last
+        ones with a lane (held=True) while younger than hold_s, else this frame's."""
+        if lanes:
+            self._last = (stamp, lanes, boundaries)
+            return lanes, boundaries, False
+        if self._last is not None and 0.0 <= stamp - self._last[0] <= self.hold_s:
+            return self._last[1], self._last[2], True
+        return lanes, boundaries, False
+
+
 def scene_from_vector_space(v: VectorSpace, ego: EgoState, goal: Optional[Goal] = None,
                             lanes: Optional[List[Lane]] = None,
                             speed_limit: Optional[float] = None) -> PlanningScene:
@@ -411,10 +436,26 @@ def _neighbour_offsets(ref: ReferencePath, key: tuple, lanes: List[Lane], route:
     return np.array(sorted(set(np.round(same, 2)))), np.array(sorted(set(np.round(onc, 2))))
 
 
+def _hold_forward(values: np.ndarray, hold: int) -> np.ndarray:
+    """Finite samples carried forward over up to `hold` following non-finite ones."""
+    out = values.copy()
+    last, since = np.nan, hold + 1
+    for k, v in enumerate(values):
+        if np.isfinite(v):
+            last, since = v, 0
+        else:
+            since += 1
+            if since <= hold and np.isfinite(last):
+                out[k] = last
+    return out
+
+
 def _drivable_bounds(scene: PlanningScene, ref: ReferencePath, key: tuple, grid, same, onc,
-                     lane_width: float, d_e: float, cache: dict):
+                     lane_width: float, d_e: float, cache: dict, hold_m: float = 30.0):
     """(left, right) drivable bounds (d) at the stations `grid`: the scene's boundaries
-    (curbs / road edges roughly parallel to the reference), else half a lane beyond the
+    (curbs / road edges roughly parallel to the reference), held `hold_m` beyond where
+    they end (perceived edges end 20-25 m ahead, and the road beyond was taken as only the
+    lane centres' width: no way past a row of parked cars), else half a lane beyond the
     outermost lane centres; they always contain the ego (offset d_e)."""
     all_centres = np.concatenate([same, onc]) if len(onc) else same
     default_left = float(np.max(all_centres) + lane_width / 2.0 + 0.3)
@@ -428,7 +469,9 @@ def _drivable_bounds(scene: PlanningScene, ref: ReferencePath, key: tuple, grid,
         cache[bkey] = _boundaries_on(ref, scene.boundaries)
     g0, bl0, br0 = cache[bkey]
     idx = np.clip(np.round(grid - g0[0]).astype(int), 0, len(g0) - 1)
-    bl, br = bl0[idx], br0[idx]
+    hold = int(round(hold_m))
+    bl = _hold_forward(np.where(np.isfinite(bl0[idx]), bl0[idx], np.nan), hold)
+    br = _hold_forward(np.where(np.isfinite(br0[idx]), br0[idx], np.nan), hold)
     left = np.where(np.isfinite(bl), np.minimum(bl, default_left + 3.0), left)
     right = np.where(np.isfinite(br), np.maximum(br, default_right - 3.0), right)
     # bounds must contain the ego; a sample that does not is noise

@@ -40,7 +40,8 @@ from autonomy_stack.vector_space import EgoState, transform_vector_space
 from autonomy_control.supervisor import (DrivableArea, Supervisor, SupervisorConfig,
                                          SupervisorInputs, path_is_free)
 from autonomy_planning.planner import Planner, PlannerConfig
-from autonomy_planning.scene import Goal, PlanningScene, StaticObjectTracker, road_from_lines
+from autonomy_planning.scene import (Goal, PlanningScene, RoadMemory, StaticObjectTracker,
+                                     road_from_lines)
 from autonomy_simulator import scenarios
 from autonomy_simulator.junction_scenarios import TIME_BUDGET_S as JUNCTION_TIME_BUDGET_S
 from autonomy_tools.closed_loop_metrics import EpisodeTrace
@@ -218,6 +219,7 @@ def run_episode(scenario: str, seed: int, mode: str = "vision", duration: Option
     if own_perception:
         perception = VisionPerception(cfg.checkpoint, seed, cfg.score_threshold, cfg.render_size)
     statics = StaticObjectTracker()
+    road_memory = RoadMemory()                  # what the planning node holds (road_hold_s)
     bounds_gt = boundaries_from_world(sim.world)
     gt_area = DrivableArea.from_lanes([(l.centerline, l.width) for l in map_lanes])
     rec = _Recorder()
@@ -239,13 +241,14 @@ def run_episode(scenario: str, seed: int, mode: str = "vision", duration: Option
                     timings["render_s"].append(tm["render_s"])
                     timings["perception_s"].append(tm["perception_s"])
                     agents = statics.update(list(vs.objects), sim.t)
-                    lanes, bounds = road_from_lines(vs.lines, ego, speed_limit)
+                    lanes, bounds, held = road_memory.update(
+                        *road_from_lines(vs.lines, ego, speed_limit), sim.t)
                     scene = PlanningScene(stamp=sim.t, ego=ego, agents=agents, lanes=lanes,
                                           boundaries=bounds, goal=goal, speed_limit=speed_limit)
                     mask = perception.drivable_mask(outputs)
                     drivable = None if mask is None else DrivableArea.from_raster(
                         mask, perception.engine.grid, (ego.x, ego.y, ego.yaw))
-                    cyc.update(objects=len(agents), lines=len(vs.lines), lanes=len(lanes),
+                    cyc.update(objects=len(agents), lines=len(vs.lines), lanes=len(lanes), road_held=held,
                                det_xy=[(round(o.x, 2), round(o.y, 2)) for o in agents],
                                lane_len=[round(float(np.hypot(*np.diff(l.centerline, axis=0).T).sum()), 1)
                                          for l in lanes])

@@ -195,3 +195,15 @@ def test_static_tracker_ignores_the_perception_warm_up():
         out = {o.id: o for o in trk2.update([_car(4, 30.0 + 4.5 * min(t, 1.5),
                                                   speed=8.0 if t < 1.5 else 0.1)], t)}
     assert not out[4].is_static
+
+
+def test_road_memory_holds_the_last_lanes_for_a_while():
+    from autonomy_planning.scene import Lane, RoadMemory
+    mem = RoadMemory(hold_s=3.0)
+    left_bend = Lane(1, np.array([[0.0, 0.0], [20.0, 1.0], [40.0, 4.0]]), 3.5)
+    edge = [np.array([[0.0, -1.75], [40.0, 2.25]])]
+    assert mem.update([left_bend], edge, 10.0) == ([left_bend], edge, False)
+    lanes, bounds, held = mem.update([], [], 12.5)            # a frame without a lane
+    assert held and lanes == [left_bend] and bounds == edge
+    assert mem.update([], [], 13.5) == ([], [], False)        # older than hold_s: gone
+    assert mem.update([], [], 9.0) == ([], [], False)         # time went back: not held

@@ -53,7 +53,8 @@ from autonomy_planning.parking.handover import DriveParkPlanner
 from autonomy_planning.maneuver_search import SearchConfig
 from autonomy_planning.planner import PlanResult, Planner, PlannerConfig, safe_stop_trajectory
 from autonomy_planning.trajectory_optimizer import OptimizerConfig
-from autonomy_planning.scene import Goal, Lane, PlanningScene, StaticObjectTracker, road_from_lines
+from autonomy_planning.scene import (Goal, Lane, PlanningScene, RoadMemory, StaticObjectTracker,
+                                     road_from_lines)
 from autonomy_stack.ros.node_runtime import StartupError, run_node
 from autonomy_stack.params import ParamSpec, declare_parameters, spec_from_field
 from autonomy_stack.vector_space import EgoState
@@ -122,6 +123,8 @@ PARAMS = [
               min=0.05, max=10.0),
     ParamSpec("max_odom_age", 0.3, "s: odometry older than this is stale", min=0.02, max=10.0),
     ParamSpec("require_goal", False, "stop (instead of following the lane) without a goal"),
+    ParamSpec("road_hold_s", 3.0, "s the last lanes from /perception/road are kept while new "
+              "frames give no lane (0: not kept)", min=0.0, max=30.0),
     *(core_spec(name) for name in CORE_PARAMS if name != "frame_id"),
     ParamSpec("publish_markers", True, "publish /planning/markers"),
     ParamSpec("diagnostics_rate_hz", 2.0, "diagnostics rate (and on every level change)",
@@ -195,6 +198,7 @@ class PlanningNode(Node):
         self.t_objects = self.t_road = self.t_odom = None
         self.goal = None
         self.static_tracker = StaticObjectTracker()
+        self.road_memory = RoadMemory(self.p["road_hold_s"])
         self.lanes, self.boundaries, self.road_key = [], [], None
         self.dropped = {"objects": 0, "road": 0, "odom": 0, "goal": 0}
         self.counters = {"cycles": 0, "safe_stops": 0, "plan_errors": 0, "late_frames": 0}
@@ -329,7 +333,12 @@ class PlanningNode(Node):
                                       round(float(l.points[-1][1]), 1)) for l in self.road[:50]))
         if key != self.road_key or not self.lanes:
             # the same derivation as the in-process closed loop (one implementation)
-            self.lanes, self.boundaries = road_from_lines(self.road, ego, self.p["speed_limit"])
+            self.lanes, self.boundaries, held = self.road_memory.update(
+                *road_from_lines(self.road, ego, self.p["speed_limit"]), self.now())
+            if held:
+                self.get_logger().warning("no lane in /perception/road: planning on the last lanes "
+                                       f"(kept up to road_hold_s = {self.p['road_hold_s']:g} s)",
+                                       throttle_duration_sec=2.0)
             self.road_key = key
 
     def on_timer(self, frame_ego: Optional[EgoState] = None,
