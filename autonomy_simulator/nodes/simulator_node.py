@@ -58,7 +58,7 @@ from std_msgs.msg import Empty
 from tf2_msgs.msg import TFMessage
 
 from autonomy_simulator import labels as lab
-from autonomy_simulator import scenarios
+from autonomy_simulator import scenario_file, scenarios
 from autonomy_stack.ros import ros_conversions as rc
 from autonomy_stack import vector_space as vs
 from autonomy_stack.ros.node_runtime import StartupError, run_node
@@ -74,6 +74,9 @@ PARAMS = [
               choices=sorted(scenarios.CATALOGUE)),
     ParamSpec("seed", 0, "scenario seed", min=0, max=2 ** 31 - 1),
     ParamSpec("scenario_params", "", "comma-separated key=value scenario parameters"),
+    ParamSpec("scenario_file", "", "a scenario file (autonomy_simulator.scenario_file, e.g. "
+              "a failure recreated by `python -m autonomy_autolabel.failure`); replaces "
+              "scenario / seed / scenario_params"),
     ParamSpec("dt", 0.02, "s per simulation step (odometry/IMU rate = 1/dt)", min=0.001, max=0.05),
     ParamSpec("real_time_factor", 1.0, "sim seconds per wall second", min=0.01, max=100.0),
     ParamSpec("autopilot", False, "drive the scenario route when no fresh command arrives"),
@@ -166,7 +169,8 @@ class SimulatorNode(Node):
         self.timer = self.create_timer(period, self._tick,
                                        clock=Clock(clock_type=ClockType.STEADY_TIME))
         self.get_logger().info(
-            f"scenario '{p['scenario']}' seed {p['seed']}: {len(self.sim.agents)} agents, "
+            (f"scenario file {p['scenario_file']}: " if p["scenario_file"] else
+             f"scenario '{p['scenario']}' seed {p['seed']}: ") + f"{len(self.sim.agents)} agents, "
             f"dt {self.sim.dt} s, cameras {list(self.pub_img) or 'off'}, "
             f"{'lockstep' if self.gate else 'real time'}, start on {p['start_on']}")
         if p["start_on"] == "immediately":
@@ -174,11 +178,17 @@ class SimulatorNode(Node):
 
     def _make_scenario(self, seed: int):
         p = self.p
-        try:
-            sp = scenarios.parse_params([s for s in p["scenario_params"].split(",") if s.strip()])
-            self.sc = scenarios.make(p["scenario"], seed=seed, **sp)
-        except (TypeError, ValueError) as exc:
-            raise StartupError(f"parameter 'scenario_params': {exc}") from None
+        if p["scenario_file"]:
+            try:
+                self.sc = scenario_file.load(p["scenario_file"])
+            except scenario_file.ScenarioFileError as exc:
+                raise StartupError(f"parameter 'scenario_file': {exc}") from None
+        else:
+            try:
+                sp = scenarios.parse_params([s for s in p["scenario_params"].split(",") if s.strip()])
+                self.sc = scenarios.make(p["scenario"], seed=seed, **sp)
+            except (TypeError, ValueError) as exc:
+                raise StartupError(f"parameter 'scenario_params': {exc}") from None
         self.sim = self.sc.sim
         self.sim_autopilot = self.sim.autopilot
         self.sim.autopilot = None
