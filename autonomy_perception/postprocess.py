@@ -24,6 +24,7 @@ from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, Object
                                           VectorSpace)
 
 from autonomy_stack.bev_grid import BEVGrid
+from autonomy_stack.geometry import fit_velocity
 
 from .classes import OBJECT_CLASS_OF
 
@@ -121,9 +122,8 @@ class Tracker:
         h = np.asarray(hist, dtype=float)
         if len(h) < 3 or np.ptp(h[:, 0]) < self.velocity_min_span:
             return None
-        t = h[:, 0] - h[:, 0].mean()
-        vx, vy = t @ (h[:, 1:] - h[:, 1:].mean(axis=0)) / (t @ t)
-        return float(vx * math.cos(yaw) + vy * math.sin(yaw))
+        vx, vy = fit_velocity(h[:, 0], h[:, 1:])
+        return vx * math.cos(yaw) + vy * math.sin(yaw)
 
     def update(self, dets: List[ObjectState], dt: float, fixed_frame: bool = False) -> List[ObjectState]:
         """dets in a fixed frame (`fixed_frame`: speeds from the track's positions) or the
@@ -218,7 +218,7 @@ class PostProcessor:
     """Network rasters -> VectorSpace. Objects: decoded down to `keep_threshold` (None: the
     `score_threshold`), tracked with hysteresis (a track starts at `score_threshold` and
     continues on weaker matched detections) and coasted `coast_frames` frames when missed,
-    standing confirmed tracks `static_coast_frames` (see Tracker)."""
+    confirmed tracks of static classes `static_coast_frames` (see Tracker)."""
 
     def __init__(self, cfg: Dict, score_threshold: float = 0.5, seg_threshold: float = 0.5,
                  track: bool = True, keep_threshold: Optional[float] = None,

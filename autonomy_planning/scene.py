@@ -19,7 +19,8 @@ from autonomy_stack.params import param
 from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
                                          RoadLine, VectorSpace)
 
-from autonomy_stack.geometry import polyline_length, resample_polyline, smooth_polyline, wrap_angle
+from autonomy_stack.geometry import (fit_velocity, polyline_length, resample_polyline,
+                                     smooth_polyline, wrap_angle)
 from autonomy_planning.path import MIN_SEGMENT, ReferencePath
 # lanes and routes (also imported from here by their users)
 from autonomy_planning.routes import (LaneIndex, fingerprint, geometry_key,  # noqa: F401
@@ -212,8 +213,7 @@ class StaticObjectTracker:
         v_net = float(np.median(np.abs(h[:, 3])))
         if v_net < self.moving_speed:
             return False
-        t = h[:, 0] - h[:, 0].mean()
-        v_pos = float(np.hypot(*(t @ (h[:, 1:3] - h[:, 1:3].mean(axis=0)) / (t @ t))))
+        v_pos = float(np.hypot(*fit_velocity(h[:, 0], h[:, 1:3])))
         return v_pos >= max(0.5 * self.moving_speed, 0.4 * v_net)
 
     def update(self, objects: Sequence[ObjectState], stamp: float) -> List[ObjectState]:

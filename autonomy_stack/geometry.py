@@ -209,3 +209,14 @@ def smooth_polyline(points, degree: int = 3) -> np.ndarray:
         return p.copy()
     coef = np.polyfit(a, b, degree)
     return c + np.outer(a, u) + np.outer(np.polyval(coef, a), n)
+
+
+def fit_velocity(t, xy) -> Tuple[float, float]:
+    """Least-squares velocity (vx, vy) of positions `xy` (N x 2) sampled at times `t` (N,):
+    the slope of a straight-line fit, robust to per-sample position noise. Needs a span of
+    time (t not all equal)."""
+    t = np.asarray(t, dtype=float)
+    p = np.asarray(xy, dtype=float)
+    tc = t - t.mean()
+    vx, vy = tc @ (p - p.mean(axis=0)) / (tc @ tc)
+    return float(vx), float(vy)

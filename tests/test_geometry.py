@@ -258,3 +258,11 @@ def test_smooth_polyline_removes_wiggles_and_keeps_a_left_curve():
     # a polyline folding back (U-turn) is left as it is
     u = np.column_stack([np.r_[x, x[::-1]], np.r_[np.zeros_like(x), np.full_like(x, 8.0)]])
     assert np.array_equal(smooth_polyline(u), u)
+
+
+def test_fit_velocity_is_the_slope_through_noisy_positions():
+    from autonomy_stack.geometry import fit_velocity
+    t = np.arange(10) * 0.1
+    xy = np.column_stack([5.0 + 3.0 * t, -2.0 - 1.0 * t]) + np.array([[0.05, -0.05]] * 5 + [[-0.05, 0.05]] * 5)[::-1]
+    vx, vy = fit_velocity(t, xy)
+    assert abs(vx - 3.0) < 0.3 and abs(vy + 1.0) < 0.3
