@@ -145,8 +145,8 @@ def fingerprint(arrays) -> tuple:  # noqa: E302
 
 def route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float):
     """(lane ids of the route, the lane the route changes lanes from or None): the scene's
-    explicit route (from its last lane change on; the lane before that change ends where
-    the change must be done), else the route to the goal (lane changes into parallel lanes
+    explicit route from the ego's lane on (after its leading lane changes; the lane before
+    such a change ends where the change must be done; up to a later change's lane), else the route to the goal (lane changes into parallel lanes
     allowed), else the straightest successors of the ego lane up to `lookahead` metres."""
     ego = scene.ego
     li = lane_index(lanes, paths)
@@ -167,11 +167,23 @@ def route_lanes(scene: PlanningScene, lanes: List[Lane], paths, lookahead: float
         # the ego reaches it by changing lanes (route deadline). A gap between consecutive
         # lanes (no successor link, not a neighbour) is bridged, or is an error.
         route = [r for r in route if r in by]
+        if ego_lane is not None and ego_lane.id in route:
+            route = route[route.index(ego_lane.id):]        # the part still ahead
         k0 = 0
         for k in range(1, len(route)):
             a, b = by[route[k - 1]], by[route[k]]
-            if b.id not in a.successors and route_link(a, b, paths) == "lane_change":
-                k0 = k
+            if b.id in a.successors or route_link(a, b, paths) != "lane_change":
+                continue
+            if k - 1 == k0:
+                k0 = k          # a change from the lane the reference would start with
+            else:
+                # a change further on (an on-ramp: ramp -> acceleration lane -> main road):
+                # the reference runs up to the lane it is made from; the change becomes
+                # the leading one once the ego is on that lane. (Measured: with the main
+                # road as the reference from the start of the ramp, the ego cut across
+                # the verge towards it, 2 m off the road.)
+                route = route[:k]
+                break
         leave = route[k0 - 1] if k0 > 0 else None
         route = route[k0:]
     if ego_lane is not None and not route:

@@ -19,7 +19,7 @@ from autonomy_stack.params import param
 from autonomy_stack.vector_space import (EgoState, LineType, ObjectClass, ObjectState,
                                          RoadLine, VectorSpace)
 
-from autonomy_stack.geometry import (fit_velocity, polyline_length, resample_polyline,
+from autonomy_stack.geometry import (arc_length, fit_velocity, polyline_length, resample_polyline,
                                      smooth_polyline, wrap_angle)
 from autonomy_planning.path import MIN_SEGMENT, ReferencePath
 # lanes and routes (also imported from here by their users)
@@ -69,6 +69,11 @@ class PlanningScene:
     boundaries: List[np.ndarray] = field(default_factory=list)  # curbs / road edges (Nx2)
     goal: Optional[Goal] = None
     route_lane_ids: List[int] = field(default_factory=list)     # optional explicit route
+    # the navigation route (Nx2, odom): the road-level path to the goal a navigation map
+    # gives (/planning/route). Without route lanes (perceived lanes carry no ids or
+    # successors) it says which way to go where the perceived lanes end or branch:
+    # through junctions, into turns (`nav_reference`)
+    nav_route: Optional[np.ndarray] = None
     # a scene-wide speed limit (m/s) on top of every lane's own, only when given (None: the
     # lanes' limits; without a lane, NO_LANE_SPEED_LIMIT)
     speed_limit: Optional[float] = None
@@ -373,6 +378,42 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
                      limit_values=np.array(limit_v or [speed_limit]))
 
 
+NAV_LANE_TOLERANCE = 2.0   # m: a perceived lane further than this from the navigation route left it
+NAV_JOIN_GAP = 6.0         # m along the route from a lane's last point to where the route takes over
+
+
+def nav_reference(nav: np.ndarray, ego: EgoState, lane_pts: Optional[np.ndarray] = None
+                  ) -> np.ndarray:
+    """The reference polyline from the navigation route `nav` (Nx2, odom): the perceived
+    lane centreline `lane_pts` up to where it leaves the route (NAV_LANE_TOLERANCE m), then
+    the route from NAV_JOIN_GAP m further on; without a lane, the route from 10 m behind
+    the ego. Resampled at 1 m and smoothed over 5 m, so the join has no kink."""
+    nav = resample_polyline(nav, 1.0, min_segment=MIN_SEGMENT)
+    path = ReferencePath(nav, ds=1.0, extend_before=0.0, extend_after=0.0)
+    s_e = float(path.project([[ego.x, ego.y]])[0][0])
+    start = s_e - 10.0
+    head = np.zeros((0, 2))
+    if lane_pts is not None and len(lane_pts) >= 2:
+        lane = resample_polyline(np.asarray(lane_pts, float)[:, :2], 1.0, min_segment=MIN_SEGMENT)
+        s_l, d_l = path.project(lane)
+        far = np.flatnonzero((np.abs(d_l) > NAV_LANE_TOLERANCE) & (s_l > s_e - 5.0))
+        keep = lane[: far[0]] if len(far) else lane
+        keep = keep[path.project(keep)[0] >= s_e - 10.0] if len(keep) else keep
+        if len(keep) >= 2:
+            head = keep
+            start = float(path.project(keep[-1:])[0][0]) + NAV_JOIN_GAP
+    tail = nav[arc_length(nav) >= start]
+    pts = np.vstack([head, tail]) if len(tail) else head
+    if len(pts) < 2:
+        pts = nav[-2:]
+    pts = resample_polyline(pts, 1.0, min_segment=MIN_SEGMENT)
+    if len(pts) >= 7:
+        k = np.ones(5) / 5.0
+        inner = np.column_stack([np.convolve(pts[:, i], k, mode="valid") for i in (0, 1)])
+        pts = np.vstack([pts[:2], inner, pts[-2:]])
+    return pts
+
+
 def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[int], paths):
     """(reference path, its key, lane width, speed limit): the route lanes' centrelines
     joined, or without a route a straight line along the ego heading; cached in
@@ -387,10 +428,20 @@ def _route_reference(scene: PlanningScene, by_id: Dict[int, Lane], route: List[i
             pts.append(c)
         ref_pts = np.vstack(pts)
         key = tuple(route)
+        if scene.nav_route is not None and len(scene.nav_route) >= 2 and not scene.route_lane_ids:
+            # perceived lanes: followed while they agree with the navigation route, which
+            # takes over where they end or leave it (a turn, a junction)
+            ref_pts = nav_reference(np.asarray(scene.nav_route, dtype=float)[:, :2], ego, ref_pts)
+            key = key + ("nav",)
         lane_width = float(by_id[route[0]].width)
         speed_limit = float(by_id[route[0]].speed_limit)
         if scene.speed_limit is not None:
             speed_limit = min(speed_limit, float(scene.speed_limit))
+    elif scene.nav_route is not None and len(scene.nav_route) >= 2:
+        ref_pts = nav_reference(np.asarray(scene.nav_route, dtype=float)[:, :2], ego)
+        key = ("nav", geometry_key(scene.nav_route))
+        lane_width = 3.5
+        speed_limit = NO_LANE_SPEED_LIMIT if scene.speed_limit is None else float(scene.speed_limit)
     else:
         # no lane: a straight reference along the ego heading
         L = 200.0

@@ -9,8 +9,9 @@ Definitions (all against ground truth, whatever the car planned on):
 * goal_reached / time_to_goal_s: first sample whose rear axle is within `goal_tolerance`
   of the goal position (time from the first sample);
 * off_road_s: time during which some point of the ego footprint lies more than
-  `off_road_tolerance_m` outside the drivable area of the ground-truth lanes
-  (`autonomy_control.supervisor.DrivableArea.from_lanes`, the supervisor's own geometry);
+  `off_road_tolerance_m` outside the drivable area of the ground-truth lanes and the
+  map's road outlines (`autonomy_control.supervisor.DrivableArea.from_lanes`, the
+  supervisor's own geometry);
 * max_route_deviation_m: max |lateral offset| of the rear axle from the route polyline;
   `route_deviation_at_max_m` keeps its sign (positive = left of the route);
 * comfort: nuPlan definitions via `planning_closed_loop.comfort_metrics`;
@@ -54,6 +55,9 @@ class EpisodeTrace:
     planner_latency_s: Sequence[float] = ()
     perception_latency_s: Sequence[float] = ()
     emergency_t: Sequence[float] = field(default_factory=tuple)  # planner emergency plans
+    # the map's drivable-area outlines ((M,2) each): asphalt beyond the lanes (the corners
+    # of a junction between its turning lanes)
+    road_polygons: Sequence[np.ndarray] = field(default_factory=tuple)
 
 
 def _sample_dt(t: np.ndarray) -> np.ndarray:
@@ -83,12 +87,13 @@ def collision_events(tr: EpisodeTrace, near_m: float = 15.0) -> List[Tuple[float
 
 
 def off_road_distances(tr: EpisodeTrace) -> np.ndarray:
-    """Per sample: max distance (m) of the ego footprint outside the ground-truth lanes'
-    drivable area (0 inside; 0 everywhere when the trace has no lanes)."""
+    """Per sample: max distance (m) of the ego footprint outside the ground-truth drivable
+    area: the lanes and the map's road outlines (0 inside; 0 everywhere when the trace has
+    no lanes)."""
     if not tr.lanes:
         return np.zeros(len(tr.t))
     area = DrivableArea.from_lanes([(np.asarray(l.centerline, float)[:, :2], float(l.width))
-                                    for l in tr.lanes])
+                                    for l in tr.lanes], tr.road_polygons)
     front, rear, hw = tr.body
     out = np.zeros(len(tr.t))
     for k in range(len(tr.t)):

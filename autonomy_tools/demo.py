@@ -296,7 +296,8 @@ def trace_from_bag(bag, scenario: str, seed: int, supervisor_events=()):
         goal_tolerance=GOAL_TOLERANCE_M,
         body=(vp.length - vp.rear_overhang, vp.rear_overhang, vp.width / 2.0),
         supervisor_events=list(supervisor_events), planner_latency_s=planner_s,
-        perception_latency_s=perception_s)
+        perception_latency_s=perception_s,
+        road_polygons=[np.asarray(p, float)[:, :2] for p in sc.sim.world.drivable_polygons])
 
 
 def lockstep_figures(bag) -> dict:

@@ -221,7 +221,12 @@ def run_episode(scenario: str, seed: int, mode: str = "vision", duration: Option
     statics = StaticObjectTracker()
     road_memory = RoadMemory()                  # what the planning node holds (road_hold_s)
     bounds_gt = boundaries_from_world(sim.world)
-    gt_area = DrivableArea.from_lanes([(l.centerline, l.width) for l in map_lanes])
+    road_polygons = [np.asarray(p, float)[:, :2] for p in sim.world.drivable_polygons]
+    gt_area = DrivableArea.from_lanes([(l.centerline, l.width) for l in map_lanes],
+                                      road_polygons)
+    # the navigation route (as /planning/route): which way to go, for the planner where the
+    # perceived lanes end, and the route the supervisor holds the car to
+    nav_route = np.asarray(sc.route_path, dtype=float)[:, :2]
     rec = _Recorder()
     every = max(1, int(round(cfg.plan_dt / sim.dt)))
     n = int(round(duration / sim.dt))
@@ -244,7 +249,8 @@ def run_episode(scenario: str, seed: int, mode: str = "vision", duration: Option
                     lanes, bounds, held = road_memory.update(
                         *road_from_lines(vs.lines, ego, speed_limit), sim.t)
                     scene = PlanningScene(stamp=sim.t, ego=ego, agents=agents, lanes=lanes,
-                                          boundaries=bounds, goal=goal, speed_limit=speed_limit)
+                                          boundaries=bounds, goal=goal, speed_limit=speed_limit,
+                                          nav_route=nav_route)
                     mask = perception.drivable_mask(outputs)
                     drivable = None if mask is None else DrivableArea.from_raster(
                         mask, perception.engine.grid, (ego.x, ego.y, ego.yaw))
@@ -271,7 +277,7 @@ def run_episode(scenario: str, seed: int, mode: str = "vision", duration: Option
                     cyc["plan_backward"] = route is None and polyline_length(
                         np.column_stack([traj.x, traj.y])) >= 1.0
                     status = sup.update(SupervisorInputs(
-                        stamp=sim.t, ego=ego, body=body, drivable=drivable, route=route,
+                        stamp=sim.t, ego=ego, body=body, drivable=drivable, route=nav_route,
                         speed_limit=speed_limit, goal=tuple(sc.goal),
                         path_free=path_is_free(ego, route, agents)))
                     cyc.update(supervisor=status.level, reasons=list(status.reasons),
@@ -311,7 +317,8 @@ def run_episode(scenario: str, seed: int, mode: str = "vision", duration: Option
         supervisor_events=[(float(s.stamp), r) for s in sup.events for r in s.reasons],
         planner_latency_s=timings["planner_s"],
         perception_latency_s=timings["perception_s"],
-        emergency_t=[c["t"] for c in rec.cycles if c.get("emergency")])
+        emergency_t=[c["t"] for c in rec.cycles if c.get("emergency")],
+        road_polygons=road_polygons)
     extra = {"scenario": scenario, "seed": seed, "mode": mode, "end_reason": end_reason,
              "cycles": rec.cycles, "render_s": timings["render_s"], "frames": frames,
              "supervisor_messages": [s.message for s in sup.events]}

@@ -82,3 +82,14 @@ def test_goal_time_comfort_and_latency_percentiles():
     assert m["planner_latency_p50_s"] == pytest.approx(0.025)
     assert m["perception_latency_p95_s"] == pytest.approx(0.05)
     assert m["duration_s"] == pytest.approx(10.0)
+
+
+def test_asphalt_beyond_the_lanes_is_on_the_road():
+    """The map's road outline (a junction corner, here a widened left side up to y = 5)
+    counts as drivable: the left drift stays on the road; the right drift still does not."""
+    from dataclasses import replace
+    widened = np.array([[-20.0, -1.75], [100.0, -1.75], [100.0, 5.0], [-20.0, 5.0]])
+    left = episode_metrics(replace(trace(drift(+1)), road_polygons=[widened]))
+    assert left["off_road_s"] == 0.0 and left["max_off_road_m"] == 0.0
+    right = episode_metrics(replace(trace(drift(-1)), road_polygons=[widened]))
+    assert right["max_off_road_m"] == pytest.approx(3.0 + 0.9 - 1.75, abs=0.02)

@@ -72,3 +72,22 @@ def test_lane_change_at_the_end_of_an_acceleration_lane_is_due_by_its_end():
     assert frame.ref_key[0] == 2
     # stations start at the reference's first point (the main lane's, x = -20): x = 120
     assert frame.route_deadline == pytest.approx(140.0, abs=0.5)
+
+
+def test_lane_change_later_in_the_route_waits_for_its_lane():
+    """An on-ramp: ramp (1) -> acceleration lane (2) -> main road (3, beside lane 2 and
+    to its left). On the ramp the reference is the ramp and the acceleration lane, not the
+    main road 7 m to the left (the ego cut across the verge towards it); on the
+    acceleration lane it is the main road, with the change due by the lane's end."""
+    ramp = Lane(1, np.column_stack([np.linspace(0, 60, 30), np.linspace(-20, -7, 30)]),
+                successors=[2])
+    accel = Lane(2, straight(60, 160, y=-7.0))
+    main = Lane(3, straight(0, 300, y=-3.5))
+    lanes = [ramp, accel, main]
+    on_ramp = EgoState(10.0, -17.83, math.atan2(13, 60), 12.0)
+    frame = build_road_frame(scene(lanes, [1, 2, 3], ego=on_ramp))
+    assert frame.ref_key[:2] == (1, 2) and abs(frame.ego_d) < 0.2
+    on_accel = EgoState(80.0, -7.0, 0.0, 12.0)
+    frame = build_road_frame(scene(lanes, [1, 2, 3], ego=on_accel))
+    assert frame.ref_key[0] == 3 and frame.ego_d == pytest.approx(-3.5, abs=0.05)
+    assert frame.route_deadline == pytest.approx(160.0, abs=1.0)
