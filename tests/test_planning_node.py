@@ -208,3 +208,16 @@ def test_auto_mode_drives_without_a_parking_goal(ros):
         out = stop(proc)
         h.node.destroy_node()
     assert "Traceback" not in out, out
+
+
+def test_route_path_conversion_keeps_order_and_heading_of_a_left_turn():
+    """points_to_path / path_to_points (the /planning/route message): a route turning LEFT
+    comes back in order, each pose heading to the next point."""
+    from autonomy_stack.ros.ros_conversions import path_to_points, points_to_path, quaternion_to_yaw
+    pts = np.array([[0.0, 0.0], [10.0, 0.0], [20.0, 0.0], [20.0, 10.0]])
+    msg = points_to_path(pts, 12.5, "odom")
+    assert msg.header.frame_id == "odom" and len(msg.poses) == 4
+    assert np.allclose(path_to_points(msg), pts)
+    yaws = [quaternion_to_yaw(p.pose.orientation) for p in msg.poses]
+    assert yaws[0] == pytest.approx(0.0) and yaws[2] == pytest.approx(math.pi / 2)
+    assert yaws[3] == pytest.approx(math.pi / 2)

@@ -31,8 +31,8 @@ def ros():
     rclpy.try_shutdown()
 
 
-def drivable_grid(ego_xy_yaw, stamp, s_end=1e9, res=0.5, extent=40.0):
-    """OccupancyGrid (base_link, simulator layout) of the road band |y_road| <= 1.75 that
+def drivable_grid(ego_xy_yaw, stamp, s_end=1e9, res=0.5, extent=40.0, half=LANE_HALF):
+    """OccupancyGrid (base_link, simulator layout) of the road band |y_road| <= `half` that
     ends at s_road = s_end."""
     from nav_msgs.msg import OccupancyGrid
 
@@ -42,7 +42,7 @@ def drivable_grid(ego_xy_yaw, stamp, s_end=1e9, res=0.5, extent=40.0):
     origin = (-extent / 2, -extent / 2)
     centres = occupancy_cell_centres((n, n), res, origin).reshape(-1, 2)
     road = to_frame(from_frame(centres, *ego_xy_yaw), *ROAD)
-    occ = np.where((np.abs(road[:, 1]) <= LANE_HALF) & (road[:, 0] <= s_end), 100, 0)
+    occ = np.where((np.abs(road[:, 1]) <= half) & (road[:, 0] <= s_end), 100, 0)
     occ = occ.astype(np.int8)
     g = OccupancyGrid()
     g.header.stamp, g.header.frame_id = stamp, "base_link"
@@ -73,6 +73,7 @@ class SupervisorHarness:
                                       self._on_status, STATE)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.s, self.y_road, self.drift, self.s_end = 0.0, 0.0, 0.0, 1e9
+        self.half = LANE_HALF
         self.s_at_error = None
         self.node.create_timer(0.05, self._tick)
 
@@ -108,7 +109,7 @@ class SupervisorHarness:
         now = self.node.get_clock().now().nanoseconds * 1e-9
         pose = (float(x), float(y), ROAD[2])
         self.odom_pub.publish(ego_to_odometry(EgoState(*pose, speed=5.0, stamp=now)))
-        self.grid_pub.publish(drivable_grid(pose, sec_to_stamp(now), self.s_end))
+        self.grid_pub.publish(drivable_grid(pose, sec_to_stamp(now), self.s_end, half=self.half))
 
 
 def test_drivable_grid_conversion_hot_front_left_quadrant():
@@ -206,6 +207,46 @@ def test_off_road_to_the_left_is_an_error_with_reason_and_figure(ros):
     assert "Traceback" not in out, out
     assert out.count("supervisor: ERROR off_road") == 2, out     # once per episode
     assert "new goal (" in out and ": new episode" in out
+
+
+@pytest.mark.timeout(60)
+def test_navigation_route_is_the_route_kept_to(ros):
+    """/planning/route (nav_msgs/Path, latched) along the road: the ego drifting LEFT on a
+    wide drivable area is stopped for leaving the route (off_route, 6 m), with the
+    figure. A route in another frame is dropped, counted and logged."""
+    from diagnostic_msgs.msg import DiagnosticStatus
+    from nav_msgs.msg import Path
+
+    from autonomy_stack.geometry import from_frame
+    from autonomy_stack.ros.qos import LATCHED
+    from autonomy_stack.ros.ros_conversions import points_to_path
+    proc = start_node("supervisor_node", name="supervisor", params_files=["supervisor.yaml"])
+    h = SupervisorHarness()
+    h.half = 30.0                                       # the whole raster drivable
+    route_pub = h.node.create_publisher(Path, "/planning/route", LATCHED)
+    try:
+        assert wait_for_subscribers(h.node, route_pub, 20.0), stop(proc)
+        route_pub.publish(points_to_path(np.zeros((3, 2)), 0.0, "map"))    # wrong frame
+        # (one at a time: the latched topic keeps only the last message)
+        assert spin_until(h.node, lambda: h.statuses and values(
+            h.statuses[-1]).get("dropped_route") == "1", 15.0), stop(proc)
+        road = from_frame(np.column_stack([np.arange(-20.0, 400.0, 2.0), np.zeros(210)]), *ROAD)
+        route_pub.publish(points_to_path(road, 0.0, "odom"))
+        assert spin_until(h.node, lambda: "route_deviation_m" in values(h.statuses[-1]),
+                          15.0), stop(proc)
+        assert all(s.level != DiagnosticStatus.ERROR for s in h.statuses)
+        h.drift = 2.0
+        assert spin_until(h.node, lambda: h.statuses[-1].level == DiagnosticStatus.ERROR,
+                          15.0), stop(proc)
+        st = h.statuses[-1]
+        assert "off_route" in st.message and "from the route (limit 6.00 m)" in st.message
+        assert 5.8 < h.y_road < 7.5                        # it fired 6 m left of the route
+        assert float(values(st)["route_deviation_m"]) > 6.0
+    finally:
+        out = stop(proc)
+        h.node.destroy_node()
+    assert "Traceback" not in out, out
+    assert "route dropped: frame 'map'" in out, out
 
 
 class ControlHarness:

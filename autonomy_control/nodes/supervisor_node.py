@@ -3,8 +3,10 @@
 goal_passed).
 
 Inputs: /odom, /perception/bev/drivable (OccupancyGrid; frame `odom`, or the ego frame
-`base_link` located by the odometry at the grid's stamp), /planning/path (the route the car
-should follow), /planning/goal, /perception/objects (odom or base_link; for "path free").
+`base_link` located by the odometry at the grid's stamp), /planning/route (nav_msgs/Path,
+latched: the navigation route the car must keep to; without one, the planned path
+/planning/path stands for it), /planning/path (where "path free" looks), /planning/goal,
+/perception/objects (odom or base_link; for "path free").
 Outputs: /supervisor/status (DiagnosticStatus "supervisor": level, message naming every
 reason with its value and limit, values with the figures) at `rate_hz` and on every
 change; /diagnostics (the same status) at `diagnostics_rate_hz` and on every change.
@@ -33,7 +35,7 @@ from autonomy_stack.geometry import arc_length, from_frame, project_to_polyline
 from autonomy_stack.params import ParamSpec, declare_parameters, spec_from_field
 from autonomy_stack.ros.node_runtime import run_node
 from autonomy_stack.ros.qos import LATCHED, OUTPUTS, STATE
-from autonomy_stack.ros.ros_conversions import (msg_to_object, odometry_to_ego,
+from autonomy_stack.ros.ros_conversions import (msg_to_object, odometry_to_ego, path_to_points,
                                                 quaternion_to_yaw, sec_to_stamp, stamp_to_sec)
 from autonomy_vehicle.vehicle_model import VehicleParams
 
@@ -117,10 +119,12 @@ class SupervisorNode(Node):
         self.poses: deque = deque(maxlen=400)            # (t, x, y, yaw) of /odom
         self.ego = None
         self.drivable: Optional[Tuple[float, DrivableArea]] = None   # (stamp, area)
-        self.route: Optional[Tuple[float, np.ndarray]] = None
+        self.route: Optional[Tuple[float, np.ndarray]] = None     # the planned path
+        self.nav_route: Optional[np.ndarray] = None                # /planning/route (odom)
         self.goal: Optional[Tuple[float, float, float]] = None
         self.objects: Optional[Tuple[float, list]] = None
-        self.dropped = {"drivable": 0, "path": 0, "goal": 0, "objects": 0, "odom": 0}
+        self.dropped = {"drivable": 0, "path": 0, "goal": 0, "objects": 0, "odom": 0,
+                        "route": 0}
         self.events_logged = 0
         self.last_key = None
         self.last_diag = -1e18
@@ -131,6 +135,7 @@ class SupervisorNode(Node):
                                  OUTPUTS)
         self.create_subscription(Path, "/planning/path", self.on_path, OUTPUTS)
         self.create_subscription(PoseStamped, "/planning/goal", self.on_goal, LATCHED)
+        self.create_subscription(Path, "/planning/route", self.on_nav_route, LATCHED)
         self.create_subscription(ObjectArray, "/perception/objects", self.on_objects, OUTPUTS)
         self.create_timer(1.0 / p["rate_hz"], self.on_timer)
         self.get_logger().info(f"supervisor: checks at {p['rate_hz']:.0f} Hz, body "
@@ -198,6 +203,16 @@ class SupervisorNode(Node):
             return
         self.route = (stamp_to_sec(msg.header.stamp), pts if len(pts) >= 2 else None)
 
+    def on_nav_route(self, msg) -> None:
+        if msg.header.frame_id != self.p["odom_frame"]:
+            self._drop("route", f"frame '{msg.header.frame_id}' is not {self.p['odom_frame']}")
+            return
+        pts = path_to_points(msg)
+        if len(pts) < 2 or not np.all(np.isfinite(pts)):
+            self._drop("route", f"{len(pts)} points or not finite")
+            return
+        self.nav_route = pts
+
     def on_goal(self, msg) -> None:
         q = msg.pose
         g = (q.position.x, q.position.y, quaternion_to_yaw(q.orientation))
@@ -243,12 +258,15 @@ class SupervisorNode(Node):
             return
         ego = self.ego
         drivable = self.fresh(self.drivable, ego.stamp)
-        route = usable_route(self.fresh(self.route, ego.stamp), ego)
+        path = usable_route(self.fresh(self.route, ego.stamp), ego)
+        # the route the car must keep to: the navigation route when one is given (the planned
+        # path follows the car's own mistakes), else the planned path
+        route = self.nav_route if self.nav_route is not None else path
         objects = self.fresh(self.objects, ego.stamp)
         limit = self.p["speed_limit"] if self.p["speed_limit"] > 0 else None
         # without a fresh object list the path is not known to be free: no_progress waits
         free = objects is not None and path_is_free(
-            ego, route, objects, self.p["path_free_lookahead"], self.p["path_free_half_width"])
+            ego, path, objects, self.p["path_free_lookahead"], self.p["path_free_half_width"])
         st = self.sup.update(SupervisorInputs(
             stamp=ego.stamp, ego=ego, body=self.body, drivable=drivable, route=route,
             speed_limit=limit, goal=self.goal, path_free=free))

@@ -1,4 +1,5 @@
-"""Planning node: /perception/objects + /perception/road + /odom + /planning/goal ->
+"""Planning node: /perception/objects + /perception/road + /odom + /planning/goal (+ the
+navigation route /planning/route, nav_msgs/Path, optional) ->
 /planning/trajectory (Trajectory), /planning/agent_futures (AgentFutureArray),
 /planning/path (nav_msgs/Path), /planning/corridor (Corridor), /planning/markers
 (MarkerArray: chosen maneuver, corridor, the others' futures coloured by probability)
@@ -17,6 +18,8 @@ the node publish a safe stop trajectory (straight ahead, jerk-limited `safe_stop
 and an ERROR diagnostic naming the input; the bad message is dropped and counted. Without
 any odometry yet nothing can be planned: only the diagnostic is published. Without a goal
 the ego follows its lane (`require_goal: true` makes a missing goal a stop instead).
+The navigation route says which way to go where the perceived lanes end or branch
+(turns, junctions: `PlanningScene.nav_route`); without it the ego goes straight on there.
 
 Parameters: the ones that configure the planning core are declared from the core's
 dataclass fields (`CORE_PARAMS`: default, type, range and description are written once,
@@ -65,6 +68,7 @@ from autonomy_stack.params import ParameterError
 from autonomy_stack.ros.qos import LATCHED, OUTPUTS, STATE
 from autonomy_stack.ros.ros_conversions import (ego_state_is_finite, msg_to_object,
                                                 msgs_to_vector_space, odometry_to_ego,
+                                                path_to_points,
                                                 quaternion_to_yaw, sec_to_stamp, stamp_to_sec,
                                                 trajectory_to_msg,
                                                 yaw_to_quaternion)
@@ -185,6 +189,7 @@ class PlanningNode(Node):
         self.create_subscription(Odometry, "/odom", self.on_odom, STATE)
         # the goal is published once (latched) or repeatedly: accept both
         self.create_subscription(PoseStamped, "/planning/goal", self.on_goal, LATCHED)
+        self.create_subscription(Path, "/planning/route", self.on_route, LATCHED)
         # objects, road and odometry of one stamp are paired before planning: the executor's
         # order of three topics differs from run to run (lockstep runs drifted apart)
         self.sync = PlanInputSync(self.p["input_wait_s"], self.p["sync_road"])
@@ -197,10 +202,11 @@ class PlanningNode(Node):
         self.objects = self.road = self.ego = None
         self.t_objects = self.t_road = self.t_odom = None
         self.goal = None
+        self.nav_route = None            # (N,2) odom, /planning/route
         self.static_tracker = StaticObjectTracker()
         self.road_memory = RoadMemory(self.p["road_hold_s"])
         self.lanes, self.boundaries, self.road_key = [], [], None
-        self.dropped = {"objects": 0, "road": 0, "odom": 0, "goal": 0}
+        self.dropped = {"objects": 0, "road": 0, "odom": 0, "goal": 0, "route": 0}
         self.counters = {"cycles": 0, "safe_stops": 0, "plan_errors": 0, "late_frames": 0}
         self.last_result = None
         self.last_cycle_ms = 0.0
@@ -217,7 +223,8 @@ class PlanningNode(Node):
 
     def _drop(self, name: str, why: str) -> None:
         self.dropped[name] += 1
-        self.get_logger().error(f"/{'planning/goal' if name == 'goal' else name} dropped: {why}",
+        topic = f"planning/{name}" if name in ("goal", "route") else name
+        self.get_logger().error(f"/{topic} dropped: {why}",
                                 throttle_duration_sec=1.0)
 
     def on_objects(self, msg) -> None:
@@ -312,6 +319,17 @@ class PlanningNode(Node):
             return self._drop("goal", f"frame '{msg.header.frame_id}' is not '{self.p['frame_id']}'")
         self.goal = Goal(p.x, p.y, yaw, tolerance=self.p["goal_tolerance"])
 
+    def on_route(self, msg) -> None:
+        if msg.header.frame_id != self.p["frame_id"]:
+            return self._drop("route", f"frame '{msg.header.frame_id}' is not '{self.p['frame_id']}'")
+        pts = path_to_points(msg)
+        if len(pts) < 2 or not np.all(np.isfinite(pts)):
+            return self._drop("route", f"{len(pts)} points or not finite")
+        if self.nav_route is None or len(pts) != len(self.nav_route):
+            self.get_logger().info(f"planning: navigation route of {len(pts)} points, "
+                                   f"{float(np.hypot(*np.diff(pts, axis=0).T).sum()):.0f} m")
+        self.nav_route = pts
+
     # ------------------------------------------------------------------ cycle
     def _stale(self, now: float):
         problems = []
@@ -367,7 +385,7 @@ class PlanningNode(Node):
                 scene = PlanningScene(stamp=stamp, ego=ego, agents=list(self.objects),
                                       lanes=self.lanes, boundaries=self.boundaries,
                                       goal=self.goal, speed_limit=self.p["speed_limit"],
-                                      frame_id=self.p["frame_id"])
+                                      frame_id=self.p["frame_id"], nav_route=self.nav_route)
                 result = self.impl.plan(scene)
                 self.last_result = result
                 self._planned_stamp = frame_stamp

@@ -7,7 +7,8 @@
        /tf_static (base_link->camera_<cam>, this vehicle's own mounting error),
        /cameras/<cam>/image_raw + camera_info (camera_rate), /ground_truth/ego,
        /ground_truth/objects (odom), /ground_truth/road (odom), /ground_truth/bev/<layer>
-       (base_link), /planning/goal (the scenario's goal), /diagnostics.
+       (base_link), /planning/goal (the scenario's goal), /planning/route (nav_msgs/Path:
+       the scenario's route, as a navigation map gives it), /diagnostics.
 
 Control: a command older than `command_timeout` (or none yet) -> the autopilot drives if
 `autopilot` is true, else the ego brakes to a stop. Bad input (non-finite command) is
@@ -51,7 +52,7 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import PoseStamped, TransformStamped
-from nav_msgs.msg import OccupancyGrid, Odometry
+from nav_msgs.msg import OccupancyGrid, Odometry, Path
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image, Imu
 from std_msgs.msg import Empty
@@ -234,6 +235,7 @@ class SimulatorNode(Node):
         self.pub_bev = {k: self.create_publisher(OccupancyGrid, f"/ground_truth/bev/{k}", OUTPUTS)
                         for k in lab.LAYERS}
         self.pub_goal = self.create_publisher(PoseStamped, "/planning/goal", LATCHED)
+        self.pub_route = self.create_publisher(Path, "/planning/route", LATCHED)
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.pub_img, self.pub_info = {}, {}
         if self.cams is not None:
@@ -467,6 +469,8 @@ class SimulatorNode(Node):
             g.pose.position.x, g.pose.position.y = float(sim.goal[0]), float(sim.goal[1])
             g.pose.orientation = rc.yaw_to_quaternion(float(sim.goal[2]))
             self.pub_goal.publish(g)
+        if self.sc.route_path is not None and len(self.sc.route_path) >= 2:
+            self.pub_route.publish(rc.points_to_path(self.sc.route_path, self.now(), "odom"))
 
     def _publish_diagnostics(self):
         level, msg = DiagnosticStatus.WARN if self.rejected else DiagnosticStatus.OK, ""

@@ -255,3 +255,29 @@ def ego_to_odometry(e: vs.EgoState, frame_id: str = "odom", child_frame_id: str 
 
 def ego_state_is_finite(e: vs.EgoState) -> bool:
     return all(math.isfinite(v) for v in (e.x, e.y, e.yaw, e.speed, e.yaw_rate))
+
+
+# ---------------------------------------------------------------- paths
+def points_to_path(points: np.ndarray, stamp: float, frame_id: str = "odom"):
+    """(N,2) polyline -> nav_msgs/Path (poses along it, heading to the next point)."""
+    # lazy: ROS messages only on this path
+    from geometry_msgs.msg import PoseStamped
+    from nav_msgs.msg import Path
+    pts = np.asarray(points, dtype=float)[:, :2]
+    path = Path()
+    path.header.stamp, path.header.frame_id = sec_to_stamp(stamp), frame_id
+    heading = np.arctan2(*np.diff(pts, axis=0).T[::-1]) if len(pts) >= 2 else np.zeros(1)
+    heading = np.append(heading, heading[-1]) if len(pts) >= 2 else np.zeros(len(pts))
+    for (x, y), h in zip(pts, heading):
+        ps = PoseStamped()
+        ps.header = path.header
+        ps.pose.position.x, ps.pose.position.y = float(x), float(y)
+        ps.pose.orientation = yaw_to_quaternion(float(h))
+        path.poses.append(ps)
+    return path
+
+
+def path_to_points(msg) -> np.ndarray:
+    """nav_msgs/Path -> (N,2) polyline (x, y of its poses)."""
+    return np.array([[ps.pose.position.x, ps.pose.position.y] for ps in msg.poses],
+                    dtype=float).reshape(-1, 2)
