@@ -45,10 +45,16 @@ def _inside_kept(o: ObjectState, kept: List[ObjectState]) -> bool:
 
 
 def decode_objects(out: Dict[str, np.ndarray], grid: BEVGrid, classes: Sequence[str],
-                   score_threshold: float = 0.5, max_objects: int = 100) -> List[ObjectState]:
+                   score_threshold: float = 0.5, max_objects: int = 100,
+                   edge_margin_m: float = 0.0) -> List[ObjectState]:
     """Per-frame numpy rasters (as returned by InferenceEngine.step) -> ego-frame objects,
     highest score first (ids are 0; the tracker assigns them); 3x3 peak NMS, then circle
-    NMS on the decoded boxes."""
+    NMS on the decoded boxes. Objects whose centre lies within `edge_margin_m` of the
+    grid's front or rear end are dropped: the network puts cars it sees beyond the grid
+    onto its last rows (measured, 4 catalogue scenes: detections 23-24 m ahead on a 24 m
+    grid were 5.1 m from the nearest true object at the median; a parked car 36 m ahead
+    sat at a constant 22.8 m, moving with the ego, and held the ego behind it as a lead
+    car, on the highway at 12-16 m/s instead of 20-25)."""
     obj = out["obj"]
     peaks = (obj >= _maxpool3(obj) - 1e-7) & (obj >= score_threshold)
     rr, cc = np.nonzero(peaks)
@@ -57,6 +63,9 @@ def decode_objects(out: Dict[str, np.ndarray], grid: BEVGrid, classes: Sequence[
     for r, c in zip(rr[order], cc[order]):
         centre = grid.cell_centre(r, c)
         x, y = centre + out["offset"][:, r, c]
+        if edge_margin_m > 0.0 and not (grid.x_range[0] + edge_margin_m <= x
+                                        <= grid.x_range[1] - edge_margin_m):
+            continue
         l, w, h = np.exp(np.clip(out["size"][:, r, c], -3, 4))
         yaw = math.atan2(float(out["heading"][0, r, c]), float(out["heading"][1, r, c]))
         vx, vy = (float(v) for v in out["vel"][:, r, c])
@@ -222,8 +231,10 @@ class PostProcessor:
 
     def __init__(self, cfg: Dict, score_threshold: float = 0.5, seg_threshold: float = 0.5,
                  track: bool = True, keep_threshold: Optional[float] = None,
-                 coast_frames: int = 0, static_coast_frames: int = 0):
+                 coast_frames: int = 0, static_coast_frames: int = 0,
+                 edge_margin_m: float = 0.0):
         self.grid = BEVGrid.from_config(cfg)
+        self.edge_margin_m = edge_margin_m
         heads = cfg["heads"]
         self.det_classes = heads["detection"]["classes"] if "detection" in heads else []
         self.seg_classes = heads["segmentation"]["classes"] if "segmentation" in heads else []
@@ -238,10 +249,11 @@ class PostProcessor:
     @classmethod
     def from_node_params(cls, cfg: Dict, params: Dict) -> "PostProcessor":
         """The perception node's post-processing from its parameters (`score_threshold`,
-        `keep_threshold`, `coast_frames`, `static_coast_frames`; config/perception.yaml): the one place the node,
+        `keep_threshold`, `coast_frames`, `static_coast_frames`, `edge_margin_m`;
+        config/perception.yaml): the one place the node,
         the offline agreement re-run and the in-process closed loop build it."""
         kw = {k: params[k] for k in ("score_threshold", "keep_threshold", "coast_frames",
-                                     "static_coast_frames") if k in params}
+                                     "static_coast_frames", "edge_margin_m") if k in params}
         return cls(cfg, **kw)
 
     def reset(self):
@@ -251,8 +263,8 @@ class PostProcessor:
 
     def process(self, out: Dict[str, np.ndarray], stamp: float, frame_id: str = "base_link",
                 ego: Optional[EgoState] = None) -> VectorSpace:
-        objs = decode_objects(out, self.grid, self.det_classes, self.decode_threshold) \
-            if "obj" in out else []
+        objs = decode_objects(out, self.grid, self.det_classes, self.decode_threshold,
+                              edge_margin_m=self.edge_margin_m) if "obj" in out else []
         if self.tracker is not None:
             dt = 0.0 if self.last_stamp is None else max(0.0, stamp - self.last_stamp)
             if ego is not None:   # track in odom, report in the ego frame

@@ -379,30 +379,40 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
 
 
 NAV_LANE_TOLERANCE = 2.0   # m: a perceived lane further than this from the navigation route left it
-NAV_JOIN_GAP = 6.0         # m along the route from a lane's last point to where the route takes over
+NAV_JOIN_GAP = 2.0         # m along the route from a lane's last point to where the route takes over
+NAV_BLEND = 40.0           # m over which the route's offset from the lane's end fades out
 
 
 def nav_reference(nav: np.ndarray, ego: EgoState, lane_pts: Optional[np.ndarray] = None
                   ) -> np.ndarray:
     """The reference polyline from the navigation route `nav` (Nx2, odom): the perceived
-    lane centreline `lane_pts` up to where it leaves the route (NAV_LANE_TOLERANCE m), then
-    the route from NAV_JOIN_GAP m further on; without a lane, the route from 10 m behind
-    the ego. Resampled at 1 m and smoothed over 5 m, so the join has no kink."""
+    lane centreline `lane_pts` up to where it leaves the route (NAV_LANE_TOLERANCE m),
+    then the route, shifted sideways by the lane end's offset from it and fading to the
+    route itself over NAV_BLEND m (a road-level route is not where the lane is: a direct
+    join bent the reference 1-2 m within a few metres, whose curvature capped the speed
+    at 6 m/s on the highway); without a lane, the route from 10 m behind the ego.
+    Resampled at 1 m and smoothed over 5 m."""
     nav = resample_polyline(nav, 1.0, min_segment=MIN_SEGMENT)
     path = ReferencePath(nav, ds=1.0, extend_before=0.0, extend_after=0.0)
     s_e = float(path.project([[ego.x, ego.y]])[0][0])
-    start = s_e - 10.0
+    start, shift = s_e - 10.0, 0.0
     head = np.zeros((0, 2))
     if lane_pts is not None and len(lane_pts) >= 2:
         lane = resample_polyline(np.asarray(lane_pts, float)[:, :2], 1.0, min_segment=MIN_SEGMENT)
         s_l, d_l = path.project(lane)
         far = np.flatnonzero((np.abs(d_l) > NAV_LANE_TOLERANCE) & (s_l > s_e - 5.0))
-        keep = lane[: far[0]] if len(far) else lane
-        keep = keep[path.project(keep)[0] >= s_e - 10.0] if len(keep) else keep
+        keep = np.arange(far[0] if len(far) else len(lane))
+        keep = keep[s_l[keep] >= s_e - 10.0]
         if len(keep) >= 2:
-            head = keep
-            start = float(path.project(keep[-1:])[0][0]) + NAV_JOIN_GAP
-    tail = nav[arc_length(nav) >= start]
+            head = lane[keep]
+            start, shift = float(s_l[keep[-1]]) + NAV_JOIN_GAP, float(d_l[keep[-1]])
+    s_nav = arc_length(nav)
+    m = s_nav >= start
+    tail = nav[m]
+    if len(tail) and shift != 0.0:
+        h = path.heading_at(s_nav[m])
+        w = shift * np.clip(1.0 - (s_nav[m] - start) / NAV_BLEND, 0.0, 1.0)
+        tail = tail + np.column_stack([-np.sin(h) * w, np.cos(h) * w])
     pts = np.vstack([head, tail]) if len(tail) else head
     if len(pts) < 2:
         pts = nav[-2:]

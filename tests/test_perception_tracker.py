@@ -122,3 +122,15 @@ def test_speed_comes_from_the_track_positions_in_a_fixed_frame():
     for k in range(12):
         out2 = tr2.update([car(30.0, -2.4, 0.5, speed=7.0)], 0.1)
     assert out2[0].speed == 7.0
+
+
+def test_objects_at_the_grid_front_end_are_dropped_not_the_ones_inside():
+    """A car decoded 23 m ahead on the 24 m grid (where the network piles cars it sees
+    beyond the grid) is dropped with edge_margin_m = 2; one 20 m ahead and one 5 m behind
+    on the left stay; without the margin all three are kept."""
+    cars = [car(23.0, -1.0, 1.0), car(20.0, 1.5, 1.0), car(-5.0, 3.0, 1.0)]
+    pp = PostProcessor(CFG, score_threshold=0.3, edge_margin_m=2.0, track=False)
+    kept = pp.process(_rasters(cars, [0.6, 0.6, 0.6]), stamp=0.0).objects
+    assert sorted((round(o.x), round(o.y)) for o in kept) == [(-5, 3), (20, 2)]
+    plain = PostProcessor(CFG, score_threshold=0.3, track=False)
+    assert len(plain.process(_rasters(cars, [0.6, 0.6, 0.6]), stamp=0.0).objects) == 3

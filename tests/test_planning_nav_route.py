@@ -55,3 +55,17 @@ def test_planner_turns_left_at_the_end_of_the_perceived_lane():
     res = Planner().plan(PlanningScene(0.0, ego, [], [lane], [], goal=goal,
                                        nav_route=left_turn_route()))
     assert res.trajectory.y[-1] > res.trajectory.y[0] + 1.0    # heading into the left turn
+
+
+def test_lane_offset_from_the_route_fades_out_without_a_kink():
+    """A road-level route 1.5 m to the RIGHT of the perceived lane (y = 0 vs 1.5): after the
+    lane's end the reference keeps the lane's offset and fades to the route over 40 m; a
+    direct join bent it 1.5 m within 6 m (curvature ~0.1 1/m: 4.5 m/s at 2 m/s^2)."""
+    from autonomy_planning.path import ReferencePath
+    route = np.column_stack([np.arange(0.0, 200.0, 1.0), np.zeros(200)])
+    lane = np.column_stack([np.arange(0.0, 40.0, 1.0), np.full(40, 1.5)])
+    ref = nav_reference(route, EgoState(5.0, 1.5, 0.0, 20.0), lane)
+    assert abs(np.interp(41.0, ref[:, 0], ref[:, 1]) - 1.5) < 0.1      # offset kept at the join
+    assert abs(np.interp(120.0, ref[:, 0], ref[:, 1])) < 0.05          # back on the route
+    kappa = ReferencePath(ref, extend_before=0.0, extend_after=0.0).curvature
+    assert np.abs(kappa).max() < 0.01

@@ -70,6 +70,9 @@ PARAMS = [
     ParamSpec("static_coast_frames", 30, "frames a missed track of a static class (cone, pole, "
               "barrier; seen in 3+ frames) is still published, in odom: the network loses small "
               "static objects close to the car", min=0, max=300),
+    ParamSpec("edge_margin_m", 2.0, "m: objects decoded this close to the BEV grid's front or "
+              "rear end are dropped (the network piles cars beyond the grid onto its last rows)",
+              min=0.0, max=20.0),
     ParamSpec("publish_bev", True, "publish the BEV rasters as OccupancyGrid"),
     ParamSpec("publish_markers", True, "publish RViz markers"),
     ParamSpec("diagnostics_period_s", 1.0, "seconds between /diagnostics", min=0.05, max=60.0),
