@@ -49,6 +49,9 @@ class Lane:
     # around an obstacle, never changed into as a lane
     oncoming: bool = False
     stop_line_s: Optional[float] = None   # arc length of a stop line (must stop there)
+    # the lane goes on beyond its last point (a perceived lane ends where perception's range
+    # does): its end is no deadline to be back in it (a map lane's end is: it merges)
+    open_end: bool = False
 
 
 @dataclass
@@ -168,7 +171,8 @@ def lanes_from_road_lines(lines: Sequence[RoadLine], ego: Optional[EgoState] = N
                 onc = any(min(lane_mid, ego_d) < yd < max(lane_mid, ego_d) for yd in yellow)
             if onc:
                 centre = centre[::-1]
-            lanes.append(Lane(id=len(lanes) + 1, centerline=centre, width=w, oncoming=onc))
+            lanes.append(Lane(id=len(lanes) + 1, centerline=centre, width=w, oncoming=onc,
+                              open_end=True))
     return lanes
 
 
@@ -351,7 +355,11 @@ def build_road_frame(scene: PlanningScene, paths: Optional[Dict] = None,
     deadline = np.inf
     if route:
         end_of = by_id[leave] if leave in by_id else by_id[route[0]]
-        deadline = float(ref.project([end_of.centerline[-1]])[0][0])
+        # (measured: with the end of a perceived lane 20-30 m ahead as the deadline, a nudge
+        # past a row of parked cars had to be back in the lane before the row ended, and the
+        # ego stopped behind it)
+        if leave in by_id or not end_of.open_end:
+            deadline = float(ref.project([end_of.centerline[-1]])[0][0])
     goal_station = np.inf
     if scene.goal is not None:
         gs, gd = ref.project([[scene.goal.x, scene.goal.y]])

@@ -69,3 +69,34 @@ def test_lane_offset_from_the_route_fades_out_without_a_kink():
     assert abs(np.interp(120.0, ref[:, 0], ref[:, 1])) < 0.05          # back on the route
     kappa = ReferencePath(ref, extend_before=0.0, extend_after=0.0).curvature
     assert np.abs(kappa).max() < 0.01
+
+
+def test_a_row_of_parked_cars_past_the_end_of_the_perceived_lane_is_passed():
+    """Perceived road (two edges 7 m apart, seen to x = 30) with parked cars on the RIGHT
+    at x = 22, 28 and 34: the perceived lane ends at 30 m, but only because perception
+    sees no further (Lane.open_end), so its end is no deadline to be back in it; the ego
+    nudges LEFT and drives on. With the end taken as a deadline (the old behaviour) the
+    nudge had to end before the row did, and the ego stopped behind it."""
+    import dataclasses
+
+    from autonomy_planning.scene import road_from_lines
+    from autonomy_stack.vector_space import LineType, ObjectClass, ObjectState, RoadLine
+    x = np.arange(0.0, 31.0, 1.0)
+    lines = [RoadLine(1, LineType.ROAD_EDGE, np.column_stack([x, np.full_like(x, 3.5)])),
+             RoadLine(2, LineType.ROAD_EDGE, np.column_stack([x, np.full_like(x, -3.5)]))]
+    ego = EgoState(5.0, -1.75, 0.0, 5.0)
+    lanes, bounds = road_from_lines(lines, ego, 8.3)
+    assert all(l.open_end for l in lanes)
+    parked = [ObjectState(i, ObjectClass.CAR, px, -2.4, 0.0, 4.5, 1.8, 1.5, is_static=True)
+              for i, px in enumerate((22.0, 28.0, 34.0))]
+    route = np.column_stack([np.arange(0.0, 200.0, 1.0), np.full(200, -1.75)])
+    scene = PlanningScene(0.0, ego, parked, lanes, bounds, goal=Goal(150.0, -1.75),
+                          speed_limit=8.3, nav_route=route)
+    res = Planner().plan(scene)
+    tr = res.trajectory
+    assert tr.speed[-1] > 2.0 and tr.x[-1] > 40.0, res.maneuver
+    beside = (tr.x > 22.0) & (tr.x < 36.0)
+    assert np.all(tr.y[beside] > -1.0)                          # passed on the left
+    closed = [dataclasses.replace(l, open_end=False) for l in lanes]
+    stuck = Planner().plan(dataclasses.replace(scene, lanes=closed)).trajectory
+    assert stuck.x[-1] < 25.0
