@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -134,11 +134,9 @@ class Tracker:
         vx, vy = fit_velocity(h[:, 0], h[:, 1:])
         return vx * math.cos(yaw) + vy * math.sin(yaw)
 
-    def update(self, dets: List[ObjectState], dt: float, fixed_frame: bool = False,
-               birth: Optional[Sequence[float]] = None) -> List[ObjectState]:
+    def update(self, dets: List[ObjectState], dt: float, fixed_frame: bool = False) -> List[ObjectState]:
         """dets in a fixed frame (`fixed_frame`: speeds from the track's positions) or the
-        ego frame; `birth`: per detection, the score that starts a track (default
-        `birth_score` for all); returns the objects to publish."""
+        ego frame; returns the objects to publish."""
         self.t += dt
         pred = {i: (t["obj"].x + t["obj"].vx * dt, t["obj"].y + t["obj"].vy * dt)
                 for i, t in self.tracks.items()}
@@ -160,7 +158,7 @@ class Tracker:
         for di, d in enumerate(dets):
             if di in used_d:
                 kept.append(d)
-            elif d.score >= (self.birth_score if birth is None else birth[di]):
+            elif d.score >= self.birth_score:
                 d.id = self.next_id
                 self.next_id += 1
                 kept.append(d)
@@ -234,22 +232,16 @@ class PostProcessor:
     def __init__(self, cfg: Dict, score_threshold: float = 0.5, seg_threshold: float = 0.5,
                  track: bool = True, keep_threshold: Optional[float] = None,
                  coast_frames: int = 0, static_coast_frames: int = 0,
-                 edge_margin_m: float = 0.0, near_score_threshold: Optional[float] = None,
-                 near_zone_m: Tuple[float, float] = (12.0, 2.5)):
+                 edge_margin_m: float = 0.0):
         self.grid = BEVGrid.from_config(cfg)
         self.edge_margin_m = edge_margin_m
-        # a lower score starts a track right ahead of the car (x in [0, near_zone_m[0]],
-        # |y| <= near_zone_m[1], base_link): see `process`
-        self.near_score_threshold = score_threshold if near_score_threshold is None \
-            else min(near_score_threshold, score_threshold)
-        self.near_zone_m = tuple(near_zone_m)
         heads = cfg["heads"]
         self.det_classes = heads["detection"]["classes"] if "detection" in heads else []
         self.seg_classes = heads["segmentation"]["classes"] if "segmentation" in heads else []
         self.score_threshold, self.seg_threshold = score_threshold, seg_threshold
         keep = score_threshold if keep_threshold is None else min(keep_threshold, score_threshold)
         # without a tracker nothing can be continued: decode at the birth threshold only
-        self.decode_threshold = min(keep, self.near_score_threshold) if track else score_threshold
+        self.decode_threshold = keep if track else score_threshold
         self.tracker = Tracker(birth_score=score_threshold, coast_frames=coast_frames,
                                static_coast_frames=static_coast_frames) if track else None
         self.last_stamp: Optional[float] = None
@@ -261,10 +253,7 @@ class PostProcessor:
         config/perception.yaml): the one place the node,
         the offline agreement re-run and the in-process closed loop build it."""
         kw = {k: params[k] for k in ("score_threshold", "keep_threshold", "coast_frames",
-                                     "static_coast_frames", "edge_margin_m",
-                                     "near_score_threshold") if k in params}
-        if "near_zone_length_m" in params and "near_zone_half_width_m" in params:
-            kw["near_zone_m"] = (params["near_zone_length_m"], params["near_zone_half_width_m"])
+                                     "static_coast_frames", "edge_margin_m") if k in params}
         return cls(cfg, **kw)
 
     def reset(self):
@@ -278,18 +267,15 @@ class PostProcessor:
                               edge_margin_m=self.edge_margin_m) if "obj" in out else []
         if self.tracker is not None:
             dt = 0.0 if self.last_stamp is None else max(0.0, stamp - self.last_stamp)
-            zx, zy = self.near_zone_m
-            birth = [self.near_score_threshold if 0.0 <= o.x <= zx and abs(o.y) <= zy
-                     else self.score_threshold for o in objs]
             if ego is not None:   # track in odom, report in the ego frame
                 c, s = math.cos(ego.yaw), math.sin(ego.yaw)
                 world = [replace(o, x=ego.x + c * o.x - s * o.y, y=ego.y + s * o.x + c * o.y,
                                  yaw=o.yaw + ego.yaw) for o in objs]
                 objs = [replace(w, x=c * (w.x - ego.x) + s * (w.y - ego.y),
                                 y=-s * (w.x - ego.x) + c * (w.y - ego.y), yaw=w.yaw - ego.yaw)
-                        for w in self.tracker.update(world, dt, fixed_frame=True, birth=birth)]
+                        for w in self.tracker.update(world, dt, fixed_frame=True)]
             else:
-                objs = self.tracker.update(objs, dt, birth=birth)
+                objs = self.tracker.update(objs, dt)
         self.last_stamp = stamp
         lines: List[RoadLine] = []
         drivable = None

@@ -135,16 +135,3 @@ def test_objects_at_the_grid_front_end_are_dropped_not_the_ones_inside():
     plain = PostProcessor(CFG, score_threshold=0.3, track=False)
     assert len(plain.process(_rasters(cars, [0.6, 0.6, 0.6]), stamp=0.0).objects) == 3
 
-
-def test_a_weak_detection_right_ahead_starts_a_track_one_beside_does_not():
-    """near_score_threshold 0.15 in the zone 12 m ahead x 2.5 m each side (base_link): a
-    car 8 m ahead, 1 m LEFT, scored 0.2 starts a track; the same score 8 m ahead but 5 m to
-    the left, or 8 m behind, does not (score_threshold 0.3 there)."""
-    pp = PostProcessor(CFG, score_threshold=0.3, keep_threshold=0.18,
-                       near_score_threshold=0.15, near_zone_m=(12.0, 2.5))
-    ego = EgoState(50.0, -20.0, 1.0, 5.0)
-    cars = [car(8.0, 1.0, 1.0), car(8.0, 5.0, 1.0), car(-8.0, 0.0, 1.0)]
-    kept = pp.process(_rasters(cars, [0.2, 0.2, 0.2]), stamp=0.0, ego=ego).objects
-    assert [(round(o.x), round(o.y)) for o in kept] == [(8, 1)]
-    plain = PostProcessor(CFG, score_threshold=0.3, keep_threshold=0.18)
-    assert plain.process(_rasters(cars, [0.2, 0.2, 0.2]), stamp=0.0, ego=ego).objects == []
